@@ -1,0 +1,122 @@
+"""Adapter for alembic-cleandb: the only place that knows its API. Fix here when it changes.
+
+- install: ``Operations(MigrationContext.configure(conn)).install_clean_tracking()`` + commit
+- drop:    ``Operations(...).drop_clean_tracking()`` + commit
+- reset:   PostgreSQL ``SELECT cleandb_truncate()``, MariaDB ``CALL cleandb_truncate()``
+           (raw DBAPI connection), SQLite ``alembic_cleandb.clean(dbapi_connection)``
+- pytest:  pytest11 entry point ``alembic_cleandb.pytest_plugin`` configured by the ini
+           option ``cleandb_urls``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from typing import Any
+
+import sqlalchemy as sa
+
+REPO_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+
+_state: dict[str, Any] = {}
+
+
+def load() -> tuple[Any | None, str]:
+    """Import alembic_cleandb; returns (module or None, a one-line note)."""
+    if "mod" in _state:
+        return _state["mod"], _state["note"]
+    mod, note = None, ""
+    try:
+        mod = importlib.import_module("alembic_cleandb")
+        note = "installed"
+    except Exception as exc:  # not installed yet, or half-written
+        first = "%s: %s" % (type(exc).__name__, exc)
+        if REPO_SRC not in sys.path and os.path.isdir(os.path.join(REPO_SRC, "alembic_cleandb")):
+            sys.path.insert(0, REPO_SRC)
+            sys.modules.pop("alembic_cleandb", None)
+            try:
+                mod = importlib.import_module("alembic_cleandb")
+                note = "imported from src/ (not pip-installed; pytest plugin unavailable)"
+            except Exception as exc2:
+                note = "not importable: %s: %s" % (type(exc2).__name__, exc2)
+        else:
+            note = "not importable: " + first
+    _state["mod"], _state["note"] = mod, note
+    return mod, note
+
+
+def unavailable_reason() -> str | None:
+    mod, note = load()
+    if mod is None:
+        return "alembic_cleandb " + note
+    from alembic.operations import Operations
+
+    if not hasattr(Operations, "install_clean_tracking"):
+        return "alembic_cleandb imported but op.install_clean_tracking is not registered yet"
+    return None
+
+
+def install(engine: sa.Engine) -> None:
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    load()
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn)
+        Operations(ctx).install_clean_tracking()  # type: ignore[attr-defined]
+        conn.commit()
+
+
+def drop(engine: sa.Engine) -> None:
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    load()
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn)
+        Operations(ctx).drop_clean_tracking()  # type: ignore[attr-defined]
+        conn.commit()
+
+
+def reset(backend_name: str, dbapi_conn: Any) -> None:
+    """One post-test reset on a raw DBAPI connection in autocommit mode."""
+    if backend_name == "postgresql":
+        cur = dbapi_conn.cursor()
+        cur.execute("SELECT cleandb_truncate()")
+        cur.fetchall()
+        cur.close()
+    elif backend_name == "mariadb":
+        cur = dbapi_conn.cursor()
+        cur.execute("CALL cleandb_truncate()")
+        while cur.nextset():
+            pass
+        cur.close()
+    else:
+        mod, _ = load()
+        mod.clean(dbapi_conn)
+
+
+# ------------------------------------------------------------------ pytest plugin
+PLUGIN_MODULE = "alembic_cleandb.pytest_plugin"
+
+
+def plugin_unavailable_reason() -> str | None:
+    """None when the pytest11 entry point is installed in this interpreter's environment."""
+    try:
+        eps = importlib.metadata.entry_points(group="pytest11")
+    except Exception as exc:  # pragma: no cover
+        return "cannot read entry points: %s" % exc
+    if not any(ep.value == PLUGIN_MODULE for ep in eps):
+        return "alembic-cleandb is not pip-installed (no pytest11 entry point)"
+    try:
+        importlib.import_module(PLUGIN_MODULE)
+    except Exception as exc:
+        return "%s not importable: %s: %s" % (PLUGIN_MODULE, type(exc).__name__, exc)
+    return None
+
+
+def plugin_ini_lines(sa_url: str) -> list[str]:
+    """Lines for the [pytest] section of the generated suite that enable our plugin."""
+    return ["cleandb_urls = " + sa_url]

@@ -1,0 +1,175 @@
+"""What every dialect module provides, and the registry that picks one by ``dialect.name``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy.engine import Connection, Dialect
+
+from .errors import ConfigurationError
+
+#: Version of the database-side objects. Bumped whenever their shape changes; a database whose
+#: tracking was installed with another version must be re-installed.
+SCHEMA_VERSION = 1
+
+#: Tables that are never tracked, whatever the configuration says.
+ALWAYS_EXCLUDED = ("alembic_version",)
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """What ``op.install_clean_tracking()`` was asked to track."""
+
+    #: PostgreSQL schemas to track; empty means the current schema. Ignored elsewhere.
+    schemas: tuple[str, ...] = ()
+    #: Table names never to track (version tables are always added).
+    exclude: tuple[str, ...] = ()
+    #: The database name ``CLEANDB_ALLOW_DATABASE`` allowed when the SQL was generated.
+    allowed_database: str | None = None
+
+    def excluded(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*ALWAYS_EXCLUDED, *self.exclude)))
+
+
+@dataclass
+class Executor:
+    """Runs SQL for an operation: on a live connection, or into Alembic's ``--sql`` output."""
+
+    dialect: Dialect
+    run: Callable[[str], None]
+    #: ``None`` in offline (``--sql``) mode.
+    connection: Connection | None = None
+    #: Statements already run, for tests and debugging.
+    log: list[str] = field(default_factory=list)
+
+    def __call__(self, sql: str) -> None:
+        self.log.append(sql)
+        self.run(sql)
+
+    @property
+    def offline(self) -> bool:
+        return self.connection is None
+
+    @classmethod
+    def for_connection(cls, connection: Connection) -> Executor:
+        def run(sql: str) -> None:
+            # The driver's own cursor, without parameters: no driver parses ``%`` then.
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.close()
+
+        return cls(connection.dialect, run, connection)
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own message, first line, without SQLAlchemy's wrapping."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+class BackendBase:
+    """Defaults shared by every backend."""
+
+    #: Substrings of driver messages meaning "a tracked table is gone or was renamed".
+    missing_table_markers: ClassVar[tuple[str, ...]] = ()
+    #: Substrings of driver messages meaning "a lock wait timed out".
+    lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
+
+    def explain(self, exc: BaseException, display: str) -> str:
+        """One message for a failed reset: what happened and how to fix it."""
+        reason = first_line(exc)
+        if any(m in reason for m in self.lock_timeout_markers):
+            hint = (
+                "another session holds a lock on a table the reset must write (a test left a "
+                "transaction open?). Commit or roll back in the test, or close its connections; "
+                "raise --cleandb-lock-timeout if the wait is legitimate"
+            )
+        elif any(m in reason for m in self.missing_table_markers):
+            hint = (
+                "a tracked table was dropped or renamed outside migrations. Re-sync tracking: "
+                "alembic_cleandb.sync(url), or run `alembic -n cleandb upgrade heads` again"
+            )
+        else:
+            hint = "the database keeps its dirty marks, so the next reset tries again"
+        return f"alembic-cleandb: resetting {display} failed: {reason}. {hint}."
+
+    def own_table(self, name: str) -> bool:
+        return False
+
+
+class Backend(Protocol):
+    """One database family's SQL, all in one module."""
+
+    names: ClassVar[tuple[str, ...]]
+
+    def install(self, ex: Executor, options: TrackingOptions) -> None: ...
+
+    def uninstall(self, ex: Executor) -> None: ...
+
+    def sync(self, ex: Executor) -> None: ...
+
+    def set_baseline(self, connection: Connection) -> None: ...
+
+    def installed_version(self, connection: Connection) -> int | None: ...
+
+    def current_database(self, connection: Connection) -> str: ...
+
+    def resetter(self, connection: Connection) -> Callable[[], int]: ...
+
+    def own_table(self, name: str) -> bool: ...
+
+    def adopt(self, connection: Connection) -> None: ...
+
+    def configure_session(self, connection: Connection, lock_timeout: float) -> None: ...
+
+    def explain(self, exc: BaseException, display: str) -> str: ...
+
+
+def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
+    """A reset that calls the database-side routine on the raw driver connection.
+
+    ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
+    overhead, which matters when the reset runs after every test.
+    """
+    dbapi = connection.connection.driver_connection
+    assert dbapi is not None
+
+    def reset() -> int:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(statement)
+            row = cursor.fetchone()
+            while cursor.nextset():  # CALL on MySQL returns a trailing status result
+                pass
+        finally:
+            cursor.close()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    return reset
+
+
+_REGISTRY: dict[str, Callable[[], Backend]] = {}
+
+
+def register(names: Sequence[str], factory: Callable[[], Backend]) -> None:
+    for name in names:
+        _REGISTRY[name] = factory
+
+
+def backend_for(dialect_name: str) -> Backend:
+    """The backend for a SQLAlchemy dialect name (``postgresql``, ``mysql``, ``mariadb``, ...)."""
+    from . import mysql, postgresql, sqlite  # noqa: F401  (modules register themselves)
+
+    try:
+        return _REGISTRY[dialect_name]()
+    except KeyError:
+        supported = ", ".join(sorted(_REGISTRY))
+        raise ConfigurationError(
+            f"alembic-cleandb does not support the {dialect_name!r} dialect; "
+            f"supported: {supported}"
+        ) from None

@@ -1,0 +1,240 @@
+"""Tracking attached from the client: what MySQL/MariaDB and SQLite have in common.
+
+Neither can discover tables and create triggers from database-side code portably (MySQL 8
+rejects ``CREATE TRIGGER`` in prepared statements; SQLite has no routines), so the library
+lists the tables at migration time and creates three row triggers per table (INSERT, UPDATE,
+DELETE) that insert ``(table id, kind)`` into ``cleandb_dirty`` unless that mark is already
+visible. Kind ``i`` (an INSERT happened) tells the reset that the auto-increment counter moved.
+
+Baselines: a table that holds rows after the migrations gets a copy ``cleandb_b<id>``; the
+reset deletes the table's rows and copies the baseline back. Each table's reset statements
+are computed once, at sync time, and stored in ``cleandb_tables``.
+
+The dialect modules supply the SQL; this module supplies the order of things.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sqlalchemy.engine import Connection
+
+from ._base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions
+from .errors import ConfigurationError
+
+PREFIX = "cleandb_"
+CONFIG = "cleandb_config"
+TABLES = "cleandb_tables"
+DIRTY = "cleandb_dirty"
+KINDS = (("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE"))
+
+
+def trigger_name(table_id: int, kind: str) -> str:
+    """Trigger names are built from the table's id: always far below MySQL's 64 characters."""
+    return f"{PREFIX}{table_id}_{kind}"
+
+
+def shadow_name(table_id: int) -> str:
+    return f"{PREFIX}b{table_id}"
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What a snapshot learns about one table."""
+
+    name: str
+    rows: int
+    counter: int | None  # next auto-increment value at baseline, if the table has one
+    columns: tuple[str, ...]  # insertable (non-generated) columns
+
+
+class ClientSideBackend(BackendBase):
+    """The shared algorithm; subclasses provide the dialect's SQL."""
+
+    names: ClassVar[tuple[str, ...]] = ()
+    #: ``CREATE TABLE`` statements of the three bookkeeping tables.
+    bookkeeping_ddl: ClassVar[tuple[str, ...]] = ()
+
+    # -- dialect hooks ------------------------------------------------------------------
+    def list_tables(self, connection: Connection) -> list[str]:
+        """Every base table of the database, cleandb's own included."""
+        raise NotImplementedError
+
+    def table_states(self, connection: Connection, names: Sequence[str]) -> list[TableState]:
+        raise NotImplementedError
+
+    def trigger_ddl(self, quote_table: str, table_id: int, kind: str, event: str) -> str:
+        raise NotImplementedError
+
+    def drop_trigger_ddl(self, quoted_name: str) -> str:
+        return f"DROP TRIGGER IF EXISTS {quoted_name}"
+
+    def statements(
+        self, q: str, shadow: str, cols: str, state: TableState
+    ) -> tuple[str, str | None, str | None]:
+        """``(reset_sql, restore_sql, counter_sql)`` for one table (names already quoted)."""
+        raise NotImplementedError
+
+    def after_sync(self, ex: Executor, seeded: Sequence[tuple[int, str]]) -> None:
+        """Hook: (re)create database-side routines once the tables are known."""
+
+    def uninstall_routines(self, ex: Executor) -> None:
+        """Hook: drop database-side routines."""
+
+    def wrap_error(self, exc: Exception, database: str) -> Exception | None:
+        return None
+
+    # -- the algorithm ------------------------------------------------------------------
+    def _require_online(self, ex: Executor, what: str) -> Connection:
+        if ex.connection is None:
+            raise ConfigurationError(
+                f"alembic-cleandb cannot {what} in offline (--sql) mode on {self.names[0]}: "
+                "its triggers are created per table by a live connection that lists the "
+                "tables. Run the migration online instead: "
+                "`alembic -n cleandb upgrade cleandb@head` against the test database."
+            )
+        return ex.connection
+
+    def _q(self, connection: Connection, name: str) -> str:
+        return connection.dialect.identifier_preparer.quote(name)
+
+    def install(self, ex: Executor, options: TrackingOptions) -> None:
+        connection = self._require_online(ex, "install tracking")
+        database = self.current_database(connection)
+        from ._guard import check_database_name
+
+        check_database_name(database, "install tracking in")
+        try:
+            for ddl in self.bookkeeping_ddl:
+                ex(ddl)
+            connection.exec_driver_sql(f"DELETE FROM {CONFIG}")
+            connection.exec_driver_sql(
+                f"INSERT INTO {CONFIG} (schema_version, database_name, excluded) "
+                "VALUES (?, ?, ?)".replace("?", self._param_marker(connection)),
+                (SCHEMA_VERSION, database, json.dumps(list(options.excluded()))),
+            )
+            self._sync(ex, connection, everything=False)
+        except Exception as exc:
+            wrapped = self.wrap_error(exc, database)
+            if wrapped is None:
+                raise
+            raise wrapped from exc
+
+    @staticmethod
+    def _param_marker(connection: Connection) -> str:
+        return "?" if connection.dialect.paramstyle == "qmark" else "%s"
+
+    def sync(self, ex: Executor) -> None:
+        if ex.connection is None:
+            return  # nothing can be attached offline; install already refused offline mode
+        if self.installed_version(ex.connection) is not None:
+            self._sync(ex, ex.connection, everything=False)
+
+    def set_baseline(self, connection: Connection) -> None:
+        self._sync(Executor.for_connection(connection), connection, everything=True)
+
+    def adopt(self, connection: Connection) -> None:
+        connection.exec_driver_sql(
+            f"UPDATE {CONFIG} SET database_name = {self._param_marker(connection)}",
+            (self.current_database(connection),),
+        )
+
+    def installed_version(self, connection: Connection) -> int | None:
+        if CONFIG not in self.list_tables(connection):
+            return None
+        version = connection.exec_driver_sql(f"SELECT schema_version FROM {CONFIG}").scalar()
+        return 0 if version is None else int(version)
+
+    def own_table(self, name: str) -> bool:
+        return name.startswith(PREFIX)
+
+    def _excluded(self, connection: Connection) -> set[str]:
+        raw = connection.exec_driver_sql(f"SELECT excluded FROM {CONFIG}").scalar()
+        return set(json.loads(raw or "[]"))
+
+    def _sync(self, ex: Executor, connection: Connection, everything: bool) -> None:
+        excluded = self._excluded(connection)
+        present = [
+            t for t in self.list_tables(connection) if t not in excluded and not self.own_table(t)
+        ]
+        tracked = dict(
+            connection.exec_driver_sql(f"SELECT name, id FROM {TABLES}").fetchall()  # type: ignore[arg-type]
+        )
+        marker = self._param_marker(connection)
+        for name, table_id in list(tracked.items()):
+            if name not in present:  # dropped (or renamed) behind the tracker's back
+                self._forget(ex, connection, table_id)
+                del tracked[name]
+        new = [t for t in present if t not in tracked]
+        for name in new:
+            connection.exec_driver_sql(f"INSERT INTO {TABLES} (name) VALUES ({marker})", (name,))
+            table_id = int(
+                connection.exec_driver_sql(
+                    f"SELECT id FROM {TABLES} WHERE name = {marker}", (name,)
+                ).scalar_one()
+            )
+            tracked[name] = table_id
+            q = self._q(connection, name)
+            for kind, event in KINDS:
+                ex(self.trigger_ddl(q, table_id, kind, event))
+        dirty = {
+            int(r[0]) for r in connection.exec_driver_sql(f"SELECT DISTINCT tid FROM {DIRTY}")
+        }
+        seeded_before = {
+            int(r[0])
+            for r in connection.exec_driver_sql(f"SELECT id FROM {TABLES} WHERE baseline_rows > 0")
+        }
+        todo = [
+            name
+            for name, table_id in tracked.items()
+            if everything or name in new or table_id in dirty or table_id in seeded_before
+        ]
+        for state in self.table_states(connection, todo):
+            self._snapshot(ex, connection, tracked[state.name], state)
+        seeded = connection.exec_driver_sql(
+            f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
+        ).fetchall()
+        self.after_sync(ex, [(int(i), self._q(connection, n)) for i, n in seeded])
+        connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
+
+    def _snapshot(
+        self, ex: Executor, connection: Connection, table_id: int, state: TableState
+    ) -> None:
+        q = self._q(connection, state.name)
+        shadow = self._q(connection, shadow_name(table_id))
+        cols = ", ".join(self._q(connection, c) for c in state.columns)
+        ex(f"DROP TABLE IF EXISTS {shadow}")
+        if state.rows:
+            ex(f"CREATE TABLE {shadow} AS SELECT {cols} FROM {q}")
+        reset_sql, restore_sql, counter_sql = self.statements(q, shadow, cols, state)
+        marker = self._param_marker(connection)
+        connection.exec_driver_sql(
+            f"UPDATE {TABLES} SET baseline_rows = {marker}, counter = {marker}, "
+            f"reset_sql = {marker}, restore_sql = {marker}, counter_sql = {marker} "
+            f"WHERE id = {marker}",
+            (state.rows, state.counter, reset_sql, restore_sql, counter_sql, table_id),
+        )
+
+    def _forget(self, ex: Executor, connection: Connection, table_id: int) -> None:
+        for kind, _ in KINDS:
+            ex(self.drop_trigger_ddl(self._q(connection, trigger_name(table_id, kind))))
+        ex(f"DROP TABLE IF EXISTS {self._q(connection, shadow_name(table_id))}")
+        connection.exec_driver_sql(
+            f"DELETE FROM {TABLES} WHERE id = {self._param_marker(connection)}", (table_id,)
+        )
+
+    def uninstall(self, ex: Executor) -> None:
+        connection = self._require_online(ex, "remove tracking")
+        if TABLES in self.list_tables(connection):
+            ids = [int(r[0]) for r in connection.exec_driver_sql(f"SELECT id FROM {TABLES}")]
+            for table_id in ids:
+                self._forget(ex, connection, table_id)
+        self.uninstall_routines(ex)
+        for table in (DIRTY, TABLES, CONFIG):
+            ex(f"DROP TABLE IF EXISTS {self._q(connection, table)}")
+
+    def current_database(self, connection: Connection) -> str:
+        raise NotImplementedError

@@ -1,0 +1,99 @@
+"""URLs in, live connections out: accepts plain and SQLAlchemy URL forms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Union
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import NullPool
+
+from .errors import ConfigurationError
+
+#: What the public functions accept as "a database".
+Target = Union[str, URL, Engine, Connection]
+
+# Plain URLs get the driver the extras install.
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+_EXTRA = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; plain ``postgresql://``/``mysql://`` URLs get the extras' drivers."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigurationError(
+            f"alembic-cleandb: {safe_url(url)!r} is not a database URL ({exc}). Use a form like "
+            "postgresql://user@localhost/app_test, mysql://root@127.0.0.1/app_test or "
+            "sqlite:///test.db"
+        ) from None
+    if parsed.drivername in _DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=_DEFAULT_DRIVERS[parsed.drivername])
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def create_engine(url: str | URL) -> Engine:
+    """An engine without a pool: the cleaner holds its one connection itself."""
+    parsed = normalize_url(url)
+    try:
+        return sa.create_engine(parsed, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"alembic-cleandb: unknown database kind in {safe_url(parsed)!r}; supported: "
+            "postgresql://, mysql://, mariadb:// and sqlite:/// (or their +driver forms)"
+        ) from None
+    except ModuleNotFoundError as exc:
+        extra = _EXTRA.get(parsed.get_backend_name(), parsed.get_backend_name())
+        raise ConfigurationError(
+            f"alembic-cleandb: the driver for {safe_url(parsed)!r} is not installed ({exc.name}). "
+            f"Install it with: pip install 'alembic-cleandb[{extra}]'"
+        ) from None
+
+
+def connect(engine: Engine) -> Connection:
+    """Open a connection, turning driver errors into one readable message."""
+    try:
+        return engine.connect()
+    except sa.exc.DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigurationError(
+            f"alembic-cleandb: cannot connect to {safe_url(engine.url)!r}: {reason}. Check that "
+            "the server runs, the database exists (create it and run the migrations) and the "
+            "credentials in the URL are right."
+        ) from None
+
+
+@contextmanager
+def autocommit_connection(target: Target) -> Iterator[Connection]:
+    """A connection in AUTOCOMMIT mode to ``target``; closed afterwards if we opened it."""
+    if isinstance(target, Connection):
+        yield target
+        return
+    if isinstance(target, Engine):
+        engine = target.execution_options(isolation_level="AUTOCOMMIT")
+        with connect(engine) as connection:
+            yield connection
+        return
+    engine = create_engine(target)
+    try:
+        with connect(engine) as connection:
+            yield connection
+    finally:
+        engine.dispose()

@@ -1,0 +1,141 @@
+"""Run-time API: reset, re-baseline and adopt tracked test databases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ._base import SCHEMA_VERSION, Backend, Executor, backend_for
+from ._connect import Target, autocommit_connection, connect, create_engine, safe_url
+from ._guard import check_database_name
+from .errors import NotInstalledError, ResetError, VersionMismatchError
+
+__all__ = ["Cleaner", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
+
+DEFAULT_LOCK_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """What the pytest header and error messages say about a tracked database."""
+
+    url: str  # password hidden
+    backend: str
+    database: str
+    schema_version: int
+
+
+def _check_installed(backend: Backend, connection: Connection, display: str) -> int:
+    version = backend.installed_version(connection)
+    if version is None:
+        raise NotInstalledError(
+            f"alembic-cleandb: tracking is not installed in {display}. Install it in test "
+            "setup: `alembic -n cleandb upgrade cleandb@head` (or "
+            "`command.upgrade(alembic_cleandb.enable(config), 'cleandb@head')`)."
+        )
+    if version != SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
+            f"library uses version {SCHEMA_VERSION}. Re-install it: "
+            "`alembic -n cleandb downgrade cleandb@base` then "
+            "`alembic -n cleandb upgrade cleandb@head` (or recreate the test database)."
+        )
+    return version
+
+
+class Cleaner:
+    """One open connection to a tracked test database; :meth:`reset` is the per-test call.
+
+    Opening it checks that the database is a test database (name contains ``test`` or equals
+    ``CLEANDB_ALLOW_DATABASE``) and that tracking of this library's schema version is there.
+    """
+
+    def __init__(self, url: str | sa.URL, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self._engine: Engine = create_engine(url)
+        self.display = safe_url(self._engine.url)
+        self._connection = connect(self._engine)
+        try:
+            self.backend = backend_for(self._connection.dialect.name)
+            database = self.backend.current_database(self._connection)
+            check_database_name(database, "reset")
+            version = _check_installed(self.backend, self._connection, self.display)
+            self.info = DatabaseInfo(
+                self.display, self._connection.dialect.name, database, version
+            )
+            self.backend.configure_session(self._connection, lock_timeout)
+            self._reset: Callable[[], int] = self.backend.resetter(self._connection)
+        except BaseException:
+            self.close()
+            raise
+
+    def reset(self) -> int:
+        """Reset every table written since the last reset; returns how many were reset."""
+        try:
+            return self._reset()
+        except Exception as exc:
+            raise ResetError(self.backend.explain(exc, self.display)) from exc
+
+    def close(self) -> None:
+        self._connection.close()
+        self._engine.dispose()
+
+    def __enter__(self) -> Cleaner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@contextmanager
+def _tracked(target: Target, action: str) -> Iterator[tuple[Backend, Connection, str]]:
+    """Open ``target``; check it is a test database with this library's tracking."""
+    with autocommit_connection(target) as connection:
+        backend = backend_for(connection.dialect.name)
+        display = safe_url(connection.engine.url)
+        check_database_name(backend.current_database(connection), action)
+        _check_installed(backend, connection, display)
+        yield backend, connection, display
+
+
+def clean(target: Target) -> int:
+    """Reset the tables written since the last reset in ``target`` (a URL, Engine or Connection).
+
+    Returns the number of tables reset. Same checks as the pytest plugin: the database must be
+    a test database with tracking installed.
+    """
+    with _tracked(target, "reset") as (backend, connection, display):
+        try:
+            return backend.resetter(connection)()
+        except Exception as exc:
+            raise ResetError(backend.explain(exc, display)) from exc
+
+
+def set_baseline(target: Target) -> None:
+    """Declare the current contents of every tracked table to be its baseline.
+
+    For session-scoped seed fixtures: seed, then call this, and every reset restores the seed.
+    """
+    with _tracked(target, "set the baseline of") as (backend, connection, _):
+        backend.set_baseline(connection)
+
+
+def sync(target: Target) -> None:
+    """Attach tracking to tables created outside migrations since the last sync."""
+    with _tracked(target, "sync tracking in") as (backend, connection, _):
+        backend.sync(Executor.for_connection(connection))
+
+
+def adopt(target: Target) -> None:
+    """Let a copy of a tracked test database (``CREATE DATABASE ... TEMPLATE``) be reset."""
+    with _tracked(target, "adopt") as (backend, connection, _):
+        backend.adopt(connection)

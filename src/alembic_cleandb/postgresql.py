@@ -1,0 +1,414 @@
+"""PostgreSQL: every statement alembic-cleandb sends to PostgreSQL lives here.
+
+Everything is plpgsql that discovers tables at run time, so the whole install also works in
+offline (``--sql``) mode. Internal objects live in the schema ``cleandb``; the three public
+routines (``cleandb_truncate()``, ``cleandb_sync()``, ``cleandb_set_baseline()``) are created in
+the current schema so that ``SELECT cleandb_truncate()`` works as is.
+
+Tracking: one statement-level trigger per table (``AFTER INSERT OR UPDATE OR DELETE OR
+TRUNCATE``) inserts the table's oid into ``cleandb.dirty`` unless a mark is already visible.
+The marks are append-only rows without a unique index, so two writers never wait for each
+other and a rollback only removes its own mark.
+
+Reset: one dynamic statement whose data-modifying CTEs delete what a test added, update rows
+it changed and insert rows it removed, for every dirty table at once; foreign keys are checked
+at the end of that one statement, so their order never matters. Sequences go back to their
+baseline positions with ``setval`` in the same statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from sqlalchemy.engine import Connection
+
+from ._base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions, call_routine, register
+
+SCHEMA = "cleandb"
+TRIGGER = "cleandb_mark"
+EVENT_TRIGGER = "cleandb_ddl"
+
+
+def literal(value: str | None) -> str:
+    """A PostgreSQL string literal (standard_conforming_strings), or NULL."""
+    if value is None:
+        return "NULL"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def text_array(values: tuple[str, ...]) -> str:
+    return "ARRAY[" + ", ".join(literal(v) for v in values) + "]::text[]"
+
+
+def _guard(action: str, allowed: str | None) -> str:
+    return f"""DO $cleandb$
+BEGIN
+  IF position('test' in lower(current_database())) = 0
+     AND current_database() IS DISTINCT FROM {literal(allowed)} THEN
+    RAISE EXCEPTION USING
+      MESSAGE = format('alembic-cleandb refuses to {action} database %s: its name does not '
+                       'contain ''test''. Nothing was changed.', quote_literal(current_database())),
+      HINT = 'Point the URL at a test database, or allow this one explicitly with '
+             'CLEANDB_ALLOW_DATABASE=<exact name> (when the SQL is generated).';
+  END IF;
+END
+$cleandb$"""
+
+
+_TABLES = f"""CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS cleandb.config (
+  schema_version integer NOT NULL,
+  database name NOT NULL,
+  routine_schema name NOT NULL,
+  schemas text[] NOT NULL,
+  excluded text[] NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cleandb.tables (
+  relid regclass PRIMARY KEY,
+  unit regclass NOT NULL,
+  baseline text[],
+  ctes text,
+  seqs text
+);
+CREATE TABLE IF NOT EXISTS cleandb.dirty (relid oid NOT NULL);
+CREATE INDEX IF NOT EXISTS dirty_relid ON cleandb.dirty (relid)"""
+
+
+def _config(options: TrackingOptions) -> str:
+    schemas = text_array(options.schemas) if options.schemas else "ARRAY[current_schema()]"
+    return f"""DELETE FROM cleandb.config;
+INSERT INTO cleandb.config (schema_version, database, routine_schema, schemas, excluded)
+VALUES ({SCHEMA_VERSION}, current_database(), current_schema(), {schemas},
+        {text_array(options.excluded())})"""
+
+
+_MARK = """CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
+BEGIN
+  IF NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = TG_RELID) THEN
+    INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
+  END IF;
+  RETURN NULL;
+END
+$cleandb$"""
+
+_CANDIDATES = """CREATE OR REPLACE FUNCTION cleandb.candidates() RETURNS SETOF regclass
+LANGUAGE sql STABLE AS $cleandb$
+  SELECT c.oid::regclass
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, cleandb.config g
+  WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+    AND n.nspname = ANY (g.schemas) AND n.nspname <> 'cleandb'
+    AND NOT c.relname = ANY (g.excluded)
+$cleandb$"""
+
+# Baseline of one unit (a table, or the root of a partitioned table): its rows as row
+# literals, the positions of its sequences, and the CTE fragment that restores it.
+_SNAPSHOT = """CREATE OR REPLACE FUNCTION cleandb.snapshot(u regclass) RETURNS void
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  rows text[];
+  alias text := 'c' || u::oid;
+  cols text; bcols text; setcols text; bsetcols text; keymatch text; setvals text; frag text;
+BEGIN
+  EXECUTE format('SELECT array_agg(x::text) FROM %s AS x', u) INTO rows;
+
+  SELECT string_agg(format('setval(%L::regclass, %s, %L)', s.seq::text,
+                           coalesce(pg_sequence_last_value(s.seq), q.seqstart),
+                           pg_sequence_last_value(s.seq) IS NOT NULL), ', ')
+  INTO setvals
+  FROM (SELECT d.objid::regclass AS seq FROM pg_depend d
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid = u AND d.deptype IN ('a', 'i')
+        UNION
+        SELECT d.refobjid::regclass FROM pg_attrdef ad
+        JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                        AND d.refclassid = 'pg_class'::regclass
+        WHERE ad.adrelid = u) s
+  JOIN pg_sequence q ON q.seqrelid = s.seq;
+
+  SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+         string_agg(format('(b.x).%I', a.attname), ', ' ORDER BY a.attnum),
+         string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+           FILTER (WHERE a.attidentity <> 'a' AND NOT coalesce(a.attnum = ANY (i.indkey), false)),
+         string_agg(format('(b.x).%I', a.attname), ', ' ORDER BY a.attnum)
+           FILTER (WHERE a.attidentity <> 'a' AND NOT coalesce(a.attnum = ANY (i.indkey), false)),
+         string_agg(format('(b.x).%1$I = cur.%1$I', a.attname), ' AND ' ORDER BY a.attnum)
+           FILTER (WHERE a.attnum = ANY (i.indkey))
+  INTO cols, bcols, setcols, bsetcols, keymatch
+  FROM pg_attribute a
+  LEFT JOIN pg_index i ON i.indrelid = u AND i.indisprimary
+  WHERE a.attrelid = u AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+
+  IF rows IS NULL THEN
+    frag := format('%I AS (DELETE FROM %s)', alias || 'd', u);
+  ELSE
+    frag := format('%I AS (SELECT l, l::%s AS x FROM unnest((SELECT baseline FROM cleandb.tables '
+                   'WHERE relid = %L::regclass)) AS l)', alias || 'b', u, u::text);
+    IF keymatch IS NULL THEN
+      frag := frag || format(', %I AS (DELETE FROM %s)', alias || 'd', u)
+                   || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b)',
+                             alias || 'i', u, cols, bcols, alias || 'b');
+    ELSE
+      frag := frag
+        || format(', %I AS (DELETE FROM %s AS cur WHERE NOT EXISTS (SELECT FROM %I b WHERE %s))',
+                  alias || 'd', u, alias || 'b', keymatch)
+        || CASE WHEN setcols IS NULL THEN '' ELSE
+             format(', %I AS (UPDATE %s AS cur SET (%s) = ROW(%s) FROM %I b WHERE %s AND cur::text <> b.l)',
+                    alias || 'u', u, setcols, bsetcols, alias || 'b', keymatch) END
+        || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b '
+                  'WHERE NOT EXISTS (SELECT FROM %s AS cur WHERE %s))',
+                  alias || 'i', u, cols, bcols, alias || 'b', u, keymatch);
+    END IF;
+  END IF;
+
+  UPDATE cleandb.tables SET baseline = rows, ctes = frag, seqs = setvals WHERE relid = u;
+END
+$cleandb$"""
+
+_ATTACH = f"""CREATE OR REPLACE FUNCTION cleandb.attach(rel regclass) RETURNS void
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  root regclass := coalesce(pg_partition_root(rel), rel);
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = '{TRIGGER}') THEN
+    EXECUTE format('CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
+                   'ON %s FOR EACH STATEMENT EXECUTE FUNCTION cleandb.mark()', rel);
+  END IF;
+  INSERT INTO cleandb.tables (relid, unit) VALUES (rel, root)
+  ON CONFLICT (relid) DO UPDATE SET unit = excluded.unit;
+  IF root = rel THEN
+    PERFORM cleandb.snapshot(rel);
+  END IF;
+END
+$cleandb$"""
+
+# Attach new tables; re-take the baseline of the units that may have changed: new ones,
+# seeded ones, and those the migrations wrote to (or every unit, for set_baseline).
+_SYNC = """CREATE OR REPLACE FUNCTION cleandb.sync(everything boolean) RETURNS integer
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  r regclass;
+  attached integer := 0;
+BEGIN
+  DELETE FROM cleandb.tables t WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid);
+  FOR r IN SELECT x FROM cleandb.candidates() AS x
+           WHERE NOT EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = x)
+           ORDER BY x::oid LOOP
+    PERFORM cleandb.attach(r);
+    attached := attached + 1;
+  END LOOP;
+  FOR r IN SELECT DISTINCT t.unit FROM cleandb.tables t
+           WHERE everything OR t.baseline IS NOT NULL OR t.ctes IS NULL
+              OR t.relid IN (SELECT d.relid FROM cleandb.dirty d) LOOP
+    IF r = (SELECT unit FROM cleandb.tables WHERE relid = r) THEN
+      PERFORM cleandb.snapshot(r);
+    END IF;
+  END LOOP;
+  DELETE FROM cleandb.dirty;
+  RETURN attached;
+END
+$cleandb$"""
+
+# DDL run outside Alembic (a CREATE TABLE in a test, say): attach new tables at once, and
+# refresh the fragments of altered tables that hold no test data yet.
+_ON_DDL = """CREATE OR REPLACE FUNCTION cleandb.on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  r regclass;
+BEGIN
+  FOR r IN SELECT DISTINCT e.objid::regclass FROM pg_event_trigger_ddl_commands() e
+           WHERE e.classid = 'pg_class'::regclass AND e.object_type = 'table' LOOP
+    CONTINUE WHEN r NOT IN (SELECT x FROM cleandb.candidates() AS x);
+    IF NOT EXISTS (SELECT FROM cleandb.tables WHERE relid = r) THEN
+      PERFORM cleandb.attach(r);
+    ELSIF r = (SELECT unit FROM cleandb.tables WHERE relid = r)
+          AND NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = r) THEN
+      PERFORM cleandb.snapshot(r);
+    END IF;
+  END LOOP;
+END
+$cleandb$"""
+
+_EVENT_TRIGGER = f"""DO $cleandb$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = '{EVENT_TRIGGER}') THEN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+      CREATE EVENT TRIGGER {EVENT_TRIGGER} ON ddl_command_end
+        WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE')
+        EXECUTE FUNCTION cleandb.on_ddl();
+    ELSE
+      RAISE NOTICE 'alembic-cleandb: role % is not a superuser, so tables created outside '
+                   'Alembic migrations are not tracked until cleandb_sync() runs', current_user;
+    END IF;
+  END IF;
+END
+$cleandb$"""
+
+_CHECK_DATABASE = """IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = current_database()) THEN
+    RAISE EXCEPTION USING
+      MESSAGE = format('alembic-cleandb: tracking in database %s was installed in database %s; '
+                       'refusing to reset a database it was not installed in',
+                       quote_literal(current_database()),
+                       (SELECT quote_literal(database) FROM cleandb.config)),
+      HINT = 'If this database is a copy made for tests, adopt it with '
+             'alembic_cleandb.adopt(url); otherwise reinstall tracking.';
+  END IF;"""
+
+_TRUNCATE = f"""CREATE OR REPLACE FUNCTION cleandb_truncate() RETURNS integer
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  units regclass[];
+  q text;
+  s text;
+BEGIN
+  IF NOT EXISTS (SELECT FROM cleandb.dirty) THEN
+    RETURN 0;
+  END IF;
+  {_CHECK_DATABASE}
+  SELECT array_agg(DISTINCT t.unit) INTO units
+  FROM cleandb.tables t WHERE t.relid IN (SELECT d.relid FROM cleandb.dirty d);
+  SELECT string_agg(t.ctes, ', '), string_agg(t.seqs, ', ') INTO q, s
+  FROM cleandb.tables t JOIN pg_class c ON c.oid = t.relid
+  WHERE t.relid = ANY (units) AND t.ctes IS NOT NULL;
+  IF q IS NOT NULL THEN
+    EXECUTE 'WITH ' || q || ' SELECT ' || coalesce(s, 'NULL');
+  END IF;
+  DELETE FROM cleandb.dirty;
+  RETURN coalesce(cardinality(units), 0);
+END
+$cleandb$"""
+
+_SYNC_PUBLIC = f"""CREATE OR REPLACE FUNCTION cleandb_sync() RETURNS integer
+LANGUAGE plpgsql AS $cleandb$
+BEGIN
+  {_CHECK_DATABASE}
+  RETURN cleandb.sync(false);
+END
+$cleandb$"""
+
+_SET_BASELINE = f"""CREATE OR REPLACE FUNCTION cleandb_set_baseline() RETURNS integer
+LANGUAGE plpgsql AS $cleandb$
+BEGIN
+  {_CHECK_DATABASE}
+  RETURN cleandb.sync(true);
+END
+$cleandb$"""
+
+_UNINSTALL = f"""DO $cleandb$
+DECLARE
+  r record;
+  rs name;
+BEGIN
+  DROP EVENT TRIGGER IF EXISTS {EVENT_TRIGGER};
+  IF to_regnamespace('cleandb') IS NULL THEN
+    RETURN;
+  END IF;
+  FOR r IN SELECT t.tgrelid::regclass AS rel FROM pg_trigger t
+           JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'cleandb' AND p.proname = 'mark' AND t.tgname = '{TRIGGER}' LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS {TRIGGER} ON %s', r.rel);
+  END LOOP;
+  IF to_regclass('cleandb.config') IS NOT NULL THEN
+    FOR rs IN SELECT routine_schema FROM cleandb.config LOOP
+      EXECUTE format('DROP FUNCTION IF EXISTS %1$I.cleandb_truncate(), %1$I.cleandb_sync(), '
+                     '%1$I.cleandb_set_baseline()', rs);
+    END LOOP;
+  END IF;
+  DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach(regclass),
+    cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark();
+  DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config;
+  DROP SCHEMA cleandb;
+END
+$cleandb$"""
+
+# After a migration step: a no-op unless tracking is installed (safe in any --sql script).
+_SYNC_IF_INSTALLED = """DO $cleandb$
+BEGIN
+  IF to_regclass('cleandb.config') IS NOT NULL THEN
+    PERFORM cleandb.sync(false);
+  END IF;
+END
+$cleandb$"""
+
+
+def _split(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";\n") if s.strip()]
+
+
+def install_statements(options: TrackingOptions) -> list[str]:
+    """Every statement of an install, in order (also what ``--sql`` prints)."""
+    return [
+        _guard("install tracking in", options.allowed_database),
+        *_split(_TABLES),
+        *_split(_config(options)),
+        _MARK,
+        _CANDIDATES,
+        _SNAPSHOT,
+        _ATTACH,
+        _SYNC,
+        _ON_DDL,
+        _TRUNCATE,
+        _SYNC_PUBLIC,
+        _SET_BASELINE,
+        _EVENT_TRIGGER,
+        "SELECT cleandb.sync(false)",
+    ]
+
+
+def uninstall_statements() -> list[str]:
+    return [_UNINSTALL]
+
+
+class PostgreSQLBackend(BackendBase):
+    names: ClassVar[tuple[str, ...]] = ("postgresql",)
+    missing_table_markers = ("does not exist",)
+    lock_timeout_markers = ("lock timeout",)
+
+    def configure_session(self, connection: Connection, lock_timeout: float) -> None:
+        connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+
+    def install(self, ex: Executor, options: TrackingOptions) -> None:
+        for sql in install_statements(options):
+            ex(sql)
+
+    def uninstall(self, ex: Executor) -> None:
+        for sql in uninstall_statements():
+            ex(sql)
+
+    def sync(self, ex: Executor) -> None:
+        if ex.connection is None:
+            ex(_SYNC_IF_INSTALLED)
+        elif self.installed_version(ex.connection) is not None:
+            ex("SELECT cleandb.sync(false)")
+
+    def set_baseline(self, connection: Connection) -> None:
+        routine = self._routine(connection, "cleandb_set_baseline")
+        connection.exec_driver_sql(f"SELECT {routine}()")
+
+    def adopt(self, connection: Connection) -> None:
+        connection.exec_driver_sql("UPDATE cleandb.config SET database = current_database()")
+
+    def installed_version(self, connection: Connection) -> int | None:
+        if connection.exec_driver_sql("SELECT to_regclass('cleandb.config')").scalar() is None:
+            return None
+        version = connection.exec_driver_sql("SELECT schema_version FROM cleandb.config").scalar()
+        return 0 if version is None else int(version)
+
+    def current_database(self, connection: Connection) -> str:
+        return str(connection.exec_driver_sql("SELECT current_database()").scalar())
+
+    def resetter(self, connection: Connection) -> Callable[[], int]:
+        statement = f"SELECT {self._routine(connection, 'cleandb_truncate')}()"
+        return call_routine(connection, statement)
+
+    def own_schema(self, name: str | None) -> bool:
+        return name == SCHEMA
+
+    @staticmethod
+    def _routine(connection: Connection, name: str) -> str:
+        schema = connection.exec_driver_sql("SELECT routine_schema FROM cleandb.config").scalar()
+        quote = connection.dialect.identifier_preparer.quote
+        return f"{quote(str(schema))}.{name}"
+
+
+register(PostgreSQLBackend.names, PostgreSQLBackend)

@@ -1,0 +1,146 @@
+"""SQLite: every statement alembic-cleandb sends to SQLite lives here.
+
+SQLite has no routines, so the reset is done by the library: one query finds the dirty
+tables (nothing more happens when none is), then one transaction deletes their rows, copies
+the baselines back and restores ``sqlite_sequence``. The reset connection turns foreign keys
+off for that transaction, so neither their order nor ``ON DELETE CASCADE`` matters.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+from sqlalchemy.engine import Connection
+
+from ._base import register
+from ._clientside import CONFIG, DIRTY, TABLES, ClientSideBackend, TableState, trigger_name
+
+
+class SQLiteBackend(ClientSideBackend):
+    names: ClassVar[tuple[str, ...]] = ("sqlite",)
+    missing_table_markers = ("no such table",)
+    lock_timeout_markers = ("database is locked",)
+
+    def configure_session(self, connection: Connection, lock_timeout: float) -> None:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+    bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
+        f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INTEGER NOT NULL, "
+        "database_name TEXT NOT NULL, excluded TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {TABLES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+        "UNIQUE, baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
+        "restore_sql TEXT, counter_sql TEXT)",
+        f"CREATE TABLE IF NOT EXISTS {DIRTY} (tid INTEGER NOT NULL, kind TEXT NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS cleandb_dirty_tid ON {DIRTY} (tid, kind)",
+    )
+
+    def list_tables(self, connection: Connection) -> list[str]:
+        rows = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
+            "ESCAPE '\\' ORDER BY name"
+        )
+        return [str(r[0]) for r in rows]
+
+    def current_database(self, connection: Connection) -> str:
+        for _, name, path in connection.exec_driver_sql("PRAGMA database_list"):
+            if name == "main":
+                return os.path.basename(path) if path else ":memory:"
+        return ":memory:"
+
+    def table_states(self, connection: Connection, names: Sequence[str]) -> list[TableState]:
+        counters: dict[str, int] = {}
+        if "sqlite_sequence" in {
+            r[0] for r in connection.exec_driver_sql("SELECT name FROM sqlite_master")
+        }:
+            counters = {
+                str(n): int(s)
+                for n, s in connection.exec_driver_sql("SELECT name, seq FROM sqlite_sequence")
+            }
+        states = []
+        for name in names:
+            q = self._q(connection, name)
+            autoincrement = self._has_autoincrement(connection, name)
+            # table_xinfo's "hidden" is 2 or 3 for generated columns.
+            columns = tuple(
+                str(r[1])
+                for r in connection.exec_driver_sql(f"PRAGMA table_xinfo({q})")
+                if r[6] in (0, 1)
+            )
+            rows = int(connection.exec_driver_sql(f"SELECT COUNT(*) FROM {q}").scalar_one())
+            states.append(
+                TableState(
+                    name=name,
+                    rows=rows,
+                    counter=counters.get(name, 0) if autoincrement else None,
+                    columns=columns,
+                )
+            )
+        return states
+
+    @staticmethod
+    def _has_autoincrement(connection: Connection, name: str) -> bool:
+        sql = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).scalar()
+        return "AUTOINCREMENT" in str(sql or "").upper()
+
+    def trigger_ddl(self, quote_table: str, table_id: int, kind: str, event: str) -> str:
+        return (
+            f"CREATE TRIGGER IF NOT EXISTS {trigger_name(table_id, kind)} AFTER {event} ON "
+            f"{quote_table} BEGIN INSERT INTO {DIRTY} (tid, kind) SELECT {table_id}, '{kind}' "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {DIRTY} WHERE tid = {table_id} AND kind = "
+            f"'{kind}'); END"
+        )
+
+    def statements(
+        self, q: str, shadow: str, cols: str, state: TableState
+    ) -> tuple[str, str | None, str | None]:
+        restore = f"INSERT INTO {q} ({cols}) SELECT {cols} FROM {shadow}" if state.rows else None
+        counter_sql = None
+        if state.counter is not None:
+            # sqlite_sequence rows are keyed by the table's name, passed as a parameter.
+            counter_sql = (
+                "DELETE FROM sqlite_sequence WHERE name = ?"
+                if state.counter == 0
+                else f"UPDATE sqlite_sequence SET seq = {int(state.counter)} WHERE name = ?"
+            )
+        return f"DELETE FROM {q}", restore, counter_sql
+
+    def resetter(self, connection: Connection) -> Callable[[], int]:
+        dbapi = connection.connection.driver_connection
+        assert dbapi is not None
+
+        def reset() -> int:
+            dirty = dbapi.execute(
+                f"SELECT t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i') "
+                f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id"
+            ).fetchall()
+            if not dirty:
+                return 0
+            foreign_keys = dbapi.execute("PRAGMA foreign_keys").fetchone()[0]
+            if foreign_keys:
+                dbapi.execute("PRAGMA foreign_keys = OFF")
+            try:
+                dbapi.execute("BEGIN IMMEDIATE")
+                try:
+                    for name, reset_sql, restore_sql, counter_sql, inserted in dirty:
+                        dbapi.execute(reset_sql)
+                        if restore_sql:
+                            dbapi.execute(restore_sql)
+                        if counter_sql and inserted:
+                            dbapi.execute(counter_sql, (name,))
+                    dbapi.execute(f"DELETE FROM {DIRTY}")
+                except BaseException:
+                    dbapi.execute("ROLLBACK")
+                    raise
+                dbapi.execute("COMMIT")
+            finally:
+                if foreign_keys:
+                    dbapi.execute("PRAGMA foreign_keys = ON")
+            return len(dirty)
+
+        return reset
+
+
+register(SQLiteBackend.names, SQLiteBackend)

@@ -1,0 +1,26 @@
+"""alembic-cleandb: install dirty tracking (test databases only).
+
+This revision is the whole ``cleandb`` branch. It is only visible to Alembic configs that
+enable it (``alembic -n cleandb ...`` or ``alembic_cleandb.enable(config)``), so production
+never sees it.
+
+Revision ID: cleandb_0001
+Revises:
+"""
+
+from alembic import op
+
+import alembic_cleandb  # noqa: F401  (registers op.install_clean_tracking even if env.py forgot)
+
+revision = "cleandb_0001"
+down_revision = None
+branch_labels = ("cleandb",)
+depends_on = None
+
+
+def upgrade() -> None:
+    op.install_clean_tracking()
+
+
+def downgrade() -> None:
+    op.drop_clean_tracking()
