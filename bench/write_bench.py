@@ -71,12 +71,15 @@ def prepare(backend: Backend, conn: Any, table: str, multi_rows: int, single_row
     rendered = _render(backend, conn, msql, mparams)
     ssql = backend.insert_sql(table, 1)
     singles: list[tuple[str, list[Any] | None]] = []
+    mcur = conn.cursor() if backend.name == "mariadb" else None
     for i in range(single_rows):
         p = ["s%d" % i, i]
-        if backend.name == "mariadb":
-            singles.append((conn.cursor().mogrify(ssql, p), None))
+        if mcur is not None:
+            singles.append((mcur.mogrify(ssql, p), None))
         else:
             singles.append((ssql, p))  # psycopg/sqlite3 bind natively (psycopg auto-prepares)
+    if mcur is not None:
+        mcur.close()
     return {
         "multi": (rendered, None) if rendered is not None else (msql, mparams),
         "singles": singles,

@@ -1,0 +1,448 @@
+#!/usr/bin/env python
+"""Side-by-side benchmark of per-test database cleanup strategies.
+
+    .venv/bin/python bench/run.py --backend postgresql,mariadb,sqlite --tables 10,100,500 \\
+        --out bench/results
+    .venv/bin/python bench/run.py --quick          # ~1 minute smoke run
+
+Creates its own databases (``cleandb_bench_test_*``; it refuses any other name) and drops
+them afterwards. See bench/README.md for the method. No timing is ever asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import random
+import sys
+import time
+import traceback
+from typing import Any
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH_DIR)
+
+import ours  # noqa: E402
+import peer  # noqa: E402
+import report  # noqa: E402
+import reset_bench  # noqa: E402
+import strategies as st  # noqa: E402
+import suite_bench  # noqa: E402
+import write_bench  # noqa: E402
+from backends import DB_PREFIX, Backend  # noqa: E402
+from schema import Schema, build_schema, create_schema  # noqa: E402
+
+T0 = time.perf_counter()
+
+
+def log(msg: str = "") -> None:
+    print("[%6.1fs] %s" % (time.perf_counter() - T0, msg) if msg else "", flush=True)
+
+
+def csv(s: str, conv: Any = str) -> list[Any]:
+    return [conv(x.strip()) for x in s.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", default="postgresql,mariadb,sqlite", help="comma list")
+    p.add_argument("--tables", default=None, help="schema sizes N (default 10,100,500)")
+    p.add_argument("--k", default="0,1,5,20", help="tables written per test (default 0,1,5,20)")
+    p.add_argument("--strategies", default=",".join(st.ORDER), help="reset strategies to run")
+    p.add_argument("--parts", default="reset,write,suite", help="which parts to run")
+    p.add_argument("--out", default=os.path.join(BENCH_DIR, "results"), help="output directory")
+    p.add_argument("--quick", action="store_true", help="~1 minute smoke run (small N, few reps)")
+    p.add_argument("--budget", type=float, default=None, help="seconds per strategy per cell")
+    p.add_argument("--min-reps", type=int, default=None)
+    p.add_argument("--max-reps", type=int, default=None)
+    p.add_argument("--write-rows", default=None, help="multi-row,single-row counts (10000,1000)")
+    p.add_argument("--write-reps", type=int, default=None)
+    p.add_argument("--suite-tests", type=int, default=None, help="default 300")
+    p.add_argument("--suite-tables", type=int, default=None, help="default 200")
+    p.add_argument("--suite-runs", type=int, default=None, help="default 3")
+    p.add_argument(
+        "--suite-cap", type=float, default=45.0,
+        help="a suite strategy whose run took longer than this many seconds is not repeated",
+    )
+    p.add_argument("--pg-url", default=None, help="SQLAlchemy URL of the PostgreSQL server")
+    p.add_argument("--mariadb-url", default=None, help="SQLAlchemy URL of the MariaDB server")
+    p.add_argument("--no-peer", action="store_true", help="skip pytest-clean-database")
+    p.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    p.add_argument("--seed", type=int, default=1)
+    a = p.parse_args(argv)
+    q = a.quick
+    a.tables = csv(a.tables or ("10,100" if q else "10,100,500"), int)
+    a.k = csv(a.k, int)
+    a.backend = csv(a.backend)
+    a.strategies = csv(a.strategies)
+    a.parts = csv(a.parts)
+    a.budget = a.budget if a.budget is not None else (0.12 if q else 0.8)
+    a.min_reps = a.min_reps or (3 if q else 7)
+    a.max_reps = a.max_reps or (25 if q else 300)
+    a.write_rows = csv(a.write_rows or ("1000,100" if q else "10000,1000"), int)
+    a.write_reps = a.write_reps or (2 if q else 5)
+    a.suite_tests = a.suite_tests or (60 if q else 300)
+    a.suite_tables = a.suite_tables or (50 if q else 200)
+    a.suite_runs = a.suite_runs or (1 if q else 3)
+    for b in a.backend:
+        if b not in ("postgresql", "mariadb", "sqlite"):
+            p.error("unknown backend %r" % b)
+    for s in a.strategies:
+        if s not in st.ORDER:
+            p.error("unknown strategy %r (choose from %s)" % (s, ",".join(st.ORDER)))
+    return a
+
+
+def db_name(role: str) -> str:
+    return DB_PREFIX + "_" + role
+
+
+# ---------------------------------------------------------------------------- setup
+class Setup:
+    """The databases of one (backend, N): one per strategy, same schema and seeds."""
+
+    def __init__(self, b: Backend, schema: Schema, wanted: list[str], ours_reason: str | None,
+                 peer_reason: str | None, need_write: bool) -> None:
+        self.b, self.schema = b, schema
+        self.dbs: dict[str, str] = {}
+        self.strategies: list[st.Strategy] = []
+        self.unavailable: dict[str, str] = {}
+        self.tracker: peer.Peer | None = None
+        roles = {"ours": "ours", "peer": "peer", "truncate_all": "trunc", "delete_all": "delete",
+                 "rollback": "plain", "select1": "plain"}
+        needed = list(dict.fromkeys(wanted + (["ours", "peer", "select1"] if need_write else [])))
+        for s in needed:
+            if s == "ours" and ours_reason:
+                self.unavailable[s] = ours_reason
+                continue
+            if s == "peer":
+                if b.name == "sqlite":
+                    self.unavailable[s] = "pytest-clean-database supports PostgreSQL and MySQL only"
+                    continue
+                if peer_reason:
+                    self.unavailable[s] = peer_reason
+                    continue
+            self.dbs.setdefault(roles[s], db_name(roles[s]))
+        for role, db in self.dbs.items():
+            t = time.perf_counter()
+            b.create_database(db)
+            create_schema(b.engine(db), schema)
+            log("  created %s (%d tables) in %.1fs" % (db, schema.n, time.perf_counter() - t))
+        if "ours" in self.dbs:
+            try:
+                t = time.perf_counter()
+                ours.install(b.engine(self.dbs["ours"]))
+                log("  ours: install_clean_tracking() in %.2fs" % (time.perf_counter() - t))
+            except Exception as exc:
+                self.unavailable["ours"] = "install failed: %s: %s" % (type(exc).__name__, exc)
+                log("  ours: " + self.unavailable["ours"])
+                traceback.print_exc(limit=3)
+                self._drop("ours")
+        if "peer" in self.dbs:
+            try:
+                t = time.perf_counter()
+                self.tracker = peer.Peer(b.name, b.peer_dsn(self.dbs["peer"]))
+                self.tracker.setup()
+                log("  peer: setup_tracing() in %.2fs" % (time.perf_counter() - t))
+            except Exception as exc:
+                self.unavailable["peer"] = "setup failed: %s: %s" % (type(exc).__name__, exc)
+                log("  peer: " + self.unavailable["peer"])
+                self._drop("peer")
+        for s in wanted:
+            if s in self.unavailable:
+                continue
+            db = self.dbs[roles[s]]
+            try:
+                if s == "ours":
+                    self.strategies.append(st.Ours(b, db, schema))
+                elif s == "peer":
+                    assert self.tracker is not None
+                    self.strategies.append(st.Peer(b, db, schema, self.tracker))
+                elif s == "truncate_all":
+                    self.strategies.append(st.TruncateAll(b, db, schema))
+                elif s == "delete_all":
+                    self.strategies.append(st.DeleteAll(b, db, schema))
+                elif s == "rollback":
+                    self.strategies.append(st.Rollback(b, db, schema))
+                elif s == "select1":
+                    self.strategies.append(st.Select1(b, db, schema))
+            except Exception as exc:
+                self.unavailable[s] = "%s: %s" % (type(exc).__name__, exc)
+
+    def _drop(self, role: str) -> None:
+        db = self.dbs.pop(role, None)
+        if db and not ARGS.keep:
+            self.b.drop_database(db)
+
+    def close_strategies(self) -> None:
+        for s in self.strategies:
+            try:
+                s.close()
+            except Exception:
+                pass
+        self.strategies = []
+
+    def close(self) -> None:
+        self.close_strategies()
+        if self.tracker is not None:
+            self.tracker.close()
+        if not ARGS.keep:
+            for role in list(self.dbs):
+                self._drop(role)
+
+
+def check_tables(schema: Schema) -> list[str]:
+    """A seeded table, a FK child and its parent, and a plain table."""
+    out = [next(iter(schema.seeded))]
+    if schema.fk_tables:
+        child = schema.fk_tables[0]
+        parent = next(iter(schema.metadata.tables[child].c.parent_id.foreign_keys)).column.table.name
+        out += [child, parent]
+    out.append(schema.plain_tables()[0])
+    return list(dict.fromkeys(out))
+
+
+# ------------------------------------------------------------------------ parts
+def run_reset(b: Backend, setup: Setup, rng: random.Random) -> dict[str, Any]:
+    schema = setup.schema
+    nres: dict[str, Any] = {"strategies": [s.name for s in setup.strategies], "by_k": {}}
+    params = reset_bench.CellParams(ARGS.budget, ARGS.min_reps, ARGS.max_reps)
+    for k in ARGS.k:
+        if k > schema.n:
+            continue
+        t = time.perf_counter()
+        cell = reset_bench.run_cell(setup.strategies, schema.names, k, params, rng)
+        nres["by_k"][str(k)] = cell
+        log(
+            "  k=%-3d %s  (%.1fs)"
+            % (k, "  ".join("%s %s ms" % (n, report._fmt_ms(c["median_ms"])) for n, c in cell.items()),
+               time.perf_counter() - t)
+        )
+    if nres["by_k"]:
+        last = list(nres["by_k"])[-1]
+        nres["reps_note"] = (last, ", ".join("%s %d" % (n, c["reps"]) for n, c in nres["by_k"][last].items()))
+    nres["checks"] = reset_bench.check_all(setup.strategies, check_tables(schema))
+    return nres
+
+
+def run_write(b: Backend, setup: Setup) -> dict[str, Any]:
+    schema = setup.schema
+    table = schema.plain_tables()[-1]
+    out: dict[str, Any] = {"n": schema.n, "table": table, "multi_rows": ARGS.write_rows[0],
+                           "single_rows": ARGS.write_rows[1], "unavailable_targets": {}}
+    targets: list[write_bench.Target] = []
+    extra_conns: list[Any] = []
+    plain = setup.dbs.get("plain")
+    if plain is None:
+        return {"unavailable": "no untracked database"}
+    pc = b.connect(plain)
+    extra_conns.append(pc)
+    targets.append(write_bench.Target("untracked", b, plain, table,
+                                      lambda: b.run_batch(pc, b.truncate_all_sql([table]))))
+    if "ours" in setup.dbs and "ours" not in setup.unavailable:
+        oc = b.connect(setup.dbs["ours"])
+        extra_conns.append(oc)
+        targets.append(write_bench.Target("ours", b, setup.dbs["ours"], table,
+                                          lambda: ours.reset(b.name, oc)))
+    else:
+        out["unavailable_targets"]["ours"] = setup.unavailable.get("ours", "not selected")
+    if setup.tracker is not None and "peer" not in setup.unavailable:
+        tr = setup.tracker
+        targets.append(write_bench.Target("peer", b, setup.dbs["peer"], table, tr.reset))
+    else:
+        out["unavailable_targets"]["peer"] = setup.unavailable.get("peer", "not selected")
+    out["targets"] = [t.name for t in targets]
+    try:
+        out["results"] = write_bench.run(targets, ARGS.write_rows[0], ARGS.write_rows[1], ARGS.write_reps)
+    finally:
+        for t in targets:
+            t.close()
+        for c in extra_conns:
+            c.close()
+    for work, res in out["results"].items():
+        log("  write %-11s %s" % (work, "  ".join("%s %s ms" % (n, report._fmt_ms(r["median_ms"])) for n, r in res.items())))
+    return out
+
+
+def restore_baseline(b: Backend, db: str, schema: Schema) -> None:
+    conn = b.connect(db)
+    try:
+        b.run_batch(conn, b.truncate_all_sql(schema.names))
+    finally:
+        conn.close()
+    eng = b.engine(db)
+    with eng.begin() as c:
+        for name, count in schema.seeded.items():
+            c.execute(schema.metadata.tables[name].insert(),
+                      [{"label": "seed%d" % j, "val": j} for j in range(count)])
+
+
+def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> dict[str, Any]:
+    schema = build_schema(ARGS.suite_tables, seed=ARGS.seed + 7)
+    root = os.path.join(os.path.abspath(ARGS.out), "suite", b.name)
+    tests = suite_bench.generate_tests(b, schema, ARGS.suite_tests, ARGS.seed)
+    py_main, py_peer = sys.executable, peer.venv_python()
+    plugin_reason = ours_reason or ours.plugin_unavailable_reason()
+    plugin_installed = ours.plugin_unavailable_reason() is None
+    block_ours = ["-p", "no:cleandb"] if plugin_installed else []
+    dbs = {"ours": db_name("suite_ours"), "peer": db_name("suite_peer"), "plain": db_name("suite_plain")}
+    strats: list[suite_bench.SuiteStrategy] = []
+    ours_url = b.sa_url(dbs["ours"]).render_as_string(hide_password=False)
+    strats.append(suite_bench.SuiteStrategy("ours", py_main, ini=ours.plugin_ini_lines(ours_url),
+                                            unavailable=plugin_reason))
+    peer_extra = suite_bench.CONFTEST_PEER.format(dsn=b.peer_dsn(dbs["peer"])) if b.name != "sqlite" else ""
+    if b.name == "mariadb":
+        peer_extra += suite_bench.CONFTEST_PEER_MARIADB
+    strats.append(suite_bench.SuiteStrategy(
+        "peer", py_peer, conftest_extra=peer_extra,
+        unavailable=("pytest-clean-database supports PostgreSQL and MySQL only" if b.name == "sqlite" else peer_reason)))
+    trunc = suite_bench.CONFTEST_TRUNCATE.format(stmts=b.truncate_all_sql(schema.names),
+                                                 drain=b.name == "mariadb")
+    strats.append(suite_bench.SuiteStrategy("truncate_all", py_main, conftest_extra=trunc, addopts=block_ours))
+    strats.append(suite_bench.SuiteStrategy("none", py_main, addopts=block_ours))
+    if b.name != "sqlite" and not peer_reason:
+        strats.append(suite_bench.SuiteStrategy("none_peer_venv", py_peer, addopts=["-p", "no:clean-db"]))
+    used = {"ours": "ours" if strats[0].unavailable is None else None,
+            "peer": "peer" if strats[1].unavailable is None else None, "plain": "plain"}
+    created: list[str] = []
+    try:
+        for role, db in dbs.items():
+            if used[role] is None:
+                continue
+            t = time.perf_counter()
+            b.create_database(db)
+            created.append(db)
+            create_schema(b.engine(db), schema)
+            log("  created %s (%d tables) in %.1fs" % (db, schema.n, time.perf_counter() - t))
+        if used["ours"]:
+            try:
+                ours.install(b.engine(dbs["ours"]))
+            except Exception as exc:
+                strats[0].unavailable = "install failed: %s: %s" % (type(exc).__name__, exc)
+        dirs: dict[str, str] = {}
+        prepare: dict[str, Any] = {}
+        for s in strats:
+            if s.unavailable:
+                continue
+            db = dbs["ours"] if s.name == "ours" else dbs["peer"] if s.name == "peer" else dbs["plain"]
+            dirs[s.name] = suite_bench.write_suite(root, s, b, db, tests, files=10)
+
+            def prep(s: suite_bench.SuiteStrategy = s, db: str = db) -> None:
+                if s.name == "ours":
+                    c = b.connect(db)
+                    try:
+                        ours.reset(b.name, c)
+                    finally:
+                        c.close()
+                    return
+                if s.name == "peer":
+                    c = b.connect(db)
+                    try:
+                        peer.drop_tracking(b, c, schema.names)
+                    finally:
+                        c.close()
+                restore_baseline(b, db, schema)
+
+            prepare[s.name] = prep
+        results = suite_bench.run_suites(dirs, strats, prepare, ARGS.suite_runs, ARGS.suite_cap, log=log)
+    finally:
+        if not ARGS.keep:
+            for db in created:
+                b.drop_database(db)
+    return {"tests": ARGS.suite_tests, "tables": ARGS.suite_tables, "results": results,
+            "pytest": {"ours/truncate_all/none": "main venv", "peer/none_peer_venv": "bench/.venv-peer"}}
+
+
+# ------------------------------------------------------------------------- main
+ARGS: argparse.Namespace
+
+
+def main(argv: list[str] | None = None) -> int:
+    global ARGS
+    ARGS = parse_args(argv)
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    data: dict[str, Any] = {
+        "meta": {
+            "started": started,
+            "argv": sys.argv[1:],
+            "python": platform.python_version(),
+            "machine": "%s, %d cores" % (platform.platform(), os.cpu_count() or 0),
+            "quick": ARGS.quick,
+            "params": {k: v for k, v in vars(ARGS).items() if k not in ("pg_url", "mariadb_url")},
+            "servers": {},
+        },
+        "notes": [],
+        "reset": {},
+        "write": {},
+        "suite": {},
+    }
+    ours_reason = ours.unavailable_reason() if "ours" in ARGS.strategies else "not selected"
+    mod, note = ours.load()
+    data["meta"]["alembic_cleandb"] = note
+    if ours_reason:
+        log("ours: SKIPPED: " + ours_reason)
+        data["notes"].append("ours unavailable: " + ours_reason)
+    peer_reason: str | None = "disabled by --no-peer" if ARGS.no_peer else peer.ensure_venv(log)
+    if peer_reason:
+        log("peer: SKIPPED: " + peer_reason)
+    else:
+        data["meta"]["peer"] = "pytest-clean-database " + str(peer.installed_version())
+        if "mariadb" in ARGS.backend:
+            data["notes"].append(peer.MARIADB_NOTE + " (its TRUNCATE of FK-referenced tables fails otherwise)")
+            log("note: " + peer.MARIADB_NOTE)
+    urls = {"postgresql": ARGS.pg_url, "mariadb": ARGS.mariadb_url, "sqlite": None}
+    rng = random.Random(ARGS.seed)
+    for bname in ARGS.backend:
+        b = Backend.create(bname, urls[bname])
+        try:
+            data["meta"]["servers"][bname] = b.server_info()
+        except Exception as exc:
+            log("%s: SKIPPED, server not reachable: %s" % (bname, exc))
+            data["notes"].append("%s skipped: %s" % (bname, exc))
+            continue
+        log("== %s %s" % (bname, data["meta"]["servers"][bname]))
+        bres: dict[str, Any] = {"by_n": {}, "unavailable": {}}
+        data["reset"][bname] = bres
+        try:
+            for n in ARGS.tables:
+                log("-- %s N=%d" % (bname, n))
+                schema = build_schema(n, seed=ARGS.seed)
+                wanted = ARGS.strategies if "reset" in ARGS.parts else []
+                need_write = "write" in ARGS.parts and n == max(ARGS.tables)
+                setup = Setup(b, schema, wanted, ours_reason, peer_reason, need_write)
+                try:
+                    bres["unavailable"].update(setup.unavailable)
+                    if "reset" in ARGS.parts and setup.strategies:
+                        bres["by_n"][str(n)] = run_reset(b, setup, rng)
+                    setup.close_strategies()
+                    if need_write:
+                        log("-- %s write side, N=%d" % (bname, n))
+                        data["write"][bname] = run_write(b, setup)
+                finally:
+                    setup.close()
+            if "suite" in ARGS.parts:
+                log("-- %s suite: %d tests over %d tables" % (bname, ARGS.suite_tests, ARGS.suite_tables))
+                data["suite"][bname] = run_suite(b, ours_reason, peer_reason)
+        except Exception as exc:
+            log("%s: ERROR %s: %s" % (bname, type(exc).__name__, exc))
+            traceback.print_exc()
+            data["notes"].append("%s aborted: %s: %s" % (bname, type(exc).__name__, exc))
+        finally:
+            b.dispose()
+    data["meta"]["elapsed_s"] = round(time.perf_counter() - T0, 1)
+    suffix = "-quick" if ARGS.quick else ""
+    jpath = os.path.join(ARGS.out, "results%s.json" % suffix)
+    report.write_json(data, jpath)
+    log("")
+    report.print_report(data, log=print)
+    print()
+    print("json: " + jpath)
+    print(report.chart(data, os.path.join(ARGS.out, "reset_vs_n%s.png" % suffix)))
+    print("elapsed: %.1f s" % (time.perf_counter() - T0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
