@@ -45,7 +45,8 @@ class SQLiteBackend(ClientSideBackend):
     def current_database(self, connection: Connection) -> str:
         for _, name, path in connection.exec_driver_sql("PRAGMA database_list"):
             if name == "main":
-                return os.path.basename(path) if path else ":memory:"
+                # The file's name without directory and extension: /tmp/app_test.db -> app_test
+                return os.path.splitext(os.path.basename(path))[0] if path else ":memory:"
         return ":memory:"
 
     def table_states(self, connection: Connection, names: Sequence[str]) -> list[TableState]:
