@@ -101,6 +101,16 @@ class BackendBase:
     def own_table(self, name: str) -> bool:
         return False
 
+    # Optional, for ``--cleandb-report`` only (never on the per-test hot path). Names are
+    # display names: ``table``, or ``schema.table`` outside the current schema.
+    def dirty_tables(self, connection: Connection) -> list[str]:
+        """The tracked tables marked dirty now."""
+        return []
+
+    def tracked_tables(self, connection: Connection) -> list[str]:
+        """Every table tracking is attached to."""
+        return []
+
 
 class Backend(Protocol):
     """One database family's SQL, all in one module."""
@@ -128,6 +138,10 @@ class Backend(Protocol):
     def configure_session(self, connection: Connection, lock_timeout: float) -> None: ...
 
     def explain(self, exc: BaseException, display: str) -> str: ...
+
+    def dirty_tables(self, connection: Connection) -> list[str]: ...
+
+    def tracked_tables(self, connection: Connection) -> list[str]: ...
 
 
 def call_routine(connection: Connection, statement: str) -> Callable[[], int]:

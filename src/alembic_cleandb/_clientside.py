@@ -151,6 +151,17 @@ class ClientSideBackend(BackendBase):
     def own_table(self, name: str) -> bool:
         return name.startswith(PREFIX)
 
+    def dirty_tables(self, connection: Connection) -> list[str]:
+        return [
+            str(r[0])
+            for r in connection.exec_driver_sql(
+                f"SELECT DISTINCT t.name FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid"
+            )
+        ]
+
+    def tracked_tables(self, connection: Connection) -> list[str]:
+        return [str(r[0]) for r in connection.exec_driver_sql(f"SELECT name FROM {TABLES}")]
+
     def _excluded(self, connection: Connection) -> set[str]:
         raw = connection.exec_driver_sql(f"SELECT excluded FROM {CONFIG}").scalar()
         return set(json.loads(raw or "[]"))

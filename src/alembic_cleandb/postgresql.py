@@ -404,6 +404,29 @@ class PostgreSQLBackend(BackendBase):
     def own_schema(self, name: str | None) -> bool:
         return name == SCHEMA
 
+    _DISPLAY = (
+        "CASE WHEN n.nspname = current_schema() THEN c.relname::text "
+        "ELSE n.nspname || '.' || c.relname END"
+    )
+
+    def dirty_tables(self, connection: Connection) -> list[str]:
+        return [
+            str(r[0])
+            for r in connection.exec_driver_sql(
+                f"SELECT DISTINCT {self._DISPLAY} FROM cleandb.dirty d "
+                "JOIN pg_class c ON c.oid = d.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            )
+        ]
+
+    def tracked_tables(self, connection: Connection) -> list[str]:
+        return [
+            str(r[0])
+            for r in connection.exec_driver_sql(
+                f"SELECT {self._DISPLAY} FROM cleandb.tables t "
+                "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            )
+        ]
+
     @staticmethod
     def _routine(connection: Connection, name: str) -> str:
         schema = connection.exec_driver_sql("SELECT routine_schema FROM cleandb.config").scalar()
