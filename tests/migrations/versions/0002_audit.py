@@ -22,7 +22,10 @@ def upgrade() -> None:
         sa.Column("what", sa.String(100), nullable=False),
     )
     status = sa.table(
-        "lookup_status", sa.column("id", Key), sa.column("code"), sa.column("label")
+        "lookup_status",
+        sa.column("id", Key),
+        sa.column("code", sa.String),
+        sa.column("label", sa.String),
     )
     op.bulk_insert(status, [{"id": 4, "code": "cancelled", "label": "Cancelled"}])
     if op.get_context().dialect.name == "postgresql":

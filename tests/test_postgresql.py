@@ -1,0 +1,96 @@
+"""PostgreSQL-only behaviour: partitions, several schemas, DDL outside Alembic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from conftest import Databases, upgrade
+from dbutil import connect, count, execute, rows
+
+import alembic_cleandb
+
+
+@pytest.fixture
+def pg(tmp_path) -> Any:
+    dbs = Databases("postgresql", tmp_path)
+    url = dbs.create()
+    upgrade(url)
+    yield url
+    dbs.drop_all()
+
+
+def test_partitioned_table_written_through_the_parent_and_a_partition(pg: str) -> None:
+    execute(
+        pg,
+        "INSERT INTO measurement (taken, value) VALUES ('2025-05-01', 1), ('2026-05-01', 2)",
+    )
+    assert alembic_cleandb.clean(pg) == 1
+    assert count(pg, "measurement") == 0
+    execute(pg, "INSERT INTO measurement_2026 (id, taken, value) VALUES (100, '2026-06-01', 3)")
+    assert alembic_cleandb.clean(pg) == 1
+    assert count(pg, "measurement") == 0
+    with connect(pg) as c:
+        first = c.execute(
+            sa.text("INSERT INTO measurement (taken) VALUES ('2025-01-02') RETURNING id")
+        ).scalar()
+    assert first == 1
+
+
+def test_default_tracks_the_current_schema_only(pg: str) -> None:
+    execute(pg, "INSERT INTO billing.invoice (amount) VALUES (5)")
+    assert alembic_cleandb.clean(pg) == 0
+    with connect(pg) as c:
+        assert c.execute(sa.text("SELECT count(*) FROM billing.invoice")).scalar() == 1
+
+
+def test_several_schemas(pg: str) -> None:
+    with connect(pg) as c:
+        ops = Operations(MigrationContext.configure(c))
+        ops.install_clean_tracking(schema=["public", "billing"])
+    execute(pg, "INSERT INTO billing.invoice (amount) VALUES (5)", 'INSERT INTO "user" (name) VALUES (\'u\')')
+    assert alembic_cleandb.clean(pg) == 2
+    with connect(pg) as c:
+        assert c.execute(sa.text("SELECT count(*) FROM billing.invoice")).scalar() == 0
+        assert c.execute(sa.text("INSERT INTO billing.invoice (amount) VALUES (1) RETURNING id")).scalar() == 1
+
+
+def test_table_created_by_raw_ddl_inside_a_test_is_tracked(pg: str) -> None:
+    execute(pg, 'CREATE TABLE "Made In Test" (id serial PRIMARY KEY, v text)')
+    execute(pg, "INSERT INTO \"Made In Test\" (v) VALUES ('a'), ('b')")
+    assert alembic_cleandb.clean(pg) == 1
+    assert count(pg, "Made In Test") == 0
+    with connect(pg) as c:
+        assert c.execute(sa.text("INSERT INTO \"Made In Test\" (v) VALUES ('c') RETURNING id")).scalar() == 1
+
+
+def test_renamed_table_keeps_being_tracked(pg: str) -> None:
+    execute(pg, 'ALTER TABLE event_log RENAME TO "Event Log"')
+    execute(pg, "INSERT INTO \"Event Log\" (message) VALUES ('x')")
+    assert alembic_cleandb.clean(pg) == 1
+    assert count(pg, "Event Log") == 0
+
+
+def test_column_added_to_a_seeded_table_keeps_its_baseline(pg: str) -> None:
+    execute(pg, "ALTER TABLE lookup_status ADD COLUMN sort_order int NOT NULL DEFAULT 0")
+    execute(pg, "UPDATE lookup_status SET label = 'x'")
+    assert alembic_cleandb.clean(pg) == 1
+    assert [r[2] for r in rows(pg, "lookup_status")] == ["New", "Paid", "Shipped", "Cancelled"]
+
+
+def test_views_and_temporary_tables_are_ignored(pg: str) -> None:
+    with connect(pg) as c:
+        c.execute(sa.text("CREATE TEMPORARY TABLE scratch (v int)"))
+        c.execute(sa.text("INSERT INTO scratch VALUES (1)"))
+        c.execute(sa.text("SELECT * FROM active_users"))
+    assert alembic_cleandb.clean(pg) == 0
+
+
+def test_reset_is_one_call_of_the_routine(pg: str) -> None:
+    execute(pg, "INSERT INTO \"user\" (name) VALUES ('u')")
+    with connect(pg) as c:
+        assert c.execute(sa.text("SELECT cleandb_truncate()")).scalar() == 1
+        assert c.execute(sa.text("SELECT cleandb_truncate()")).scalar() == 0
