@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from dbutil import connect, count, dump, execute, insert, long_table_name, q, rows
 
 import alembic_cleandb
 from alembic_cleandb import NotInstalledError, UnsafeDatabaseError
+from dbutil import connect, count, dump, execute, insert, long_table_name, q, rows
 
-SEED = [(1, "new", "New"), (2, "paid", "Paid"), (3, "shipped", "Shipped"), (4, "cancelled", "Cancelled")]
+SEED = [
+    (1, "new", "New"),
+    (2, "paid", "Paid"),
+    (3, "shipped", "Shipped"),
+    (4, "cancelled", "Cancelled"),
+]
 
 
 @pytest.mark.parametrize("order", ["first-then-second", "second-then-first"])
@@ -70,9 +75,7 @@ def test_seed_row_referenced_by_an_unwritten_table_is_restored_in_place(migrated
     assert count(migrated, "shipment") == 1
 
 
-def test_writes_from_another_connection_and_engine_are_reset(
-    migrated: str, engine_factory
-) -> None:
+def test_writes_from_another_connection_and_engine_are_reset(migrated: str, engine_factory) -> None:
     other = engine_factory(migrated)
     with other.begin() as c:
         c.execute(sa.text(f"INSERT INTO {q(c, 'user')} (name) VALUES ('x')"))
@@ -125,7 +128,10 @@ def test_tables_not_written_are_not_touched(migrated: str, backend: str) -> None
     assert dump(migrated) == before
     if backend == "postgresql":
         with connect(migrated) as c:
-            assert c.execute(sa.text("SELECT xmin::text FROM lookup_status ORDER BY id")).all() == xmins
+            assert (
+                c.execute(sa.text("SELECT xmin::text FROM lookup_status ORDER BY id")).all()
+                == xmins
+            )
 
 
 def test_table_created_by_a_later_migration_is_tracked(db_url: str) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import upgrade
 
-USER_TESTS = '''
+USER_TESTS = """
 import sqlalchemy as sa
 
 def _insert_user(url, name):
@@ -34,16 +35,16 @@ def test_seed_rows_are_back(cleandb_url_for_app):
     with engine.begin() as c:
         assert c.execute(sa.text("SELECT COUNT(*) FROM lookup_status")).scalar() == 4
     engine.dispose()
-'''
+"""
 
-CONFTEST = '''
+CONFTEST = """
 import os
 import pytest
 
 @pytest.fixture
 def cleandb_url_for_app():
     return os.environ["APP_URL"]
-'''
+"""
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
@@ -54,8 +55,11 @@ def test_plugin_resets_after_every_test(
     pytester.makeconftest(CONFTEST)
     source = USER_TESTS
     if reverse:  # the same two "id == 1" tests, the other way round
-        source = source.replace("test_user_schema1", "test_tmp").replace(
-            "test_user_schema2", "test_user_schema1").replace("test_tmp", "test_user_schema2")
+        source = (
+            source.replace("test_user_schema1", "test_tmp")
+            .replace("test_user_schema2", "test_user_schema1")
+            .replace("test_tmp", "test_user_schema2")
+        )
     pytester.makepyfile(test_app=source)
     monkeypatch.setenv("APP_URL", migrated)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-v")

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from conftest import alembic_config, upgrade
-from dbutil import connect, dump, insert
 
 import alembic_cleandb
+from conftest import alembic_config, upgrade
+from dbutil import connect, dump, insert
 
 
 def catalog(url: str) -> dict[str, Any]:

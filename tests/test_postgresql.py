@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from conftest import Databases, upgrade
-from dbutil import connect, count, execute, rows
 
 import alembic_cleandb
+from conftest import Databases, upgrade
+from dbutil import connect, count, execute, rows
 
 
 @pytest.fixture
@@ -51,11 +51,20 @@ def test_several_schemas(pg: str) -> None:
     with connect(pg) as c:
         ops = Operations(MigrationContext.configure(c))
         ops.install_clean_tracking(schema=["public", "billing"])
-    execute(pg, "INSERT INTO billing.invoice (amount) VALUES (5)", 'INSERT INTO "user" (name) VALUES (\'u\')')
+    execute(
+        pg,
+        "INSERT INTO billing.invoice (amount) VALUES (5)",
+        "INSERT INTO \"user\" (name) VALUES ('u')",
+    )
     assert alembic_cleandb.clean(pg) == 2
     with connect(pg) as c:
         assert c.execute(sa.text("SELECT count(*) FROM billing.invoice")).scalar() == 0
-        assert c.execute(sa.text("INSERT INTO billing.invoice (amount) VALUES (1) RETURNING id")).scalar() == 1
+        assert (
+            c.execute(
+                sa.text("INSERT INTO billing.invoice (amount) VALUES (1) RETURNING id")
+            ).scalar()
+            == 1
+        )
 
 
 def test_table_created_by_raw_ddl_inside_a_test_is_tracked(pg: str) -> None:
@@ -64,7 +73,12 @@ def test_table_created_by_raw_ddl_inside_a_test_is_tracked(pg: str) -> None:
     assert alembic_cleandb.clean(pg) == 1
     assert count(pg, "Made In Test") == 0
     with connect(pg) as c:
-        assert c.execute(sa.text("INSERT INTO \"Made In Test\" (v) VALUES ('c') RETURNING id")).scalar() == 1
+        assert (
+            c.execute(
+                sa.text("INSERT INTO \"Made In Test\" (v) VALUES ('c') RETURNING id")
+            ).scalar()
+            == 1
+        )
 
 
 def test_renamed_table_keeps_being_tracked(pg: str) -> None:

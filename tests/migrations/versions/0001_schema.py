@@ -114,7 +114,13 @@ def downgrade() -> None:
         op.execute("DROP SCHEMA billing")
         op.execute("DROP TABLE measurement")
     op.execute("DROP VIEW active_users")
-    for table in (LONG_NAME[: dialect.max_identifier_length], "event_log", "order line", "category", "shipment"):
+    for table in (
+        LONG_NAME[: dialect.max_identifier_length],
+        "event_log",
+        "order line",
+        "category",
+        "shipment",
+    ):
         op.drop_table(table)
     for table in ("lookup_status", "user-profile", "Order", "user"):
         op.drop_table(table)

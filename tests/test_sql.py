@@ -1,0 +1,181 @@
+"""The SQL each dialect emits, checked without a server (Alembic's op_fixture pattern).
+
+Behaviour is tested on real servers elsewhere; these pin what cannot run here (MySQL 8)
+and what offline mode prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+import pytest
+from alembic.autogenerate import render_python_code
+from alembic.migration import MigrationContext
+from alembic.operations import Operations, ops
+
+import alembic_cleandb  # noqa: F401  (registers the operations)
+from alembic_cleandb import _clientside, mysql, postgresql, sqlite
+from alembic_cleandb._base import backend_for
+from alembic_cleandb.operations import DropCleanTrackingOp, InstallCleanTrackingOp
+
+
+def offline(dialect: str, **opts: Any) -> tuple[Operations, io.StringIO]:
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name=dialect, opts={"as_sql": True, "output_buffer": buffer, **opts}
+    )
+    return Operations(context), buffer
+
+
+def test_postgresql_offline_install_prints_guard_objects_and_triggers() -> None:
+    op, buffer = offline("postgresql")
+    op.install_clean_tracking(schema=["public", "we'ird"], exclude=["skip me"])
+    sql = buffer.getvalue()
+    assert sql.index("refuses to install tracking in") < sql.index("CREATE SCHEMA IF NOT EXISTS")
+    assert "ARRAY['public', 'we''ird']::text[]" in sql  # values quoted as literals
+    assert "ARRAY['alembic_version', 'skip me']::text[]" in sql  # version table excluded
+    assert "FOR EACH STATEMENT EXECUTE FUNCTION cleandb.mark()" in sql
+    assert "CREATE EVENT TRIGGER cleandb_ddl ON ddl_command_end" in sql
+    assert sql.rstrip().endswith("SELECT cleandb.sync(false);")
+
+
+def test_postgresql_guard_embeds_the_allowed_name_as_a_literal(monkeypatch) -> None:
+    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", "o'brien")
+    op, buffer = offline("postgresql")
+    op.install_clean_tracking()
+    assert "current_database() IS DISTINCT FROM 'o''brien'" in buffer.getvalue()
+    monkeypatch.delenv("CLEANDB_ALLOW_DATABASE")
+    op, buffer = offline("postgresql")
+    op.install_clean_tracking()
+    assert "current_database() IS DISTINCT FROM NULL" in buffer.getvalue()
+
+
+def test_postgresql_custom_version_table_is_excluded() -> None:
+    op, buffer = offline("postgresql", version_table="my_versions")
+    op.install_clean_tracking()
+    assert "'my_versions'" in buffer.getvalue()
+
+
+def test_postgresql_offline_drop() -> None:
+    op, buffer = offline("postgresql")
+    op.drop_clean_tracking()
+    sql = buffer.getvalue()
+    assert "DROP EVENT TRIGGER IF EXISTS cleandb_ddl" in sql
+    assert "DROP SCHEMA cleandb;" in sql  # never CASCADE: foreign objects make it fail
+    assert "CASCADE" not in sql
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb", "sqlite"])
+def test_client_side_dialects_refuse_offline_install_clearly(dialect: str) -> None:
+    op, _ = offline(dialect)
+    with pytest.raises(alembic_cleandb.ConfigurationError, match="offline .--sql. mode"):
+        op.install_clean_tracking()
+
+
+def test_mysql_trigger_names_stay_within_64_characters_for_any_table() -> None:
+    backend = mysql.MySQLBackend()
+    ddl = backend.trigger_ddl("`" + "x" * 64 + "`", 2_147_483_647, "i", "INSERT")
+    name = ddl.split()[2]
+    assert len(name) <= 64
+    assert name == "cleandb_2147483647_i"
+
+
+def test_mysql_procedure_never_prepares_create_trigger() -> None:
+    # MySQL 8 rejects CREATE TRIGGER in prepared statements (error 1295): triggers are
+    # created from the client; the procedure only prepares the stored reset statements.
+    body = mysql._procedure([(3, "`lookup`")])
+    assert "CREATE TRIGGER" not in body
+    assert "SELECT 3, 'i' FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM `lookup`)" in body
+    assert "SET SESSION foreign_key_checks = 0" in body
+    assert "RESIGNAL" in body  # an error restores foreign_key_checks
+    assert "DATABASE()" in body  # the guard against copies
+
+
+def test_mysql_statements_per_table_state() -> None:
+    backend = mysql.MySQLBackend()
+    empty = _clientside.TableState("t", rows=0, counter=1, columns=("id",))
+    assert backend.statements("`t`", "`cleandb_b1`", "`id`", empty) == (
+        "TRUNCATE TABLE `t`",
+        None,
+        None,
+    )
+    moved = _clientside.TableState("t", rows=0, counter=7, columns=("id",))
+    assert (
+        backend.statements("`t`", "`cleandb_b1`", "`id`", moved)[2]
+        == "ALTER TABLE `t` AUTO_INCREMENT = 7"
+    )
+    seeded = _clientside.TableState("t", rows=3, counter=4, columns=("id", "v"))
+    assert backend.statements("`t`", "`cleandb_b1`", "`id`, `v`", seeded) == (
+        "DELETE FROM `t`",
+        "INSERT INTO `t` (`id`, `v`) SELECT `id`, `v` FROM `cleandb_b1`",
+        "ALTER TABLE `t` AUTO_INCREMENT = 4",
+    )
+
+
+class Recorder:
+    """Stands in for a connection where only the emitted SQL matters."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.sql: list[str] = []
+        self.dialect = type(
+            "D", (), {"name": dialect_name, "is_mariadb": dialect_name == "mariadb"}
+        )()
+
+    def exec_driver_sql(self, sql: str, params: Any = None) -> Any:
+        self.sql.append(sql)
+
+        class Result:
+            def fetchall(self) -> list[Any]:
+                return []
+
+            def __iter__(self) -> Any:
+                return iter([])
+
+        return Result()
+
+
+@pytest.mark.parametrize(("dialect", "expected"), [("mysql", True), ("mariadb", False)])
+def test_mysql8_information_schema_cache_is_disabled_only_on_mysql(
+    dialect: str, expected: bool
+) -> None:
+    recorder = Recorder(dialect)
+    mysql.MySQLBackend().table_states(recorder, [])  # type: ignore[arg-type]
+    assert recorder.sql == []  # nothing to read, nothing sent
+    recorder.sql.clear()
+    with contextlib.suppress(Exception):  # the recorder returns no rows: only the SET matters
+        mysql.MySQLBackend().table_states(recorder, ["t"])  # type: ignore[arg-type]
+    sent = "SET SESSION information_schema_stats_expiry = 0" in recorder.sql
+    assert sent is expected
+
+
+def test_sqlite_trigger_is_one_guarded_insert() -> None:
+    ddl = sqlite.SQLiteBackend().trigger_ddl('"t"', 5, "u", "UPDATE")
+    assert ddl == (
+        'CREATE TRIGGER IF NOT EXISTS cleandb_5_u AFTER UPDATE ON "t" BEGIN INSERT INTO '
+        "cleandb_dirty (tid, kind) SELECT 5, 'u' WHERE NOT EXISTS (SELECT 1 FROM cleandb_dirty "
+        "WHERE tid = 5 AND kind = 'u'); END"
+    )
+
+
+def test_registry_picks_backend_by_dialect_name() -> None:
+    assert isinstance(backend_for("postgresql"), postgresql.PostgreSQLBackend)
+    assert isinstance(backend_for("mysql"), mysql.MySQLBackend)
+    assert isinstance(backend_for("mariadb"), mysql.MySQLBackend)
+    assert isinstance(backend_for("sqlite"), sqlite.SQLiteBackend)
+    with pytest.raises(alembic_cleandb.ConfigurationError, match="oracle"):
+        backend_for("oracle")
+
+
+def test_operations_reverse_and_render_in_autogenerate() -> None:
+    install = InstallCleanTrackingOp(schema=["app"], exclude=["t"])
+    drop = install.reverse()
+    assert isinstance(drop, DropCleanTrackingOp)
+    assert drop.reverse().to_diff_tuple() == install.to_diff_tuple()
+    code = render_python_code(ops.UpgradeOps(ops=[install, InstallCleanTrackingOp()]))
+    assert "op.install_clean_tracking(schema=['app'], exclude=['t'])" in code
+    assert "op.install_clean_tracking()" in code
+    assert "op.drop_clean_tracking(schema=['app'], exclude=['t'])" in render_python_code(
+        ops.UpgradeOps(ops=[drop])
+    )
