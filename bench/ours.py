@@ -3,7 +3,7 @@
 - install: ``Operations(MigrationContext.configure(conn)).install_clean_tracking()`` + commit
 - drop:    ``Operations(...).drop_clean_tracking()`` + commit
 - reset:   PostgreSQL ``SELECT cleandb_truncate()``, MariaDB ``CALL cleandb_truncate()``
-           (raw DBAPI connection), SQLite ``alembic_cleandb.clean(dbapi_connection)``
+           (raw DBAPI connection), SQLite ``alembic_cleandb.Cleaner(url).reset()``
 - pytest:  pytest11 entry point ``alembic_cleandb.pytest_plugin`` configured by the ini
            option ``cleandb_urls``.
 """
@@ -81,21 +81,52 @@ def drop(engine: sa.Engine) -> None:
 
 
 def reset(backend_name: str, dbapi_conn: Any) -> None:
-    """One post-test reset on a raw DBAPI connection in autocommit mode."""
-    if backend_name == "postgresql":
-        cur = dbapi_conn.cursor()
-        cur.execute("SELECT cleandb_truncate()")
-        cur.fetchall()
+    """One post-test reset on a raw DBAPI connection in autocommit mode (PostgreSQL, MariaDB)."""
+    cur = dbapi_conn.cursor()
+    try:
+        if backend_name == "postgresql":
+            cur.execute("SELECT cleandb_truncate()")
+            cur.fetchall()
+        elif backend_name == "mariadb":
+            cur.execute("CALL cleandb_truncate()")
+            while cur.nextset():
+                pass
+        else:
+            raise ValueError("use make_resetter() for " + backend_name)
+    finally:
         cur.close()
-    elif backend_name == "mariadb":
-        cur = dbapi_conn.cursor()
-        cur.execute("CALL cleandb_truncate()")
-        while cur.nextset():
-            pass
-        cur.close()
-    else:
-        mod, _ = load()
-        mod.clean(dbapi_conn)
+
+
+class Resetter:
+    """The per-test reset of one database, opened once (as the pytest fixture does).
+
+    PostgreSQL/MariaDB: the routine called on a raw DBAPI connection. SQLite has no stored
+    routines: ``alembic_cleandb.Cleaner(url).reset()``, which is what the plugin's per-test
+    fixture calls (``alembic_cleandb.clean(url)`` would also re-open and re-check the
+    database on every call).
+    """
+
+    def __init__(self, backend: Any, db: str) -> None:
+        self.backend_name = backend.name
+        self._conn: Any = None
+        self._cleaner: Any = None
+        if backend.name == "sqlite":
+            mod, _ = load()
+            self._cleaner = mod.Cleaner(backend.sa_url(db).render_as_string(hide_password=False))
+        else:
+            self._conn = backend.connect(db)
+
+    def __call__(self) -> None:
+        if self._cleaner is not None:
+            self._cleaner.reset()
+        else:
+            reset(self.backend_name, self._conn)
+
+    def close(self) -> None:
+        if self._cleaner is not None:
+            self._cleaner.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 # ------------------------------------------------------------------ pytest plugin
@@ -115,6 +146,11 @@ def plugin_unavailable_reason() -> str | None:
     except Exception as exc:
         return "%s not importable: %s: %s" % (PLUGIN_MODULE, type(exc).__name__, exc)
     return None
+
+
+def plugin_args() -> list[str]:
+    """pytest arguments that load our plugin (plugin autoload is off in every suite run)."""
+    return ["-p", PLUGIN_MODULE]
 
 
 def plugin_ini_lines(sa_url: str) -> list[str]:

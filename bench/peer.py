@@ -30,6 +30,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PEER_VENV = os.path.join(BENCH_DIR, ".venv-peer")
 PEER_REQ = "pytest-clean-database[psql,mysql]==1.0.0"
 PEER_VERSION = "1.0.0"
+PLUGIN_MODULE = "pytest_clean_db.plugin"  # its pytest11 entry point (name "clean-db")
 MARIADB_NOTE = "pytest-clean-database on MariaDB: run with foreign_key_checks=0 on its session"
 
 

@@ -123,7 +123,7 @@ def suite_tables(data: dict[str, Any]) -> list[str]:
         res = s["results"]
         floor = res.get("none", {}).get("median_s")
         peer_floor = res.get("none_peer_venv", {}).get("median_s")
-        out.append("%-16s%10s%6s%10s" % ("strategy", "median s", "runs", "x floor"))
+        out.append("%-16s%10s%6s%10s%11s" % ("strategy", "median s", "runs", "x floor", "rows+-seed"))
         for name, r in res.items():
             if "unavailable" in r:
                 out.append("%-16s unavailable: %s" % (name, r["unavailable"]))
@@ -133,15 +133,25 @@ def suite_tables(data: dict[str, Any]) -> list[str]:
                 continue
             base = peer_floor if name in ("peer", "none_peer_venv") and peer_floor else floor
             extra = " (vs its venv's floor)" if base is peer_floor and name == "peer" else ""
+            if r.get("projected_from_tests"):
+                extra = " projected: %.0f ms/test measured on %d tests (%.1f s)" % (
+                    r["per_test_overhead_ms"], r["projected_from_tests"], r["measured_s"])
+            elif r.get("tests"):
+                extra = " (%d tests only)" % r["tests"]
+                base = None
             out.append(
-                "%-16s%10.2f%6d%10s%s"
-                % (name, r["median_s"], r["n_runs"], _ratio(r["median_s"], base), extra)
+                "%-16s%10.2f%6d%10s%11s%s"
+                % (name, r["median_s"], r["n_runs"], _ratio(r["median_s"], base),
+                   r.get("rows_left_above_baseline", "-"), extra)
             )
     return out
 
 
 def print_report(data: dict[str, Any], log: Any = print) -> None:
+    import goals
+
     lines = reset_tables(data) + write_tables(data) + suite_tables(data)
+    lines += goals.lines(data.get("goals", []))
     if data.get("notes"):
         lines.append("")
         lines += ["note: " + n for n in data["notes"]]
@@ -197,6 +207,8 @@ def chart(data: dict[str, Any], path: str) -> str:
                     c, mk, ls = styles[s]
                     ax.plot(xs, ys, color=c, marker=mk, linestyle=ls, label=LABELS[s])
             ax.set_xscale("log")
+            ax.set_xticks(ns, [str(n) for n in ns])
+            ax.minorticks_off()
             ax.set_yscale("log")
             ax.set_title("%s, k = %d dirty tables" % (b, k), fontsize=9)
             ax.set_xlabel("tables in schema (N)", fontsize=8)

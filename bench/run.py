@@ -24,6 +24,7 @@ from typing import Any
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH_DIR)
 
+import goals  # noqa: E402
 import ours  # noqa: E402
 import peer  # noqa: E402
 import report  # noqa: E402
@@ -66,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--suite-cap", type=float, default=45.0,
         help="a suite strategy whose run took longer than this many seconds is not repeated",
     )
+    p.add_argument(
+        "--suite-truncate-tests", type=int, default=None,
+        help="run truncate-all on this many tests and project to the whole suite "
+        "(default 40; 0 = run the whole suite, ~4-5 min per backend)",
+    )
     p.add_argument("--pg-url", default=None, help="SQLAlchemy URL of the PostgreSQL server")
     p.add_argument("--mariadb-url", default=None, help="SQLAlchemy URL of the MariaDB server")
     p.add_argument("--no-peer", action="store_true", help="skip pytest-clean-database")
@@ -73,19 +79,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     q = a.quick
-    a.tables = csv(a.tables or ("10,100" if q else "10,100,500"), int)
+    a.tables = csv(a.tables or ("10,50" if q else "10,100,500"), int)
     a.k = csv(a.k, int)
     a.backend = csv(a.backend)
     a.strategies = csv(a.strategies)
     a.parts = csv(a.parts)
-    a.budget = a.budget if a.budget is not None else (0.12 if q else 0.8)
+    a.budget = a.budget if a.budget is not None else (0.1 if q else 0.8)
     a.min_reps = a.min_reps or (3 if q else 7)
     a.max_reps = a.max_reps or (25 if q else 300)
     a.write_rows = csv(a.write_rows or ("1000,100" if q else "10000,1000"), int)
     a.write_reps = a.write_reps or (2 if q else 5)
-    a.suite_tests = a.suite_tests or (60 if q else 300)
-    a.suite_tables = a.suite_tables or (50 if q else 200)
+    a.suite_tests = a.suite_tests or (40 if q else 300)
+    a.suite_tables = a.suite_tables or (30 if q else 200)
     a.suite_runs = a.suite_runs or (1 if q else 3)
+    if a.suite_truncate_tests is None:
+        a.suite_truncate_tests = 0 if q else 40
     for b in a.backend:
         if b not in ("postgresql", "mariadb", "sqlite"):
             p.error("unknown backend %r" % b)
@@ -242,10 +250,9 @@ def run_write(b: Backend, setup: Setup) -> dict[str, Any]:
     targets.append(write_bench.Target("untracked", b, plain, table,
                                       lambda: b.run_batch(pc, b.truncate_all_sql([table]))))
     if "ours" in setup.dbs and "ours" not in setup.unavailable:
-        oc = b.connect(setup.dbs["ours"])
+        oc = ours.Resetter(b, setup.dbs["ours"])
         extra_conns.append(oc)
-        targets.append(write_bench.Target("ours", b, setup.dbs["ours"], table,
-                                          lambda: ours.reset(b.name, oc)))
+        targets.append(write_bench.Target("ours", b, setup.dbs["ours"], table, oc))
     else:
         out["unavailable_targets"]["ours"] = setup.unavailable.get("ours", "not selected")
     if setup.tracker is not None and "peer" not in setup.unavailable:
@@ -279,31 +286,49 @@ def restore_baseline(b: Backend, db: str, schema: Schema) -> None:
                       [{"label": "seed%d" % j, "val": j} for j in range(count)])
 
 
+def count_rows(b: Backend, db: str, tables: list[str]) -> int:
+    conn = b.connect(db)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT SUM(c) FROM ("
+            + " UNION ALL ".join("SELECT COUNT(*) AS c FROM " + b.q(t) for t in tables)
+            + ") AS counts"
+        )
+        total = int(cur.fetchone()[0] or 0)
+        cur.close()
+        return total
+    finally:
+        conn.close()
+
+
 def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> dict[str, Any]:
     schema = build_schema(ARGS.suite_tables, seed=ARGS.seed + 7)
     root = os.path.join(os.path.abspath(ARGS.out), "suite", b.name)
     tests = suite_bench.generate_tests(b, schema, ARGS.suite_tests, ARGS.seed)
     py_main, py_peer = sys.executable, peer.venv_python()
     plugin_reason = ours_reason or ours.plugin_unavailable_reason()
-    plugin_installed = ours.plugin_unavailable_reason() is None
-    block_ours = ["-p", "no:cleandb"] if plugin_installed else []
     dbs = {"ours": db_name("suite_ours"), "peer": db_name("suite_peer"), "plain": db_name("suite_plain")}
     strats: list[suite_bench.SuiteStrategy] = []
     ours_url = b.sa_url(dbs["ours"]).render_as_string(hide_password=False)
     strats.append(suite_bench.SuiteStrategy("ours", py_main, ini=ours.plugin_ini_lines(ours_url),
-                                            unavailable=plugin_reason))
+                                            addopts=ours.plugin_args(), unavailable=plugin_reason))
     peer_extra = suite_bench.CONFTEST_PEER.format(dsn=b.peer_dsn(dbs["peer"])) if b.name != "sqlite" else ""
     if b.name == "mariadb":
         peer_extra += suite_bench.CONFTEST_PEER_MARIADB
     strats.append(suite_bench.SuiteStrategy(
-        "peer", py_peer, conftest_extra=peer_extra,
+        "peer", py_peer, conftest_extra=peer_extra, addopts=["-p", peer.PLUGIN_MODULE],
         unavailable=("pytest-clean-database supports PostgreSQL and MySQL only" if b.name == "sqlite" else peer_reason)))
     trunc = suite_bench.CONFTEST_TRUNCATE.format(stmts=b.truncate_all_sql(schema.names),
                                                  drain=b.name == "mariadb")
-    strats.append(suite_bench.SuiteStrategy("truncate_all", py_main, conftest_extra=trunc, addopts=block_ours))
-    strats.append(suite_bench.SuiteStrategy("none", py_main, addopts=block_ours))
+    sub = ARGS.suite_truncate_tests
+    sub = sub if 0 < sub < ARGS.suite_tests else None
+    strats.append(suite_bench.SuiteStrategy("truncate_all", py_main, conftest_extra=trunc, n_tests=sub))
+    strats.append(suite_bench.SuiteStrategy("none", py_main))
+    if sub is not None:
+        strats.append(suite_bench.SuiteStrategy("none_prefix", py_main, n_tests=sub))
     if b.name != "sqlite" and not peer_reason:
-        strats.append(suite_bench.SuiteStrategy("none_peer_venv", py_peer, addopts=["-p", "no:clean-db"]))
+        strats.append(suite_bench.SuiteStrategy("none_peer_venv", py_peer))
     used = {"ours": "ours" if strats[0].unavailable is None else None,
             "peer": "peer" if strats[1].unavailable is None else None, "plain": "plain"}
     created: list[str] = []
@@ -331,11 +356,11 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
 
             def prep(s: suite_bench.SuiteStrategy = s, db: str = db) -> None:
                 if s.name == "ours":
-                    c = b.connect(db)
+                    r = ours.Resetter(b, db)
                     try:
-                        ours.reset(b.name, c)
+                        r()
                     finally:
-                        c.close()
+                        r.close()
                     return
                 if s.name == "peer":
                     c = b.connect(db)
@@ -346,7 +371,15 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
                 restore_baseline(b, db, schema)
 
             prepare[s.name] = prep
-        results = suite_bench.run_suites(dirs, strats, prepare, ARGS.suite_runs, ARGS.suite_cap, log=log)
+        def leftover(name: str) -> int:
+            """Rows above the seeded baseline after a run (0 = the suite left the db clean)."""
+            db = dbs["ours"] if name == "ours" else dbs["peer"] if name == "peer" else dbs["plain"]
+            return count_rows(b, db, schema.names) - sum(schema.seeded.values())
+
+        results = suite_bench.run_suites(dirs, strats, prepare, ARGS.suite_runs, ARGS.suite_cap,
+                                         log=log, after=leftover)
+        if sub is not None:
+            suite_bench.project(results, "truncate_all", "none_prefix", ARGS.suite_tests)
     finally:
         if not ARGS.keep:
             for db in created:
@@ -372,12 +405,19 @@ def main(argv: list[str] | None = None) -> int:
             "quick": ARGS.quick,
             "params": {k: v for k, v in vars(ARGS).items() if k not in ("pg_url", "mariadb_url")},
             "servers": {},
+            "loadavg_start": os.getloadavg(),
         },
         "notes": [],
         "reset": {},
         "write": {},
         "suite": {},
     }
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5 * (os.cpu_count() or 1):
+        msg = "machine busy at start (load average %.1f on %d cores): timings will be noisy" % (
+            load1, os.cpu_count() or 1)
+        log("WARNING: " + msg)
+        data["notes"].append(msg)
     ours_reason = ours.unavailable_reason() if "ours" in ARGS.strategies else "not selected"
     mod, note = ours.load()
     data["meta"]["alembic_cleandb"] = note
@@ -431,7 +471,9 @@ def main(argv: list[str] | None = None) -> int:
             data["notes"].append("%s aborted: %s: %s" % (bname, type(exc).__name__, exc))
         finally:
             b.dispose()
+    data["goals"] = goals.evaluate(data)
     data["meta"]["elapsed_s"] = round(time.perf_counter() - T0, 1)
+    data["meta"]["loadavg_end"] = os.getloadavg()
     suffix = "-quick" if ARGS.quick else ""
     jpath = os.path.join(ARGS.out, "results%s.json" % suffix)
     report.write_json(data, jpath)

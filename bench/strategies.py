@@ -52,10 +52,10 @@ class Ours(Strategy):
 
     def __init__(self, backend: Backend, db: str, schema: Schema) -> None:
         super().__init__(backend, db, schema)
-        self.resetter = backend.connect(db)
+        self.resetter = ours.Resetter(backend, db)
 
     def reset(self) -> None:
-        ours.reset(self.backend.name, self.resetter)
+        self.resetter()
 
     def close(self) -> None:
         super().close()

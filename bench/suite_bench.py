@@ -12,8 +12,11 @@ The same test files run under:
 - none_peer_venv: the floor again under the peer's venv (it pins pytest < 9), so the
                  peer can also be compared with its own interpreter's floor
 
-Every run is a fresh ``python -m pytest`` subprocess; the database is brought back to
-the seeded baseline before each run, untimed. Runs are interleaved round-robin; a
+Every run is a fresh ``python -m pytest`` subprocess with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
+and the plugin under test loaded by ``-p MODULE`` (the module its pytest11 entry point
+names), so both venvs pay the same start-up and nothing else (hypothesis, xdist) loads.
+The database is brought back to the seeded baseline before each run, untimed; after each
+run the rows left above the baseline are counted (0 means the suite left it clean). Runs are interleaved round-robin; a
 strategy whose run took longer than ``cap_s`` is not repeated (its run count is reported).
 """
 
@@ -110,6 +113,7 @@ class SuiteStrategy:
     conftest_extra: str = ""
     addopts: list[str] = field(default_factory=list)
     unavailable: str | None = None
+    n_tests: int | None = None  # run only the first n tests (None: all)
 
 
 def generate_tests(backend: Backend, schema: Schema, n_tests: int, seed: int) -> tuple[str, list[str]]:
@@ -159,6 +163,8 @@ def write_suite(
         f.write(CONFTEST_BASE.format(connect=connect_snippet(backend, db)))
         f.write(strat.conftest_extra)
     header, funcs = tests
+    if strat.n_tests is not None:
+        funcs = funcs[: strat.n_tests]
     per = max(1, -(-len(funcs) // files))
     for j in range(0, len(funcs), per):
         with open(os.path.join(d, "test_gen_%02d.py" % (j // per)), "w") as f:
@@ -172,6 +178,9 @@ _SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors)")
 def run_once(d: str, strat: SuiteStrategy) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.pop("VIRTUAL_ENV", None)
+    # Same start-up cost in both venvs: no entry-point plugins (hypothesis, xdist, ...);
+    # the plugin under test is loaded explicitly with -p (the module its pytest11 entry names).
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     cmd = [strat.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *strat.addopts]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True)
@@ -191,6 +200,7 @@ def run_suites(
     runs: int,
     cap_s: float,
     log: Any = print,
+    after: Any = None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {s.name: {"runs": []} for s in strats}
     active = [s for s in strats if s.unavailable is None]
@@ -205,10 +215,16 @@ def run_suites(
                 continue
             prepare[s.name]()
             one = run_once(dirs[s.name], s)
+            if after is not None:
+                try:
+                    one["rows_left_above_baseline"] = after(s.name)
+                except Exception as exc:
+                    one["rows_left_above_baseline"] = "error: %s" % exc
             res["runs"].append(one)
             log(
-                "    suite %-15s run %d: %.2f s, %d passed%s"
-                % (s.name, r + 1, one["wall_s"], one["passed"], ", rc=%d" % one["rc"] if one["rc"] else "")
+                "    suite %-15s run %d: %.2f s, %d passed%s, rows left above baseline: %s"
+                % (s.name, r + 1, one["wall_s"], one["passed"],
+                   ", rc=%d" % one["rc"] if one["rc"] else "", one.get("rows_left_above_baseline"))
             )
             if one["rc"] != 0:
                 log("      " + one.get("error", ""))
@@ -217,9 +233,26 @@ def run_suites(
         good = [x["wall_s"] for x in res["runs"] if x["rc"] == 0]
         res["median_s"] = statistics.median(good) if good else None
         res["n_runs"] = len(good)
+        if s.n_tests is not None:
+            res["tests"] = s.n_tests
+        if res["runs"]:
+            res["rows_left_above_baseline"] = res["runs"][-1].get("rows_left_above_baseline")
         if not good and res["runs"]:
             res["failed"] = res["runs"][-1].get("error", "failed")
     return results
+
+
+def project(results: dict[str, Any], name: str, floor_sub: str, total_tests: int) -> None:
+    """Whole-suite time of a strategy measured on a prefix of the tests:
+    floor(all tests) + (strategy(prefix) - floor(prefix)) * all / prefix."""
+    r, f, full = results.get(name, {}), results.get(floor_sub, {}), results.get("none", {})
+    if not (r.get("median_s") and f.get("median_s") and full.get("median_s") and r.get("tests")):
+        return
+    per_test = (r["median_s"] - f["median_s"]) / r["tests"]
+    r["measured_s"] = r["median_s"]
+    r["per_test_overhead_ms"] = per_test * 1000
+    r["median_s"] = full["median_s"] + per_test * total_tests
+    r["projected_from_tests"] = r["tests"]
 
 
 def python_main() -> str:
