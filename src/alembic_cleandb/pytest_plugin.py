@@ -4,23 +4,43 @@ After every test it calls the database-side reset routine once per configured da
 Configure the databases with the ini option ``cleandb_urls``, ``--cleandb-url``, the
 environment variable ``CLEANDB_URLS``, or by overriding the session fixture ``cleandb_urls``
 in ``conftest.py``. With no database configured the plugin does nothing.
+
+Under pytest-xdist (``-n 4``) every worker gets its own copy of each configured database,
+``<name>_gw0``, ``<name>_gw1``, ..., made once per run by the controller process from the
+configured (migrated, tracked) database; tests see the copy's URL through the ``cleandb_url``
+and ``cleandb_urls`` fixtures and, with ``cleandb_url_env``, an environment variable. Nothing
+in the configuration changes between ``-n 0`` and ``-n 4``.
+
+Every setting is an ini option and a command-line option with the same help text (see
+``OPTIONS``), resolved once into the frozen :class:`Settings`; run-time state lives in
+``config.stash``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from . import _xdist
 from ._connect import normalize_url, safe_url
-from .cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner
+from ._guard import ALLOW_ENV
+from ._report import Probe, Report, measure
+from .cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo
 from .errors import CleanDBError, ResetError
+
+__all__ = ["Option", "OPTIONS", "Settings", "worker_url"]
 
 ENV_URLS = "CLEANDB_URLS"
 ON_FAILURE = ("fail", "exit")
+worker_url = _xdist.worker_url
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,32 @@ OPTIONS = (
         "(default); 'exit' stops the run.",
         default="fail",
     ),
+    Option(
+        "cleandb_url_env",
+        "Name of an environment variable (e.g. DATABASE_URL) that the plugin sets to the "
+        "first database's URL - under pytest-xdist, the worker's copy - before any test or "
+        "fixture runs, for application code that reads its database URL from the environment.",
+    ),
+    Option(
+        "cleandb_worker_dbs",
+        "pytest-xdist worker databases (<name>_gw0, ...): 'recreate' copies the configured "
+        "database afresh for every run and drops the copies at its end (default); 'reuse' "
+        "keeps them and reuses them while their alembic heads match the configured database.",
+        default="recreate",
+    ),
+    Option(
+        "cleandb_migrate",
+        "Alembic config to bring each database up to date at the start of the run: "
+        "'alembic.ini' or 'alembic.ini:section', relative to the pytest ini file. The plugin "
+        "creates a missing test database, then runs 'upgrade heads' with the cleandb branch "
+        "enabled. Empty (default): the databases must be migrated already.",
+    ),
+    Option(
+        "cleandb_report",
+        "Print a report after the run: reset time in total and per test, the tables written "
+        "most often, the tests that wrote the most tables, and writes to untracked tables.",
+        kind="bool",
+    ),
 )
 
 
@@ -62,14 +108,18 @@ class Settings:
     """Every cleandb setting, resolved once: command line > environment > ini file."""
 
     urls: tuple[str, ...]
-    lock_timeout: float
-    on_failure: str
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    on_failure: str = "fail"
+    url_env: str | None = None
+    worker_dbs: str = "recreate"
+    migrate: tuple[Path, str | None] | None = None
+    report: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         __tracebackhide__ = True
 
-        def value(name: str) -> object:
+        def value(name: str) -> Any:
             cli = config.getoption(name)
             return cli if cli not in (None, []) else config.getini(name)
 
@@ -94,28 +144,223 @@ class Settings:
             raise pytest.UsageError(
                 f"cleandb_on_failure must be one of {', '.join(ON_FAILURE)}, not {on_failure!r}"
             )
-        return cls(tuple(urls), lock_timeout, on_failure)
+        url_env = str(value("cleandb_url_env") or "").strip() or None
+        if url_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", url_env):
+            raise pytest.UsageError(
+                f"cleandb_url_env must be an environment variable name such as DATABASE_URL, "
+                f"not {url_env!r}"
+            )
+        if url_env is not None and not urls:
+            raise pytest.UsageError(
+                f"cleandb_url_env = {url_env} needs a configured database: set cleandb_urls "
+                f"in the ini file, --cleandb-url, or {ENV_URLS}"
+            )
+        worker_dbs = str(value("cleandb_worker_dbs"))
+        if worker_dbs not in _xdist.WORKER_DBS:
+            raise pytest.UsageError(
+                f"cleandb_worker_dbs must be one of {', '.join(_xdist.WORKER_DBS)}, "
+                f"not {worker_dbs!r}"
+            )
+        migrate = None
+        target = str(value("cleandb_migrate") or "").strip()
+        if target:
+            from ._migrate import parse_target
+
+            from_cli = bool(config.getoption("cleandb_migrate"))
+            base = config.invocation_params.dir if from_cli else _ini_dir(config)
+            migrate = parse_target(target, base)
+            if not urls:
+                raise pytest.UsageError(
+                    "cleandb_migrate needs a configured database: set cleandb_urls in the ini "
+                    f"file, --cleandb-url, or {ENV_URLS}"
+                )
+        report = bool(config.getoption("cleandb_report") or config.getini("cleandb_report"))
+        return cls(tuple(urls), lock_timeout, on_failure, url_env, worker_dbs, migrate, report)
+
+
+def _ini_dir(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+@dataclass
+class _State:
+    """Run-time state of this process (controller, worker, or the only process)."""
+
+    settings: Settings
+    #: This process's databases: the configured ones, or in a worker its copies.
+    urls: list[str]
+    worker_id: str | None = None
+    infos: list[DatabaseInfo] = field(default_factory=list)
+    heads: list[str] = field(default_factory=list)
+    #: Controller: worker id -> its copies' URLs.
+    copies: dict[str, list[str]] = field(default_factory=dict)
+    copy_seconds: float = 0.0
+    report: Report | None = None
 
 
 settings_key = pytest.StashKey[Settings]()
+state_key = pytest.StashKey[_State]()
+record_key = pytest.StashKey[dict[str, Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cleandb", "alembic-cleandb: reset the test database after each test")
     for option in OPTIONS:
-        default: object = [] if option.kind == "linelist" else option.default
+        default: object = {"linelist": [], "bool": False}.get(option.kind, option.default)
         parser.addini(option.name, option.help, type=option.kind, default=default)  # type: ignore[arg-type]
         if option.kind == "linelist":
             group.addoption(option.flag, dest=option.name, action="append", help=option.help)
+        elif option.kind == "bool":
+            group.addoption(option.flag, dest=option.name, action="store_true", help=option.help)
         else:
             group.addoption(option.flag, dest=option.name, default=None, help=option.help)
 
 
+def _workerinput(config: pytest.Config) -> dict[str, Any] | None:
+    return getattr(config, "workerinput", None)
+
+
+def _distributing(config: pytest.Config) -> bool:
+    """True in an xdist controller that will start workers."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[settings_key] = Settings.from_config(config)
+    settings = Settings.from_config(config)
+    config.stash[settings_key] = settings
     config.addinivalue_line(
-        "markers", "cleandb_skip: do not reset the databases after this test (it writes none)"
+        "markers",
+        "cleandb_skip: do not reset the databases after this test (it writes to none of them)",
     )
+    state = _State(settings, list(settings.urls))
+    workerinput = _workerinput(config)
+    if workerinput is not None and settings.urls:
+        state.worker_id = str(workerinput["workerid"])
+        copies = workerinput.get("cleandb_urls")
+        state.urls = (
+            list(copies)
+            if copies
+            else [_xdist.worker_url(u, state.worker_id) for u in settings.urls]
+        )
+        for base, copy in zip(settings.urls, state.urls):
+            allowed = _xdist.allowance(base, copy)
+            if allowed is not None:
+                os.environ[ALLOW_ENV] = allowed
+    if settings.url_env and state.urls:
+        os.environ[settings.url_env] = state.urls[0]
+    if settings.report and workerinput is None:
+        state.report = Report()
+        config.pluginmanager.register(_ReportPlugin(state.report), "cleandb-report")
+    config.stash[state_key] = state
+
+
+def _usage_error(exc: CleanDBError) -> pytest.UsageError:
+    return pytest.UsageError(str(exc))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Controller or only process: migrate if asked, check and reset each database, and
+    under xdist copy each one per worker - all before any worker starts."""
+    config = session.config
+    state = config.stash[state_key]
+    settings = state.settings
+    if _workerinput(config) is not None or not settings.urls or config.option.collectonly:
+        return
+    try:
+        if settings.migrate is not None:
+            from ._migrate import migrate
+
+            for url in settings.urls:
+                migrate(url, *settings.migrate, url_env=settings.url_env)
+        for url in settings.urls:
+            with Cleaner(url, lock_timeout=settings.lock_timeout) as cleaner:
+                cleaner.reset()
+                state.infos.append(cleaner.info)
+        from ._databases import fingerprint
+
+        state.heads = [
+            (fingerprint(u) or "").rpartition("alembic=")[2] or "-" for u in settings.urls
+        ]
+        if state.report is not None:
+            state.report.labels = [i.database for i in state.infos]
+        if _distributing(config):
+            ids = [f"gw{i}" for i in range(_worker_count(config))]
+            start = time.perf_counter()
+            state.copies = _xdist.prepare(settings.urls, ids, settings.worker_dbs)
+            state.copy_seconds = time.perf_counter() - start
+    except CleanDBError as exc:
+        raise _usage_error(exc) from None
+
+
+def _worker_count(config: pytest.Config) -> int:
+    """How many workers xdist starts (``--tx 3*popen`` counts 3)."""
+    count = 0
+    for spec in config.getoption("tx") or []:
+        times, star, _ = str(spec).partition("*")
+        count += int(times) if star and times.isdigit() else 1
+    return count
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand each worker its copies (a restarted worker gets new ones)."""
+    state = node.config.stash[state_key]
+    if not state.settings.urls:
+        return
+    worker_id = str(node.gateway.id)
+    if worker_id not in state.copies:
+        try:
+            state.copies.update(
+                _xdist.prepare(state.settings.urls, [worker_id], state.settings.worker_dbs)
+            )
+        except CleanDBError as exc:
+            raise _usage_error(exc) from None
+    node.workerinput["cleandb_urls"] = state.copies[worker_id]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist controller, after the workers are gone: drop the copies unless reused."""
+    state = session.config.stash.get(state_key, None)
+    if state is None or not state.copies or state.settings.worker_dbs != "recreate":
+        return
+    for urls in state.copies.values():
+        _xdist.drop(urls)
+
+
+def _where(info: DatabaseInfo, url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    host = parsed.host or "localhost"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{host}{port}/{info.database}"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(state_key, None)
+    if state is None or not state.infos:
+        return []
+    lines = []
+    for info, url, heads in zip(state.infos, state.settings.urls, state.heads):
+        lines.append(
+            f"cleandb: {_where(info, url)} ({info.backend}, tracking schema "
+            f"v{info.schema_version}, alembic {heads})"
+        )
+    if state.copies:
+        workers = sorted(state.copies, key=lambda w: int(w[2:]) if w[2:].isdigit() else 0)
+        names = ", ".join(make_url(u).database or "" for u in state.copies[workers[0]]).replace(
+            workers[0], "gw*"
+        )
+        lines.append(
+            f"cleandb: {len(workers)} worker databases ({names}; "
+            f"{state.settings.worker_dbs}) ready in {state.copy_seconds:.2f} s"
+        )
+    return lines
+
+
+# -- fixtures -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -125,11 +370,23 @@ def cleandb_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def cleandb_urls(cleandb_settings: Settings) -> Sequence[str]:
-    """The URLs of the databases to reset. Override this session fixture in ``conftest.py``
-    to compute them (for instance from a fixture that creates the database and migrates it).
-    """
-    return list(cleandb_settings.urls)
+def cleandb_urls(pytestconfig: pytest.Config) -> Sequence[str]:
+    """The URLs of the databases to reset: the configured ones, or under pytest-xdist this
+    worker's copies of them. Override this session fixture in ``conftest.py`` to compute them
+    yourself (then per-worker copies are yours to make, too)."""
+    return list(pytestconfig.stash[state_key].urls)
+
+
+@pytest.fixture(scope="session")
+def cleandb_url(cleandb_urls: Sequence[str]) -> str:
+    """The URL of the first database to reset (under pytest-xdist: this worker's copy)."""
+    __tracebackhide__ = True
+    if not cleandb_urls:
+        raise pytest.UsageError(
+            "the cleandb_url fixture needs a configured database: set cleandb_urls in the ini "
+            f"file, --cleandb-url, or {ENV_URLS}"
+        )
+    return cleandb_urls[0]
 
 
 @pytest.fixture(scope="session")
@@ -157,6 +414,17 @@ def cleandb_cleaners(
             cleaner.close()
 
 
+@pytest.fixture(scope="session")
+def _cleandb_probes(
+    cleandb_cleaners: list[Cleaner], cleandb_urls: Sequence[str], cleandb_settings: Settings
+) -> Iterator[list[Probe]]:
+    """--cleandb-report only: a second connection per database that watches the writes."""
+    probes = [Probe(url, cleandb_settings.lock_timeout) for url in cleandb_urls]
+    yield probes
+    for probe in probes:
+        probe.close()
+
+
 def _reset_all(cleaners: Sequence[Cleaner], settings: Settings) -> None:
     __tracebackhide__ = True
     errors = []
@@ -175,20 +443,64 @@ def _reset_all(cleaners: Sequence[Cleaner], settings: Settings) -> None:
 @pytest.fixture
 def cleandb_clean_before(cleandb_cleaners: list[Cleaner], cleandb_settings: Settings) -> None:
     """Request this in a test that must also start from the baseline (the reset after every
-    test normally guarantees it; this covers writes made outside tests, e.g. by fixtures)."""
+    test normally guarantees it; this covers writes made outside tests, e.g. by fixtures or
+    by a test marked ``cleandb_skip``)."""
+    __tracebackhide__ = True
     _reset_all(cleandb_cleaners, cleandb_settings)
 
 
 @pytest.fixture(autouse=True)
 def _cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) -> Iterator[None]:
     """After every test: one call of the reset routine per database."""
-    if request.node.get_closest_marker("cleandb_skip") is not None:
+    __tracebackhide__ = True
+    skip = request.node.get_closest_marker("cleandb_skip") is not None
+    if not cleandb_settings.report:
+        if skip:
+            yield
+            return
+        cleaners: list[Cleaner] = request.getfixturevalue("cleandb_cleaners")
         yield
+        if cleaners:
+            _reset_all(cleaners, cleandb_settings)
         return
-    cleaners: list[Cleaner] = request.getfixturevalue("cleandb_cleaners")
+    # --cleandb-report: the same reset, measured.
+    if skip or not request.getfixturevalue("cleandb_urls"):
+        yield
+        if skip:
+            request.node.stash[record_key] = {"skipped": True}
+        return
+    cleaners = request.getfixturevalue("cleandb_cleaners")
+    probes: list[Probe] = request.getfixturevalue("_cleandb_probes")
     yield
-    if cleaners:
-        _reset_all(cleaners, cleandb_settings)
+    request.node.stash[record_key] = measure(
+        probes, lambda: _reset_all(cleaners, cleandb_settings), time.perf_counter
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    outcome = yield
+    if call.when == "teardown":
+        record = item.stash.get(record_key, None)
+        if record is not None:
+            outcome.get_result().cleandb = record  # type: ignore[attr-defined]
+
+
+class _ReportPlugin:
+    """--cleandb-report, in the process that prints: gathers the records, prints the summary."""
+
+    def __init__(self, report: Report):
+        self.report = report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "cleandb", None)
+        if record is not None and report.when == "teardown":
+            self.report.add(report.nodeid, record)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.write_sep("=", "alembic-cleandb report")
+        for line in self.report.lines():
+            terminalreporter.write_line(line)
 
 
 def describe(urls: Sequence[str]) -> str:

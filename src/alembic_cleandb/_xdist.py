@@ -1,0 +1,100 @@
+"""One database per pytest-xdist worker: names, creation from the base database, removal.
+
+The controller process prepares every copy before the workers start (they get its URL through
+``workerinput``), so no worker ever connects to the base database: PostgreSQL copies a
+database only while nobody is connected to it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from sqlalchemy.engine import URL, make_url
+
+from ._databases import admin_for, fingerprint
+from ._guard import ALLOW_ENV, allowed_name, is_test_database
+
+__all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
+
+#: ``recreate``: fresh copies every run, dropped at its end. ``reuse``: kept after the run and
+#: reused by the next one while their alembic heads and tracking version match the base's.
+WORKER_DBS = ("recreate", "reuse")
+
+_allow_lock = threading.Lock()
+
+
+def worker_url(url: str, worker_id: str) -> str:
+    """The URL of ``worker_id``'s copy of ``url``: database ``<name>_<worker_id>`` (SQLite:
+    file ``<stem>_<worker_id><suffix>``). The driver and query keep the form the user wrote."""
+    parsed = make_url(url)
+    copy = admin_for(parsed).copy_url(parsed, worker_id)
+    return copy.render_as_string(hide_password=False)
+
+
+def _name(url: str | URL) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return os.path.basename(parsed.database or "")
+    return parsed.database or ""
+
+
+def allowance(base: str, copy: str) -> str | None:
+    """The name ``CLEANDB_ALLOW_DATABASE`` must hold for ``copy``: set when the user allowed
+    ``base`` explicitly (its name lacks ``test``) — allowing a database allows its copies."""
+    if is_test_database(_name(base)) or _name(base) != allowed_name():
+        return None
+    return _name(copy)
+
+
+@contextmanager
+def _allowing(name: str | None) -> Iterator[None]:
+    if name is None:
+        yield
+        return
+    with _allow_lock:
+        before = os.environ.get(ALLOW_ENV)
+        os.environ[ALLOW_ENV] = name
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ[ALLOW_ENV]
+            else:
+                os.environ[ALLOW_ENV] = before
+
+
+def prepare_one(base: str, worker_id: str, mode: str, base_print: str | None) -> str:
+    """Create (or, in ``reuse`` mode, keep) ``worker_id``'s copy of ``base``; its URL."""
+    copy = worker_url(base, worker_id)
+    admin = admin_for(base)
+    with _allowing(allowance(base, copy)):
+        if mode == "reuse" and base_print is not None and fingerprint(copy) == base_print:
+            return copy
+        if admin.exists(make_url(copy)):
+            admin.drop(make_url(copy))
+        admin.copy(make_url(base), make_url(copy))
+    return copy
+
+
+def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[str, list[str]]:
+    """Every worker's copies of every base, made in parallel: ``{worker_id: [url, ...]}``."""
+    prints = [fingerprint(b) if mode == "reuse" else None for b in bases]
+    jobs = [(w, i) for w in worker_ids for i in range(len(bases))]
+    result: dict[str, list[str]] = {w: [""] * len(bases) for w in worker_ids}
+    if not jobs:
+        return result
+    with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+        futures = {pool.submit(prepare_one, bases[i], w, mode, prints[i]): (w, i) for w, i in jobs}
+        for future, (w, i) in futures.items():
+            result[w][i] = future.result()
+    return result
+
+
+def drop(urls: Sequence[str]) -> None:
+    for url in urls:
+        if url:
+            admin_for(url).drop(make_url(url))
