@@ -1,0 +1,1 @@
+"""A tiny shop: the application under test in alembic-cleandb's example."""
