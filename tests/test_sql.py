@@ -87,7 +87,7 @@ def test_mysql_procedure_never_prepares_create_trigger() -> None:
     # created from the client; the procedure only prepares the stored reset statements.
     body = mysql._procedure([(3, "`lookup`")])
     assert "CREATE TRIGGER" not in body
-    assert "SELECT 3, 'i' FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM `lookup`)" in body
+    assert "IF(EXISTS (SELECT 1 FROM `lookup`), NULL, 3)" in body  # seeded table found empty
     assert "SET SESSION foreign_key_checks = 0" in body
     assert "RESIGNAL" in body  # an error restores foreign_key_checks
     assert "DATABASE()" in body  # the guard against copies

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Dialect
 
-from .errors import ConfigurationError
+from ._guard import check_database_name
+from .errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchError
 
 #: Version of the database-side objects. Bumped whenever their shape changes; a database whose
 #: tracking was installed with another version must be re-installed.
-SCHEMA_VERSION = 1
+#: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
+#: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
+SCHEMA_VERSION = 2
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
@@ -80,23 +83,48 @@ class BackendBase:
     #: Substrings of driver messages meaning "a lock wait timed out".
     lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
 
-    def explain(self, exc: BaseException, display: str) -> str:
-        """One message for a failed reset: what happened and how to fix it."""
+    def explain(
+        self, exc: BaseException, display: str, connection: Connection | None = None
+    ) -> str:
+        """One message for a failed reset: what happened and how to fix it.
+
+        With the reset's ``connection`` (still usable after most failures), a lock timeout
+        also names the table and the sessions that hold locks on it.
+        """
         reason = first_line(exc)
         if any(m in reason for m in self.lock_timeout_markers):
+            details = ""
+            if connection is not None:
+                try:
+                    details = self.lock_details(exc, connection)
+                except Exception:  # the connection may be gone: the message stays useful
+                    details = ""
             hint = (
                 "another session holds a lock on a table the reset must write (a test left a "
                 "transaction open?). Commit or roll back in the test, or close its connections; "
-                "raise --cleandb-lock-timeout if the wait is legitimate"
+                "raise cleandb_lock_timeout (--cleandb-lock-timeout) if the wait is legitimate"
             )
+            if details:
+                hint = f"{details}. {hint[0].upper()}{hint[1:]}"
         elif any(m in reason for m in self.missing_table_markers):
             hint = (
-                "a tracked table was dropped or renamed outside migrations. Re-sync tracking: "
-                "alembic_cleandb.sync(url), or run `alembic -n cleandb upgrade heads` again"
+                "a tracked table was dropped or renamed outside migrations; every other table "
+                "was reset or keeps its dirty marks. Fix: alembic_cleandb.sync(url) forgets "
+                "dropped tables and tracks renamed ones under their new name (their current "
+                "rows become their baseline), or recreate the test database and run the "
+                "migrations again"
             )
         else:
             hint = "the database keeps its dirty marks, so the next reset tries again"
         return f"alembic-cleandb: resetting {display} failed: {reason}. {hint}."
+
+    def lock_details(self, exc: BaseException, connection: Connection) -> str:
+        """After a lock timeout: which table, which sessions hold locks on it ('' if unknown)."""
+        return ""
+
+    def installed_database(self, connection: Connection) -> str | None:
+        """The database tracking was installed in (``None``: not checked on this backend)."""
+        return None
 
     def own_table(self, name: str) -> bool:
         return False
@@ -110,6 +138,42 @@ class BackendBase:
     def tracked_tables(self, connection: Connection) -> list[str]:
         """Every table tracking is attached to."""
         return []
+
+
+def require_schema_version(version: int, display: str) -> None:
+    """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
+    if version != SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
+            f"library uses version {SCHEMA_VERSION}. Re-install it: "
+            "`alembic -n cleandb downgrade cleandb@base` then "
+            "`alembic -n cleandb upgrade cleandb@head` (or recreate the test database)."
+        )
+
+
+class _SyncTarget(Protocol):
+    def current_database(self, connection: Connection) -> str: ...
+
+    def installed_database(self, connection: Connection) -> str | None: ...
+
+
+def check_sync_target(backend: _SyncTarget, connection: Connection, version: int) -> None:
+    """Before a migration step re-syncs tracking: the same checks as the reset.
+
+    A test database, tracking of this library's schema version, installed in this very
+    database (not in the one a dump or copy came from).
+    """
+    database = backend.current_database(connection)
+    check_database_name(database, "sync tracking in")
+    require_schema_version(version, repr(database))
+    installed = backend.installed_database(connection)
+    if installed is not None and installed != database:
+        raise UnsafeDatabaseError(
+            f"alembic-cleandb: tracking in database {database!r} was installed in database "
+            f"{installed!r} (a copy or a restored dump?); nothing was changed. If this is a "
+            "copy made for tests, adopt it first: alembic_cleandb.adopt(url); otherwise "
+            "remove tracking: `alembic -n cleandb downgrade cleandb@base`."
+        )
 
 
 class Backend(Protocol):
@@ -137,7 +201,11 @@ class Backend(Protocol):
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None: ...
 
-    def explain(self, exc: BaseException, display: str) -> str: ...
+    def explain(
+        self, exc: BaseException, display: str, connection: Connection | None = None
+    ) -> str: ...
+
+    def installed_database(self, connection: Connection) -> str | None: ...
 
     def dirty_tables(self, connection: Connection) -> list[str]: ...
 
@@ -184,6 +252,5 @@ def backend_for(dialect_name: str) -> Backend:
     except KeyError:
         supported = ", ".join(sorted(_REGISTRY))
         raise ConfigurationError(
-            f"alembic-cleandb does not support the {dialect_name!r} dialect; "
-            f"supported: {supported}"
+            f"alembic-cleandb does not support the {dialect_name!r} dialect; supported: {supported}"
         ) from None

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from sqlalchemy.engine import Connection
 
-from ._base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions
+from ._base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions, check_sync_target
 from .errors import ConfigurationError
 
 PREFIX = "cleandb_"
@@ -55,8 +55,10 @@ class ClientSideBackend(BackendBase):
     """The shared algorithm; subclasses provide the dialect's SQL."""
 
     names: ClassVar[tuple[str, ...]] = ()
-    #: ``CREATE TABLE`` statements of the three bookkeeping tables.
+    #: ``CREATE TABLE`` statements of the bookkeeping tables.
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = ()
+    #: Bookkeeping tables besides config, tables and dirty (dropped on uninstall).
+    extra_tables: ClassVar[tuple[str, ...]] = ()
 
     # -- dialect hooks ------------------------------------------------------------------
     def list_tables(self, connection: Connection) -> list[str]:
@@ -130,11 +132,28 @@ class ClientSideBackend(BackendBase):
     def sync(self, ex: Executor) -> None:
         if ex.connection is None:
             return  # nothing can be attached offline; install already refused offline mode
-        if self.installed_version(ex.connection) is not None:
-            self._sync(ex, ex.connection, everything=False)
+        version = self.installed_version(ex.connection)
+        if version is not None:
+            check_sync_target(self, ex.connection, version)
+            self._wrapped_sync(ex, ex.connection, everything=False)
 
     def set_baseline(self, connection: Connection) -> None:
-        self._sync(Executor.for_connection(connection), connection, everything=True)
+        version = self.installed_version(connection)
+        check_sync_target(self, connection, 0 if version is None else version)
+        self._wrapped_sync(Executor.for_connection(connection), connection, everything=True)
+
+    def installed_database(self, connection: Connection) -> str | None:
+        name = connection.exec_driver_sql(f"SELECT database_name FROM {CONFIG}").scalar()
+        return None if name is None else str(name)
+
+    def _wrapped_sync(self, ex: Executor, connection: Connection, everything: bool) -> None:
+        try:
+            self._sync(ex, connection, everything)
+        except Exception as exc:
+            wrapped = self.wrap_error(exc, self.current_database(connection))
+            if wrapped is None:
+                raise
+            raise wrapped from exc
 
     def adopt(self, connection: Connection) -> None:
         connection.exec_driver_sql(
@@ -171,9 +190,9 @@ class ClientSideBackend(BackendBase):
         present = [
             t for t in self.list_tables(connection) if t not in excluded and not self.own_table(t)
         ]
-        tracked = dict(
-            connection.exec_driver_sql(f"SELECT name, id FROM {TABLES}").fetchall()  # type: ignore[arg-type]
-        )
+        tracked: dict[str, int] = {
+            str(n): int(i) for n, i in connection.exec_driver_sql(f"SELECT name, id FROM {TABLES}")
+        }
         marker = self._param_marker(connection)
         for name, table_id in list(tracked.items()):
             if name not in present:  # dropped (or renamed) behind the tracker's back
@@ -191,9 +210,7 @@ class ClientSideBackend(BackendBase):
             q = self._q(connection, name)
             for kind, event in KINDS:
                 ex(self.trigger_ddl(q, table_id, kind, event))
-        dirty = {
-            int(r[0]) for r in connection.exec_driver_sql(f"SELECT DISTINCT tid FROM {DIRTY}")
-        }
+        dirty = {int(r[0]) for r in connection.exec_driver_sql(f"SELECT DISTINCT tid FROM {DIRTY}")}
         seeded_before = {
             int(r[0])
             for r in connection.exec_driver_sql(f"SELECT id FROM {TABLES} WHERE baseline_rows > 0")
@@ -244,7 +261,7 @@ class ClientSideBackend(BackendBase):
             for table_id in ids:
                 self._forget(ex, connection, table_id)
         self.uninstall_routines(ex)
-        for table in (DIRTY, TABLES, CONFIG):
+        for table in (*self.extra_tables, DIRTY, TABLES, CONFIG):
             ex(f"DROP TABLE IF EXISTS {self._q(connection, table)}")
 
     def current_database(self, connection: Connection) -> str:

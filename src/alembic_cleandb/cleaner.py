@@ -10,10 +10,10 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._base import SCHEMA_VERSION, Backend, Executor, backend_for
+from ._base import Backend, Executor, backend_for, require_schema_version
 from ._connect import Target, autocommit_connection, connect, create_engine, safe_url
 from ._guard import check_database_name
-from .errors import NotInstalledError, ResetError, VersionMismatchError
+from .errors import NotInstalledError, ResetError
 
 __all__ = ["Cleaner", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
 
@@ -38,13 +38,7 @@ def _check_installed(backend: Backend, connection: Connection, display: str) -> 
             "setup: `alembic -n cleandb upgrade cleandb@head` (or "
             "`command.upgrade(alembic_cleandb.enable(config), 'cleandb@head')`)."
         )
-    if version != SCHEMA_VERSION:
-        raise VersionMismatchError(
-            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
-            f"library uses version {SCHEMA_VERSION}. Re-install it: "
-            "`alembic -n cleandb downgrade cleandb@base` then "
-            "`alembic -n cleandb upgrade cleandb@head` (or recreate the test database)."
-        )
+    require_schema_version(version, display)
     return version
 
 
@@ -64,21 +58,30 @@ class Cleaner:
             database = self.backend.current_database(self._connection)
             check_database_name(database, "reset")
             version = _check_installed(self.backend, self._connection, self.display)
-            self.info = DatabaseInfo(
-                self.display, self._connection.dialect.name, database, version
-            )
+            self.info = DatabaseInfo(self.display, self._connection.dialect.name, database, version)
             self.backend.configure_session(self._connection, lock_timeout)
             self._reset: Callable[[], int] = self.backend.resetter(self._connection)
         except BaseException:
             self.close()
             raise
 
+    #: True after a reset failed, until one succeeds: the database may not be at its baseline.
+    pending = False
+
     def reset(self) -> int:
-        """Reset every table written since the last reset; returns how many were reset."""
+        """Reset every table written since the last reset; returns how many were reset.
+
+        Never waits longer than ``lock_timeout`` for another session's lock; a failure raises
+        :class:`ResetError` naming the table and the sessions holding locks on it, keeps the
+        dirty marks of what was not reset, and sets :attr:`pending` until a reset succeeds.
+        """
         try:
-            return self._reset()
+            count = self._reset()
         except Exception as exc:
-            raise ResetError(self.backend.explain(exc, self.display)) from exc
+            self.pending = True
+            raise ResetError(self.backend.explain(exc, self.display, self._connection)) from exc
+        self.pending = False
+        return count
 
     def close(self) -> None:
         self._connection.close()
@@ -107,17 +110,21 @@ def _tracked(target: Target, action: str) -> Iterator[tuple[Backend, Connection,
         yield backend, connection, display
 
 
-def clean(target: Target) -> int:
+def clean(target: Target, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
     """Reset the tables written since the last reset in ``target`` (a URL, Engine or Connection).
 
     Returns the number of tables reset. Same checks as the pytest plugin: the database must be
-    a test database with tracking installed.
+    a test database with tracking installed. A connection opened here waits at most
+    ``lock_timeout`` seconds for another session's lock (a Connection you pass keeps its own
+    settings).
     """
     with _tracked(target, "reset") as (backend, connection, display):
+        if not isinstance(target, Connection):
+            backend.configure_session(connection, lock_timeout)
         try:
             return backend.resetter(connection)()
         except Exception as exc:
-            raise ResetError(backend.explain(exc, display)) from exc
+            raise ResetError(backend.explain(exc, display, connection)) from exc
 
 
 def set_baseline(target: Target) -> None:

@@ -8,26 +8,50 @@ the current schema so that ``SELECT cleandb_truncate()`` works as is.
 Tracking: one statement-level trigger per table (``AFTER INSERT OR UPDATE OR DELETE OR
 TRUNCATE``) inserts the table's oid into ``cleandb.dirty`` unless a mark is already visible.
 The marks are append-only rows without a unique index, so two writers never wait for each
-other and a rollback only removes its own mark.
+other and a rollback only removes its own mark. Each new mark also takes a ticket
+(``nextval('cleandb.tickets')``, which no rollback returns): when the reset finds fewer marks
+than tickets, a writer rolled back - its rows are gone, but the sequence values it took are
+not - so it compares every tracked sequence with its baseline.
 
 Reset: one dynamic statement whose data-modifying CTEs delete what a test added, update rows
 it changed and insert rows it removed, for every dirty table at once; foreign keys are checked
 at the end of that one statement, so their order never matters. Sequences go back to their
-baseline positions with ``setval`` in the same statement.
+baseline positions with ``setval``. The fragments name their table by oid, filled in at reset
+time, so a renamed table keeps working. All of it is one transaction: a reset that fails or is
+interrupted changes nothing and keeps every mark.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import ClassVar
 
 from sqlalchemy.engine import Connection
 
-from ._base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions, call_routine, register
+from ._base import (
+    SCHEMA_VERSION,
+    BackendBase,
+    Executor,
+    TrackingOptions,
+    call_routine,
+    check_sync_target,
+    register,
+)
 
 SCHEMA = "cleandb"
 TRIGGER = "cleandb_mark"
 EVENT_TRIGGER = "cleandb_ddl"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _start(query: str, length: int = 80) -> str:
+    """The start of a query, on one line."""
+    text = " ".join(query.split())
+    return text if len(text) <= length else text[: length - 3] + "..."
 
 
 def literal(value: str | None) -> str:
@@ -68,11 +92,18 @@ CREATE TABLE IF NOT EXISTS cleandb.tables (
   relid regclass PRIMARY KEY,
   unit regclass NOT NULL,
   baseline text[],
-  ctes text,
-  seqs text
+  ctes text
+);
+CREATE TABLE IF NOT EXISTS cleandb.sequences (
+  unit regclass NOT NULL,
+  seq regclass NOT NULL,
+  last_value bigint NOT NULL,
+  is_called boolean NOT NULL,
+  PRIMARY KEY (unit, seq)
 );
 CREATE TABLE IF NOT EXISTS cleandb.dirty (relid oid NOT NULL);
-CREATE INDEX IF NOT EXISTS dirty_relid ON cleandb.dirty (relid)"""
+CREATE INDEX IF NOT EXISTS dirty_relid ON cleandb.dirty (relid);
+CREATE SEQUENCE IF NOT EXISTS cleandb.tickets"""
 
 
 def _config(options: TrackingOptions) -> str:
@@ -85,8 +116,10 @@ VALUES ({SCHEMA_VERSION}, current_database(), current_schema(), {schemas},
 
 _MARK = """CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
 BEGIN
-  IF NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = TG_RELID) THEN
+  IF NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = TG_RELID)
+     AND current_setting('cleandb.resetting', true) IS DISTINCT FROM 'on' THEN
     INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
+    PERFORM nextval('cleandb.tickets');
   END IF;
   RETURN NULL;
 END
@@ -102,20 +135,22 @@ LANGUAGE sql STABLE AS $cleandb$
 $cleandb$"""
 
 # Baseline of one unit (a table, or the root of a partitioned table): its rows as row
-# literals, the positions of its sequences, and the CTE fragment that restores it.
+# literals, the positions of its sequences, and the CTE fragment that restores it. The
+# fragment is a format() template: %1$s stands for the table (the reset fills in its oid), every
+# other % is doubled.
 _SNAPSHOT = """CREATE OR REPLACE FUNCTION cleandb.snapshot(u regclass) RETURNS void
 LANGUAGE plpgsql AS $cleandb$
 DECLARE
   rows text[];
   alias text := 'c' || u::oid;
-  cols text; bcols text; setcols text; bsetcols text; keymatch text; setvals text; frag text;
+  tbl text := '%1$s';
+  sq regclass; lv bigint; ic boolean;
+  cols text; bcols text; setcols text; bsetcols text; keymatch text; frag text;
 BEGIN
   EXECUTE format('SELECT array_agg(x::text) FROM %s AS x', u) INTO rows;
 
-  SELECT string_agg(format('setval(%L::regclass, %s, %L)', s.seq::text,
-                           coalesce(pg_sequence_last_value(s.seq), q.seqstart),
-                           pg_sequence_last_value(s.seq) IS NOT NULL), ', ')
-  INTO setvals
+  DELETE FROM cleandb.sequences WHERE unit = u;
+  FOR sq IN SELECT s.seq
   FROM (SELECT d.objid::regclass AS seq FROM pg_depend d
         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
           AND d.refobjid = u AND d.deptype IN ('a', 'i')
@@ -124,7 +159,10 @@ BEGIN
         JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
                         AND d.refclassid = 'pg_class'::regclass
         WHERE ad.adrelid = u) s
-  JOIN pg_sequence q ON q.seqrelid = s.seq;
+  JOIN pg_sequence q ON q.seqrelid = s.seq LOOP
+    EXECUTE format('SELECT last_value, is_called FROM %s', sq) INTO lv, ic;
+    INSERT INTO cleandb.sequences (unit, seq, last_value, is_called) VALUES (u, sq, lv, ic);
+  END LOOP;
 
   SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
          string_agg(format('(b.x).%I', a.attname), ', ' ORDER BY a.attnum),
@@ -138,30 +176,33 @@ BEGIN
   FROM pg_attribute a
   LEFT JOIN pg_index i ON i.indrelid = u AND i.indisprimary
   WHERE a.attrelid = u AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+  cols := replace(cols, '%', '%%'); bcols := replace(bcols, '%', '%%');
+  setcols := replace(setcols, '%', '%%'); bsetcols := replace(bsetcols, '%', '%%');
+  keymatch := replace(keymatch, '%', '%%');
 
   IF rows IS NULL THEN
-    frag := format('%I AS (DELETE FROM %s)', alias || 'd', u);
+    frag := format('%I AS (DELETE FROM %s)', alias || 'd', tbl);
   ELSE
     frag := format('%I AS (SELECT l, l::%s AS x FROM unnest((SELECT baseline FROM cleandb.tables '
-                   'WHERE relid = %L::regclass)) AS l)', alias || 'b', u, u::text);
+                   'WHERE relid = %s::oid)) AS l)', alias || 'b', tbl, u::oid);
     IF keymatch IS NULL THEN
-      frag := frag || format(', %I AS (DELETE FROM %s)', alias || 'd', u)
+      frag := frag || format(', %I AS (DELETE FROM %s)', alias || 'd', tbl)
                    || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b)',
-                             alias || 'i', u, cols, bcols, alias || 'b');
+                             alias || 'i', tbl, cols, bcols, alias || 'b');
     ELSE
       frag := frag
         || format(', %I AS (DELETE FROM %s AS cur WHERE NOT EXISTS (SELECT FROM %I b WHERE %s))',
-                  alias || 'd', u, alias || 'b', keymatch)
+                  alias || 'd', tbl, alias || 'b', keymatch)
         || CASE WHEN setcols IS NULL THEN '' ELSE
              format(', %I AS (UPDATE %s AS cur SET (%s) = ROW(%s) FROM %I b WHERE %s AND cur::text <> b.l)',
-                    alias || 'u', u, setcols, bsetcols, alias || 'b', keymatch) END
+                    alias || 'u', tbl, setcols, bsetcols, alias || 'b', keymatch) END
         || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b '
                   'WHERE NOT EXISTS (SELECT FROM %s AS cur WHERE %s))',
-                  alias || 'i', u, cols, bcols, alias || 'b', u, keymatch);
+                  alias || 'i', tbl, cols, bcols, alias || 'b', tbl, keymatch);
     END IF;
   END IF;
 
-  UPDATE cleandb.tables SET baseline = rows, ctes = frag, seqs = setvals WHERE relid = u;
+  UPDATE cleandb.tables SET baseline = rows, ctes = frag WHERE relid = u;
 END
 $cleandb$"""
 
@@ -191,6 +232,9 @@ DECLARE
   attached integer := 0;
 BEGIN
   DELETE FROM cleandb.tables t WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid);
+  DELETE FROM cleandb.sequences s
+  WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq)
+     OR NOT EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = s.unit);
   FOR r IN SELECT x FROM cleandb.candidates() AS x
            WHERE NOT EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = x)
            ORDER BY x::oid LOOP
@@ -205,6 +249,7 @@ BEGIN
     END IF;
   END LOOP;
   DELETE FROM cleandb.dirty;
+  PERFORM setval('cleandb.tickets', 1, false);
   RETURN attached;
 END
 $cleandb$"""
@@ -254,26 +299,44 @@ _CHECK_DATABASE = """IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = 
              'alembic_cleandb.adopt(url); otherwise reinstall tracking.';
   END IF;"""
 
+# The reset: one probe when nothing is dirty (no mark, no ticket taken); otherwise one query
+# that takes exactly the marks seen now (a mark committed while the reset runs stays for the
+# next one) and gathers the fragments, and one dynamic statement that resets every dirty unit
+# and restores its sequences - and, when fewer marks than tickets were found (a writer rolled
+# back after taking sequence values), every tracked sequence that moved. While it runs, the
+# mark triggers stand down (cleandb.resetting, transaction-local), so the reset leaves no marks
+# of its own. Its commit does not wait for the WAL flush (synchronous_commit off for this
+# transaction only): were the server to crash before the flush, the reset and the removal of
+# the marks would be lost together, and the next reset would do the job again. Fragments name
+# their table by oid (format), so renamed tables keep working; dropped ones are skipped.
 _TRUNCATE = f"""CREATE OR REPLACE FUNCTION cleandb_truncate() RETURNS integer
 LANGUAGE plpgsql AS $cleandb$
 DECLARE
+  issued bigint := coalesce(pg_sequence_last_value('cleandb.tickets'), 0);
+  marks bigint;
   units regclass[];
   q text;
-  s text;
 BEGIN
-  IF NOT EXISTS (SELECT FROM cleandb.dirty) THEN
+  IF issued = 0 AND NOT EXISTS (SELECT FROM cleandb.dirty) THEN
     RETURN 0;
   END IF;
   {_CHECK_DATABASE}
-  SELECT array_agg(DISTINCT t.unit) INTO units
-  FROM cleandb.tables t WHERE t.relid IN (SELECT d.relid FROM cleandb.dirty d);
-  SELECT string_agg(t.ctes, ', '), string_agg(t.seqs, ', ') INTO q, s
-  FROM cleandb.tables t JOIN pg_class c ON c.oid = t.relid
-  WHERE t.relid = ANY (units) AND t.ctes IS NOT NULL;
-  IF q IS NOT NULL THEN
-    EXECUTE 'WITH ' || q || ' SELECT ' || coalesce(s, 'NULL');
-  END IF;
-  DELETE FROM cleandb.dirty;
+  WITH d AS (DELETE FROM cleandb.dirty RETURNING relid),
+       u AS (SELECT DISTINCT t.unit FROM d JOIN cleandb.tables t ON t.relid = d.relid)
+  SELECT (SELECT count(*) FROM d), (SELECT array_agg(u.unit) FROM u),
+         (SELECT string_agg(format(t.ctes, t.relid), ', ') FROM u
+          JOIN cleandb.tables t ON t.relid = u.unit
+          WHERE t.ctes IS NOT NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid))
+  INTO marks, units, q;
+  EXECUTE 'WITH ' || coalesce(q || ', ', '')
+       || 'cleandb_seqs AS (SELECT setval(s.seq, s.last_value, s.is_called) '
+       || 'FROM cleandb.sequences s WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq) '
+       || 'AND (s.unit = ANY ($1) OR ($2 AND pg_sequence_last_value(s.seq) IS DISTINCT FROM '
+       || 'CASE WHEN s.is_called THEN s.last_value END))) '
+       || 'SELECT set_config(''cleandb.resetting'', ''on'', true), '
+       || 'set_config(''synchronous_commit'', ''off'', true), '
+       || '(SELECT count(*) FROM cleandb_seqs), setval(''cleandb.tickets'', 1, false)'
+  USING units, marks <> issued;
   RETURN coalesce(cardinality(units), 0);
 END
 $cleandb$"""
@@ -316,15 +379,25 @@ BEGIN
   END IF;
   DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach(regclass),
     cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark();
-  DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config;
+  DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config, cleandb.sequences;
+  DROP SEQUENCE IF EXISTS cleandb.tickets;
   DROP SCHEMA cleandb;
 END
 $cleandb$"""
 
 # After a migration step: a no-op unless tracking is installed (safe in any --sql script).
-_SYNC_IF_INSTALLED = """DO $cleandb$
+_SYNC_IF_INSTALLED = f"""DO $cleandb$
 BEGIN
   IF to_regclass('cleandb.config') IS NOT NULL THEN
+    {_CHECK_DATABASE}
+    IF (SELECT schema_version FROM cleandb.config) IS DISTINCT FROM {SCHEMA_VERSION} THEN
+      RAISE EXCEPTION USING
+        MESSAGE = format('alembic-cleandb: tracking in database %s has schema version %s, but '
+                         'this library uses version {SCHEMA_VERSION}', quote_literal(current_database()),
+                         (SELECT schema_version FROM cleandb.config)),
+        HINT = 'Re-install it: alembic -n cleandb downgrade cleandb@base, then '
+               'alembic -n cleandb upgrade cleandb@head (or recreate the test database).';
+    END IF;
     PERFORM cleandb.sync(false);
   END IF;
 END
@@ -378,8 +451,52 @@ class PostgreSQLBackend(BackendBase):
     def sync(self, ex: Executor) -> None:
         if ex.connection is None:
             ex(_SYNC_IF_INSTALLED)
-        elif self.installed_version(ex.connection) is not None:
+            return
+        version = self.installed_version(ex.connection)
+        if version is not None:
+            check_sync_target(self, ex.connection, version)
             ex("SELECT cleandb.sync(false)")
+
+    def installed_database(self, connection: Connection) -> str | None:
+        name = connection.exec_driver_sql("SELECT database FROM cleandb.config").scalar()
+        return None if name is None else str(name)
+
+    def lock_details(self, exc: BaseException, connection: Connection) -> str:
+        # A row-lock wait names its relation in the error context; a table-lock wait does not,
+        # so the sessions holding stronger-than-read locks on tracked tables are listed too.
+        orig = getattr(exc, "orig", exc)
+        context = str(getattr(getattr(orig, "diag", None), "context", None) or "")
+        match = re.search(r'in relation "((?:[^"]|"")*)"', context)
+        waited = match.group(1).replace('""', '"') if match else None
+        rows = list(
+            connection.exec_driver_sql(
+                "SELECT DISTINCT ON (l.pid, l.relation) l.relation::regclass::text, l.mode, a.pid, "
+                "a.application_name, a.state, a.xact_start, a.query, "
+                "c.relname = %(waited)s AS waited, l.relation IN (SELECT relid FROM cleandb.dirty) "
+                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "JOIN pg_class c ON c.oid = l.relation "
+                "JOIN cleandb.tables t ON t.relid = l.relation "
+                "WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() "
+                "AND l.mode <> 'AccessShareLock' "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "ORDER BY l.pid, l.relation",
+                {"waited": waited},
+            )
+        )
+        rows.sort(key=lambda r: (not r[7], not r[8], str(r[5])))
+        parts = []
+        if waited is not None:
+            parts.append(f"the reset was waiting for a lock on table {_quote(waited)}")
+        sessions = []
+        for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
+            sessions.append(
+                f"pid {pid} (application {app!r}, {state}, transaction started {started}, "
+                f"holds {mode} on {table}, query {_start(str(query or ''))!r}; end it with "
+                f"SELECT pg_terminate_backend({pid}))"
+            )
+        if sessions:
+            parts.append("sessions holding locks on tracked tables: " + "; ".join(sessions))
+        return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:
         routine = self._routine(connection, "cleandb_set_baseline")

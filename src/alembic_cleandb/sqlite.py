@@ -25,6 +25,7 @@ class SQLiteBackend(ClientSideBackend):
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
         f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INTEGER NOT NULL, "
         "database_name TEXT NOT NULL, excluded TEXT NOT NULL)",
@@ -41,6 +42,9 @@ class SQLiteBackend(ClientSideBackend):
             "ESCAPE '\\' ORDER BY name"
         )
         return [str(r[0]) for r in rows]
+
+    def installed_database(self, connection: Connection) -> str | None:
+        return None  # a copied file keeps working, as the reset does not check it either
 
     def current_database(self, connection: Connection) -> str:
         for _, name, path in connection.exec_driver_sql("PRAGMA database_list"):
