@@ -195,9 +195,7 @@ class Backend:
     def insert_sql(self, table: str, rows: int) -> str:
         """INSERT of ``rows`` rows into (label, val); values go as parameters."""
         one = "(" + self.param + ", " + self.param + ")"
-        return (
-            "INSERT INTO " + self.q(table) + " (label, val) VALUES " + ", ".join([one] * rows)
-        )
+        return "INSERT INTO " + self.q(table) + " (label, val) VALUES " + ", ".join([one] * rows)
 
     def truncate_all_sql(self, tables: Sequence[str]) -> list[str]:
         """Statements that empty every table and restart the id counters.

@@ -44,33 +44,58 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"goal": goal, "measured": round(value, 3), "target": limit, "met": met})
 
     for b, n, k, kind, other, limit in RESET_GOALS:
-        cell = data.get("reset", {}).get(b, {}).get("by_n", {}).get(str(n), {}).get("by_k", {}).get(str(k))
+        cell = (
+            data.get("reset", {})
+            .get(b, {})
+            .get("by_n", {})
+            .get(str(n), {})
+            .get("by_k", {})
+            .get(str(k))
+        )
         if cell is None:
             continue
         o, x = _med(cell, "ours"), _med(cell, other)
         if kind == "le":
-            add("%s N=%d k=%d: ours / %s <= %gx" % (b, n, k, other, limit),
-                o / x if o and x else None, limit, False)
+            add(
+                "%s N=%d k=%d: ours / %s <= %gx" % (b, n, k, other, limit),
+                o / x if o and x else None,
+                limit,
+                False,
+            )
         else:
-            add("%s N=%d k=%d: %s / ours >= %gx" % (b, n, k, other, limit),
-                x / o if o and x else None, limit, True)
+            add(
+                "%s N=%d k=%d: %s / ours >= %gx" % (b, n, k, other, limit),
+                x / o if o and x else None,
+                limit,
+                True,
+            )
     for b, work, limit in WRITE_GOALS:
-        w = data.get("write", {}).get(b, {}).get("results", {}).get(work)
+        wb = data.get("write", {}).get(b, {})
+        w = wb.get("results", {}).get(work)
         if not w:
             continue
         o, u = (w.get("ours") or {}).get("median_ms"), (w.get("untracked") or {}).get("median_ms")
-        add("%s write %s: tracked / untracked <= %gx" % (b, work, limit),
-            o / u if o and u else None, limit, False)
+        add(
+            f"{b} N={wb.get('n')} write {work}: tracked / untracked <= {limit:g}x",
+            o / u if o and u else None,
+            limit,
+            False,
+        )
     for b, limit in SUITE_GOALS:
         res = data.get("suite", {}).get(b, {}).get("results")
         if not res:
             continue
         o = (res.get("ours") or {}).get("median_s")
         f = (res.get("none") or {}).get("median_s")
-        add("%s suite: ours / no-cleanup floor <= %gx" % (b, limit), o / f if o and f else None, limit, False)
+        add(
+            f"{b} suite: ours / no-cleanup floor <= {limit:g}x",
+            o / f if o and f else None,
+            limit,
+            False,
+        )
         for other in ("peer", "truncate_all"):
             x = (res.get(other) or {}).get("median_s")
-            add("%s suite: %s / ours > 1x" % (b, other), x / o if o and x else None, 1.0, True)
+            add(f"{b} suite: {other} / ours > 1x", x / o if o and x else None, 1.0, True)
     return out
 
 
@@ -83,6 +108,6 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
             status, val = "n/a", "-"
         else:
             status = "met" if r["met"] else "MISSED"
-            val = "%.2fx" % r["measured"]
+            val = "{:.2f}x".format(r["measured"])
         out.append("%-7s %-62s measured %s" % (status, r["goal"], val))
     return out

@@ -32,7 +32,7 @@ def load() -> tuple[Any | None, str]:
         mod = importlib.import_module("alembic_cleandb")
         note = "installed"
     except Exception as exc:  # not installed yet, or half-written
-        first = "%s: %s" % (type(exc).__name__, exc)
+        first = f"{type(exc).__name__}: {exc}"
         if REPO_SRC not in sys.path and os.path.isdir(os.path.join(REPO_SRC, "alembic_cleandb")):
             sys.path.insert(0, REPO_SRC)
             sys.modules.pop("alembic_cleandb", None)
@@ -40,7 +40,7 @@ def load() -> tuple[Any | None, str]:
                 mod = importlib.import_module("alembic_cleandb")
                 note = "imported from src/ (not pip-installed; pytest plugin unavailable)"
             except Exception as exc2:
-                note = "not importable: %s: %s" % (type(exc2).__name__, exc2)
+                note = f"not importable: {type(exc2).__name__}: {exc2}"
         else:
             note = "not importable: " + first
     _state["mod"], _state["note"] = mod, note
@@ -138,13 +138,13 @@ def plugin_unavailable_reason() -> str | None:
     try:
         eps = importlib.metadata.entry_points(group="pytest11")
     except Exception as exc:  # pragma: no cover
-        return "cannot read entry points: %s" % exc
+        return f"cannot read entry points: {exc}"
     if not any(ep.value == PLUGIN_MODULE for ep in eps):
         return "alembic-cleandb is not pip-installed (no pytest11 entry point)"
     try:
         importlib.import_module(PLUGIN_MODULE)
     except Exception as exc:
-        return "%s not importable: %s: %s" % (PLUGIN_MODULE, type(exc).__name__, exc)
+        return f"{PLUGIN_MODULE} not importable: {type(exc).__name__}: {exc}"
     return None
 
 

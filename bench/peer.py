@@ -45,7 +45,9 @@ def _package_dir() -> str | None:
 
 def installed_version() -> str | None:
     hits = glob.glob(
-        os.path.join(PEER_VENV, "lib", "python*", "site-packages", "pytest_clean_database-*.dist-info")
+        os.path.join(
+            PEER_VENV, "lib", "python*", "site-packages", "pytest_clean_database-*.dist-info"
+        )
     )
     if not hits:
         return None
@@ -56,7 +58,7 @@ def ensure_venv(log: Any = print) -> str | None:
     """Create bench/.venv-peer with the peer if missing. Returns a reason string on failure."""
     if installed_version() == PEER_VERSION and os.path.exists(venv_python()):
         return None
-    log("setting up %s (pytest-clean-database %s) ..." % (PEER_VENV, PEER_VERSION))
+    log(f"setting up {PEER_VENV} (pytest-clean-database {PEER_VERSION}) ...")
     try:
         if not os.path.exists(venv_python()):
             subprocess.run([sys.executable, "-m", "venv", PEER_VENV], check=True)
@@ -73,9 +75,9 @@ def ensure_venv(log: Any = print) -> str | None:
             stdout=subprocess.DEVNULL,
         )
     except Exception as exc:
-        return "could not set up %s: %s" % (PEER_VENV, exc)
+        return f"could not set up {PEER_VENV}: {exc}"
     if installed_version() != PEER_VERSION:
-        return "pytest-clean-database %s not found in %s" % (PEER_VERSION, PEER_VENV)
+        return f"pytest-clean-database {PEER_VERSION} not found in {PEER_VENV}"
     return None
 
 

@@ -22,17 +22,17 @@ def _fmt_ms(v: float | None) -> str:
     if v is None:
         return "-"
     if v >= 100:
-        return "%.0f" % v
+        return f"{v:.0f}"
     if v >= 10:
-        return "%.1f" % v
-    return "%.3f" % v if v < 1 else "%.2f" % v
+        return f"{v:.1f}"
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0:
         return "-"
     r = a / b
-    return ("%.0fx" % r) if r >= 100 else ("%.1fx" % r if r >= 10 else "%.2fx" % r)
+    return (f"{r:.0f}x") if r >= 100 else (f"{r:.1f}x" if r >= 10 else f"{r:.2f}x")
 
 
 def _median(cell: dict[str, Any], name: str) -> float | None:
@@ -47,7 +47,7 @@ def reset_tables(data: dict[str, Any]) -> list[str]:
         for n, nres in bres.get("by_n", {}).items():
             names = [s for s in ORDER if s in nres.get("strategies", [])]
             out.append("")
-            out.append("== %s, N = %s tables: median ms per reset (p10-p90 in JSON) ==" % (b, n))
+            out.append(f"== {b}, N = {n} tables: median ms per reset (p10-p90 in JSON) ==")
             head = "%4s " % "k" + "".join("%11s" % SHORT[s] for s in names)
             head += "%11s%11s%11s" % ("ours/SEL1", "peer/ours", "trunc/ours")
             out.append(head)
@@ -62,7 +62,7 @@ def reset_tables(data: dict[str, Any]) -> list[str]:
                 out.append(row)
             reps = nres.get("reps_note")
             if reps:
-                out.append("     reps per strategy (k=%s): %s" % reps)
+                out.append("     reps per strategy (k={}): {}".format(*reps))
             for s, chk in nres.get("checks", {}).items():
                 if "error" in chk:
                     out.append("     check %-12s error: %s" % (s, chk["error"]))
@@ -72,9 +72,12 @@ def reset_tables(data: dict[str, Any]) -> list[str]:
                     bad.append("rows not back to seeded baseline " + ",".join(chk["rows_bad"]))
                 if chk["ids_ok"] is False:
                     bad.append("ids not restarted to baseline " + ",".join(chk["ids_bad"]))
-                out.append("     check %-12s %s" % (s, "; ".join(bad) if bad else "ok (rows and ids back to baseline)"))
+                out.append(
+                    "     check %-12s %s"
+                    % (s, "; ".join(bad) if bad else "ok (rows and ids back to baseline)")
+                )
         for s, why in unavailable.items():
-            out.append("     %s: unavailable on %s: %s" % (s, b, why))
+            out.append(f"     {s}: unavailable on {b}: {why}")
     return out
 
 
@@ -83,16 +86,19 @@ def write_tables(data: dict[str, Any]) -> list[str]:
     for b, w in data.get("write", {}).items():
         out.append("")
         if "unavailable" in w:
-            out.append("== %s write side: %s ==" % (b, w["unavailable"]))
+            out.append("== {} write side: {} ==".format(b, w["unavailable"]))
             continue
         out.append(
-            "== %s write side (N = %s, table %s): median ms, ratio vs untracked =="
-            % (b, w["n"], w["table"])
+            "== {} write side (N = {}, table {}): median ms, ratio vs untracked ==".format(
+                b, w["n"], w["table"]
+            )
         )
         targets = [t for t in ("untracked", "ours", "peer") if t in w["targets"]]
-        out.append("%-26s" % "workload" + "".join("%14s" % t for t in targets) + "".join(
-            "%12s" % (t + "/untr") for t in targets[1:]
-        ))
+        out.append(
+            "%-26s" % "workload"
+            + "".join("%14s" % t for t in targets)
+            + "".join("%12s" % (t + "/untr") for t in targets[1:])
+        )
         for work, label in (
             ("multi", "%d rows, 1 INSERT" % w["multi_rows"]),
             ("single_tx", "%d INSERTs, 1 tx" % w["single_rows"]),
@@ -101,11 +107,12 @@ def write_tables(data: dict[str, Any]) -> list[str]:
             res = w["results"][work]
             row = "%-26s" % label + "".join("%14s" % _fmt_ms(res[t]["median_ms"]) for t in targets)
             row += "".join(
-                "%12s" % _ratio(res[t]["median_ms"], res["untracked"]["median_ms"]) for t in targets[1:]
+                "%12s" % _ratio(res[t]["median_ms"], res["untracked"]["median_ms"])
+                for t in targets[1:]
             )
             out.append(row)
         for t, why in w.get("unavailable_targets", {}).items():
-            out.append("     %s: unavailable: %s" % (t, why))
+            out.append(f"     {t}: unavailable: {why}")
     return out
 
 
@@ -114,7 +121,7 @@ def suite_tables(data: dict[str, Any]) -> list[str]:
     for b, s in data.get("suite", {}).items():
         out.append("")
         if "unavailable" in s:
-            out.append("== %s suite: %s ==" % (b, s["unavailable"]))
+            out.append("== {} suite: {} ==".format(b, s["unavailable"]))
             continue
         out.append(
             "== %s suite (%d tests over %d tables): whole-run wall time, median of runs =="
@@ -123,7 +130,9 @@ def suite_tables(data: dict[str, Any]) -> list[str]:
         res = s["results"]
         floor = res.get("none", {}).get("median_s")
         peer_floor = res.get("none_peer_venv", {}).get("median_s")
-        out.append("%-16s%10s%6s%10s%11s" % ("strategy", "median s", "runs", "x floor", "rows+-seed"))
+        out.append(
+            "%-16s%10s%6s%10s%11s" % ("strategy", "median s", "runs", "x floor", "rows+-seed")
+        )
         for name, r in res.items():
             if "unavailable" in r:
                 out.append("%-16s unavailable: %s" % (name, r["unavailable"]))
@@ -135,14 +144,23 @@ def suite_tables(data: dict[str, Any]) -> list[str]:
             extra = " (vs its venv's floor)" if base is peer_floor and name == "peer" else ""
             if r.get("projected_from_tests"):
                 extra = " projected: %.0f ms/test measured on %d tests (%.1f s)" % (
-                    r["per_test_overhead_ms"], r["projected_from_tests"], r["measured_s"])
+                    r["per_test_overhead_ms"],
+                    r["projected_from_tests"],
+                    r["measured_s"],
+                )
             elif r.get("tests"):
                 extra = " (%d tests only)" % r["tests"]
                 base = None
             out.append(
                 "%-16s%10.2f%6d%10s%11s%s"
-                % (name, r["median_s"], r["n_runs"], _ratio(r["median_s"], base),
-                   r.get("rows_left_above_baseline", "-"), extra)
+                % (
+                    name,
+                    r["median_s"],
+                    r["n_runs"],
+                    _ratio(r["median_s"], base),
+                    r.get("rows_left_above_baseline", "-"),
+                    extra,
+                )
             )
     return out
 
@@ -173,7 +191,9 @@ def chart(data: dict[str, Any], path: str) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except Exception:
-        return "chart skipped: matplotlib not installed (pip install matplotlib, or the `bench` extra)"
+        return (
+            "chart skipped: matplotlib not installed (pip install matplotlib, or the `bench` extra)"
+        )
     reset = data.get("reset", {})
     backends = [b for b in reset if reset[b].get("by_n")]
     if not backends:

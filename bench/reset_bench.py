@@ -25,7 +25,7 @@ class CellParams:
     budget_s: float
     min_reps: int
     max_reps: int
-    warmup: int = 2
+    warmup: int = 1
 
 
 def summarize(samples_ns: Sequence[int]) -> dict[str, Any]:
@@ -89,5 +89,5 @@ def check_all(strategies: Sequence[Strategy], tables: Sequence[str]) -> dict[str
         try:
             out[s.name] = check_semantics(s, tables)
         except Exception as exc:  # report, never abort the benchmark
-            out[s.name] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+            out[s.name] = {"error": f"{type(exc).__name__}: {exc}"}
     return out

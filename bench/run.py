@@ -12,10 +12,12 @@ them afterwards. See bench/README.md for the method. No timing is ever asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
 import random
+import signal
 import sys
 import time
 import traceback
@@ -39,7 +41,7 @@ T0 = time.perf_counter()
 
 
 def log(msg: str = "") -> None:
-    print("[%6.1fs] %s" % (time.perf_counter() - T0, msg) if msg else "", flush=True)
+    print(f"[{time.perf_counter() - T0:6.1f}s] {msg}" if msg else "", flush=True)
 
 
 def csv(s: str, conv: Any = str) -> list[Any]:
@@ -47,7 +49,9 @@ def csv(s: str, conv: Any = str) -> list[Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--backend", default="postgresql,mariadb,sqlite", help="comma list")
     p.add_argument("--tables", default=None, help="schema sizes N (default 10,100,500)")
     p.add_argument("--k", default="0,1,5,20", help="tables written per test (default 0,1,5,20)")
@@ -64,11 +68,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--suite-tables", type=int, default=None, help="default 200")
     p.add_argument("--suite-runs", type=int, default=None, help="default 3")
     p.add_argument(
-        "--suite-cap", type=float, default=45.0,
+        "--suite-cap",
+        type=float,
+        default=45.0,
         help="a suite strategy whose run took longer than this many seconds is not repeated",
     )
     p.add_argument(
-        "--suite-truncate-tests", type=int, default=None,
+        "--suite-truncate-tests",
+        type=int,
+        default=None,
         help="run truncate-all on this many tests and project to the whole suite "
         "(default 40; 0 = run the whole suite, ~4-5 min per backend)",
     )
@@ -96,10 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.suite_truncate_tests = 0 if q else 40
     for b in a.backend:
         if b not in ("postgresql", "mariadb", "sqlite"):
-            p.error("unknown backend %r" % b)
+            p.error(f"unknown backend {b!r}")
     for s in a.strategies:
         if s not in st.ORDER:
-            p.error("unknown strategy %r (choose from %s)" % (s, ",".join(st.ORDER)))
+            p.error("unknown strategy {!r} (choose from {})".format(s, ",".join(st.ORDER)))
     return a
 
 
@@ -111,15 +119,28 @@ def db_name(role: str) -> str:
 class Setup:
     """The databases of one (backend, N): one per strategy, same schema and seeds."""
 
-    def __init__(self, b: Backend, schema: Schema, wanted: list[str], ours_reason: str | None,
-                 peer_reason: str | None, need_write: bool) -> None:
+    def __init__(
+        self,
+        b: Backend,
+        schema: Schema,
+        wanted: list[str],
+        ours_reason: str | None,
+        peer_reason: str | None,
+        need_write: bool,
+    ) -> None:
         self.b, self.schema = b, schema
         self.dbs: dict[str, str] = {}
         self.strategies: list[st.Strategy] = []
         self.unavailable: dict[str, str] = {}
         self.tracker: peer.Peer | None = None
-        roles = {"ours": "ours", "peer": "peer", "truncate_all": "trunc", "delete_all": "delete",
-                 "rollback": "plain", "select1": "plain"}
+        roles = {
+            "ours": "ours",
+            "peer": "peer",
+            "truncate_all": "trunc",
+            "delete_all": "delete",
+            "rollback": "plain",
+            "select1": "plain",
+        }
         needed = list(dict.fromkeys(wanted + (["ours", "peer", "select1"] if need_write else [])))
         for s in needed:
             if s == "ours" and ours_reason:
@@ -133,7 +154,7 @@ class Setup:
                     self.unavailable[s] = peer_reason
                     continue
             self.dbs.setdefault(roles[s], db_name(roles[s]))
-        for role, db in self.dbs.items():
+        for db in self.dbs.values():
             t = time.perf_counter()
             b.create_database(db)
             create_schema(b.engine(db), schema)
@@ -144,7 +165,7 @@ class Setup:
                 ours.install(b.engine(self.dbs["ours"]))
                 log("  ours: install_clean_tracking() in %.2fs" % (time.perf_counter() - t))
             except Exception as exc:
-                self.unavailable["ours"] = "install failed: %s: %s" % (type(exc).__name__, exc)
+                self.unavailable["ours"] = f"install failed: {type(exc).__name__}: {exc}"
                 log("  ours: " + self.unavailable["ours"])
                 traceback.print_exc(limit=3)
                 self._drop("ours")
@@ -155,7 +176,7 @@ class Setup:
                 self.tracker.setup()
                 log("  peer: setup_tracing() in %.2fs" % (time.perf_counter() - t))
             except Exception as exc:
-                self.unavailable["peer"] = "setup failed: %s: %s" % (type(exc).__name__, exc)
+                self.unavailable["peer"] = f"setup failed: {type(exc).__name__}: {exc}"
                 log("  peer: " + self.unavailable["peer"])
                 self._drop("peer")
         for s in wanted:
@@ -177,7 +198,7 @@ class Setup:
                 elif s == "select1":
                     self.strategies.append(st.Select1(b, db, schema))
             except Exception as exc:
-                self.unavailable[s] = "%s: %s" % (type(exc).__name__, exc)
+                self.unavailable[s] = f"{type(exc).__name__}: {exc}"
 
     def _drop(self, role: str) -> None:
         db = self.dbs.pop(role, None)
@@ -186,10 +207,8 @@ class Setup:
 
     def close_strategies(self) -> None:
         for s in self.strategies:
-            try:
+            with contextlib.suppress(Exception):
                 s.close()
-            except Exception:
-                pass
         self.strategies = []
 
     def close(self) -> None:
@@ -206,7 +225,9 @@ def check_tables(schema: Schema) -> list[str]:
     out = [next(iter(schema.seeded))]
     if schema.fk_tables:
         child = schema.fk_tables[0]
-        parent = next(iter(schema.metadata.tables[child].c.parent_id.foreign_keys)).column.table.name
+        parent = next(
+            iter(schema.metadata.tables[child].c.parent_id.foreign_keys)
+        ).column.table.name
         out += [child, parent]
     out.append(schema.plain_tables()[0])
     return list(dict.fromkeys(out))
@@ -225,12 +246,20 @@ def run_reset(b: Backend, setup: Setup, rng: random.Random) -> dict[str, Any]:
         nres["by_k"][str(k)] = cell
         log(
             "  k=%-3d %s  (%.1fs)"
-            % (k, "  ".join("%s %s ms" % (n, report._fmt_ms(c["median_ms"])) for n, c in cell.items()),
-               time.perf_counter() - t)
+            % (
+                k,
+                "  ".join(
+                    "{} {} ms".format(n, report._fmt_ms(c["median_ms"])) for n, c in cell.items()
+                ),
+                time.perf_counter() - t,
+            )
         )
     if nres["by_k"]:
         last = list(nres["by_k"])[-1]
-        nres["reps_note"] = (last, ", ".join("%s %d" % (n, c["reps"]) for n, c in nres["by_k"][last].items()))
+        nres["reps_note"] = (
+            last,
+            ", ".join("%s %d" % (n, c["reps"]) for n, c in nres["by_k"][last].items()),
+        )
     nres["checks"] = reset_bench.check_all(setup.strategies, check_tables(schema))
     return nres
 
@@ -238,8 +267,13 @@ def run_reset(b: Backend, setup: Setup, rng: random.Random) -> dict[str, Any]:
 def run_write(b: Backend, setup: Setup) -> dict[str, Any]:
     schema = setup.schema
     table = schema.plain_tables()[-1]
-    out: dict[str, Any] = {"n": schema.n, "table": table, "multi_rows": ARGS.write_rows[0],
-                           "single_rows": ARGS.write_rows[1], "unavailable_targets": {}}
+    out: dict[str, Any] = {
+        "n": schema.n,
+        "table": table,
+        "multi_rows": ARGS.write_rows[0],
+        "single_rows": ARGS.write_rows[1],
+        "unavailable_targets": {},
+    }
     targets: list[write_bench.Target] = []
     extra_conns: list[Any] = []
     plain = setup.dbs.get("plain")
@@ -247,8 +281,11 @@ def run_write(b: Backend, setup: Setup) -> dict[str, Any]:
         return {"unavailable": "no untracked database"}
     pc = b.connect(plain)
     extra_conns.append(pc)
-    targets.append(write_bench.Target("untracked", b, plain, table,
-                                      lambda: b.run_batch(pc, b.truncate_all_sql([table]))))
+    targets.append(
+        write_bench.Target(
+            "untracked", b, plain, table, lambda: b.run_batch(pc, b.truncate_all_sql([table]))
+        )
+    )
     if "ours" in setup.dbs and "ours" not in setup.unavailable:
         oc = ours.Resetter(b, setup.dbs["ours"])
         extra_conns.append(oc)
@@ -262,14 +299,24 @@ def run_write(b: Backend, setup: Setup) -> dict[str, Any]:
         out["unavailable_targets"]["peer"] = setup.unavailable.get("peer", "not selected")
     out["targets"] = [t.name for t in targets]
     try:
-        out["results"] = write_bench.run(targets, ARGS.write_rows[0], ARGS.write_rows[1], ARGS.write_reps)
+        out["results"] = write_bench.run(
+            targets, ARGS.write_rows[0], ARGS.write_rows[1], ARGS.write_reps
+        )
     finally:
         for t in targets:
             t.close()
         for c in extra_conns:
             c.close()
     for work, res in out["results"].items():
-        log("  write %-11s %s" % (work, "  ".join("%s %s ms" % (n, report._fmt_ms(r["median_ms"])) for n, r in res.items())))
+        log(
+            "  write %-11s %s"
+            % (
+                work,
+                "  ".join(
+                    "{} {} ms".format(n, report._fmt_ms(r["median_ms"])) for n, r in res.items()
+                ),
+            )
+        )
     return out
 
 
@@ -282,8 +329,10 @@ def restore_baseline(b: Backend, db: str, schema: Schema) -> None:
     eng = b.engine(db)
     with eng.begin() as c:
         for name, count in schema.seeded.items():
-            c.execute(schema.metadata.tables[name].insert(),
-                      [{"label": "seed%d" % j, "val": j} for j in range(count)])
+            c.execute(
+                schema.metadata.tables[name].insert(),
+                [{"label": "seed%d" % j, "val": j} for j in range(count)],
+            )
 
 
 def count_rows(b: Backend, db: str, tables: list[str]) -> int:
@@ -308,29 +357,58 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
     tests = suite_bench.generate_tests(b, schema, ARGS.suite_tests, ARGS.seed)
     py_main, py_peer = sys.executable, peer.venv_python()
     plugin_reason = ours_reason or ours.plugin_unavailable_reason()
-    dbs = {"ours": db_name("suite_ours"), "peer": db_name("suite_peer"), "plain": db_name("suite_plain")}
+    dbs = {
+        "ours": db_name("suite_ours"),
+        "peer": db_name("suite_peer"),
+        "plain": db_name("suite_plain"),
+    }
     strats: list[suite_bench.SuiteStrategy] = []
     ours_url = b.sa_url(dbs["ours"]).render_as_string(hide_password=False)
-    strats.append(suite_bench.SuiteStrategy("ours", py_main, ini=ours.plugin_ini_lines(ours_url),
-                                            addopts=ours.plugin_args(), unavailable=plugin_reason))
-    peer_extra = suite_bench.CONFTEST_PEER.format(dsn=b.peer_dsn(dbs["peer"])) if b.name != "sqlite" else ""
+    strats.append(
+        suite_bench.SuiteStrategy(
+            "ours",
+            py_main,
+            ini=ours.plugin_ini_lines(ours_url),
+            addopts=ours.plugin_args(),
+            unavailable=plugin_reason,
+        )
+    )
+    peer_extra = (
+        suite_bench.CONFTEST_PEER.format(dsn=b.peer_dsn(dbs["peer"])) if b.name != "sqlite" else ""
+    )
     if b.name == "mariadb":
         peer_extra += suite_bench.CONFTEST_PEER_MARIADB
-    strats.append(suite_bench.SuiteStrategy(
-        "peer", py_peer, conftest_extra=peer_extra, addopts=["-p", peer.PLUGIN_MODULE],
-        unavailable=("pytest-clean-database supports PostgreSQL and MySQL only" if b.name == "sqlite" else peer_reason)))
-    trunc = suite_bench.CONFTEST_TRUNCATE.format(stmts=b.truncate_all_sql(schema.names),
-                                                 drain=b.name == "mariadb")
+    strats.append(
+        suite_bench.SuiteStrategy(
+            "peer",
+            py_peer,
+            conftest_extra=peer_extra,
+            addopts=["-p", peer.PLUGIN_MODULE],
+            unavailable=(
+                "pytest-clean-database supports PostgreSQL and MySQL only"
+                if b.name == "sqlite"
+                else peer_reason
+            ),
+        )
+    )
+    trunc = suite_bench.CONFTEST_TRUNCATE.format(
+        stmts=b.truncate_all_sql(schema.names), drain=b.name == "mariadb"
+    )
     sub = ARGS.suite_truncate_tests
     sub = sub if 0 < sub < ARGS.suite_tests else None
-    strats.append(suite_bench.SuiteStrategy("truncate_all", py_main, conftest_extra=trunc, n_tests=sub))
+    strats.append(
+        suite_bench.SuiteStrategy("truncate_all", py_main, conftest_extra=trunc, n_tests=sub)
+    )
     strats.append(suite_bench.SuiteStrategy("none", py_main))
     if sub is not None:
         strats.append(suite_bench.SuiteStrategy("none_prefix", py_main, n_tests=sub))
     if b.name != "sqlite" and not peer_reason:
         strats.append(suite_bench.SuiteStrategy("none_peer_venv", py_peer))
-    used = {"ours": "ours" if strats[0].unavailable is None else None,
-            "peer": "peer" if strats[1].unavailable is None else None, "plain": "plain"}
+    used = {
+        "ours": "ours" if strats[0].unavailable is None else None,
+        "peer": "peer" if strats[1].unavailable is None else None,
+        "plain": "plain",
+    }
     created: list[str] = []
     try:
         for role, db in dbs.items():
@@ -345,13 +423,19 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
             try:
                 ours.install(b.engine(dbs["ours"]))
             except Exception as exc:
-                strats[0].unavailable = "install failed: %s: %s" % (type(exc).__name__, exc)
+                strats[0].unavailable = f"install failed: {type(exc).__name__}: {exc}"
         dirs: dict[str, str] = {}
         prepare: dict[str, Any] = {}
         for s in strats:
             if s.unavailable:
                 continue
-            db = dbs["ours"] if s.name == "ours" else dbs["peer"] if s.name == "peer" else dbs["plain"]
+            db = (
+                dbs["ours"]
+                if s.name == "ours"
+                else dbs["peer"]
+                if s.name == "peer"
+                else dbs["plain"]
+            )
             dirs[s.name] = suite_bench.write_suite(root, s, b, db, tests, files=10)
 
             def prep(s: suite_bench.SuiteStrategy = s, db: str = db) -> None:
@@ -371,30 +455,44 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
                 restore_baseline(b, db, schema)
 
             prepare[s.name] = prep
+
         def leftover(name: str) -> int:
             """Rows above the seeded baseline after a run (0 = the suite left the db clean)."""
             db = dbs["ours"] if name == "ours" else dbs["peer"] if name == "peer" else dbs["plain"]
             return count_rows(b, db, schema.names) - sum(schema.seeded.values())
 
-        results = suite_bench.run_suites(dirs, strats, prepare, ARGS.suite_runs, ARGS.suite_cap,
-                                         log=log, after=leftover)
+        results = suite_bench.run_suites(
+            dirs, strats, prepare, ARGS.suite_runs, ARGS.suite_cap, log=log, after=leftover
+        )
         if sub is not None:
             suite_bench.project(results, "truncate_all", "none_prefix", ARGS.suite_tests)
     finally:
         if not ARGS.keep:
             for db in created:
                 b.drop_database(db)
-    return {"tests": ARGS.suite_tests, "tables": ARGS.suite_tables, "results": results,
-            "pytest": {"ours/truncate_all/none": "main venv", "peer/none_peer_venv": "bench/.venv-peer"}}
+    return {
+        "tests": ARGS.suite_tests,
+        "tables": ARGS.suite_tables,
+        "results": results,
+        "pytest": {
+            "ours/truncate_all/none": "main venv",
+            "peer/none_peer_venv": "bench/.venv-peer",
+        },
+    }
 
 
 # ------------------------------------------------------------------------- main
 ARGS: argparse.Namespace
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit("terminated by signal %d" % signum)  # runs the finally: blocks (drops dbs)
+
+
 def main(argv: list[str] | None = None) -> int:
     global ARGS
     ARGS = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     data: dict[str, Any] = {
         "meta": {
@@ -415,7 +513,9 @@ def main(argv: list[str] | None = None) -> int:
     load1 = os.getloadavg()[0]
     if load1 > 0.5 * (os.cpu_count() or 1):
         msg = "machine busy at start (load average %.1f on %d cores): timings will be noisy" % (
-            load1, os.cpu_count() or 1)
+            load1,
+            os.cpu_count() or 1,
+        )
         log("WARNING: " + msg)
         data["notes"].append(msg)
     ours_reason = ours.unavailable_reason() if "ours" in ARGS.strategies else "not selected"
@@ -430,7 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data["meta"]["peer"] = "pytest-clean-database " + str(peer.installed_version())
         if "mariadb" in ARGS.backend:
-            data["notes"].append(peer.MARIADB_NOTE + " (its TRUNCATE of FK-referenced tables fails otherwise)")
+            data["notes"].append(
+                peer.MARIADB_NOTE + " (its TRUNCATE of FK-referenced tables fails otherwise)"
+            )
             log("note: " + peer.MARIADB_NOTE)
     urls = {"postgresql": ARGS.pg_url, "mariadb": ARGS.mariadb_url, "sqlite": None}
     rng = random.Random(ARGS.seed)
@@ -439,10 +541,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             data["meta"]["servers"][bname] = b.server_info()
         except Exception as exc:
-            log("%s: SKIPPED, server not reachable: %s" % (bname, exc))
-            data["notes"].append("%s skipped: %s" % (bname, exc))
+            log(f"{bname}: SKIPPED, server not reachable: {exc}")
+            data["notes"].append(f"{bname} skipped: {exc}")
             continue
-        log("== %s %s" % (bname, data["meta"]["servers"][bname]))
+        log("== {} {}".format(bname, data["meta"]["servers"][bname]))
         bres: dict[str, Any] = {"by_n": {}, "unavailable": {}}
         data["reset"][bname] = bres
         try:
@@ -463,25 +565,28 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     setup.close()
             if "suite" in ARGS.parts:
-                log("-- %s suite: %d tests over %d tables" % (bname, ARGS.suite_tests, ARGS.suite_tables))
+                log(
+                    "-- %s suite: %d tests over %d tables"
+                    % (bname, ARGS.suite_tests, ARGS.suite_tables)
+                )
                 data["suite"][bname] = run_suite(b, ours_reason, peer_reason)
         except Exception as exc:
-            log("%s: ERROR %s: %s" % (bname, type(exc).__name__, exc))
+            log(f"{bname}: ERROR {type(exc).__name__}: {exc}")
             traceback.print_exc()
-            data["notes"].append("%s aborted: %s: %s" % (bname, type(exc).__name__, exc))
+            data["notes"].append(f"{bname} aborted: {type(exc).__name__}: {exc}")
         finally:
             b.dispose()
     data["goals"] = goals.evaluate(data)
     data["meta"]["elapsed_s"] = round(time.perf_counter() - T0, 1)
     data["meta"]["loadavg_end"] = os.getloadavg()
     suffix = "-quick" if ARGS.quick else ""
-    jpath = os.path.join(ARGS.out, "results%s.json" % suffix)
+    jpath = os.path.join(ARGS.out, f"results{suffix}.json")
     report.write_json(data, jpath)
     log("")
     report.print_report(data, log=print)
     print()
     print("json: " + jpath)
-    print(report.chart(data, os.path.join(ARGS.out, "reset_vs_n%s.png" % suffix)))
+    print(report.chart(data, os.path.join(ARGS.out, f"reset_vs_n{suffix}.png")))
     print("elapsed: %.1f s" % (time.perf_counter() - T0))
     return 0
 

@@ -20,8 +20,8 @@ SEED_ROWS = 10
 class Schema:
     n: int
     metadata: sa.MetaData
-    names: list[str]          # creation order (parents before children)
-    seeded: dict[str, int]    # table -> seeded row count
+    names: list[str]  # creation order (parents before children)
+    seeded: dict[str, int]  # table -> seeded row count
     fk_tables: list[str]
 
     def plain_tables(self) -> list[str]:
@@ -66,6 +66,4 @@ def create_schema(engine: sa.Engine, schema: Schema) -> None:
     with engine.begin() as conn:
         for name, count in schema.seeded.items():
             table = schema.metadata.tables[name]
-            conn.execute(
-                table.insert(), [{"label": "seed%d" % j, "val": j} for j in range(count)]
-            )
+            conn.execute(table.insert(), [{"label": "seed%d" % j, "val": j} for j in range(count)])

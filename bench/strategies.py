@@ -16,7 +16,9 @@ from schema import Schema
 ROWS_PER_TABLE = 3
 
 
-def write_rows(backend: Backend, cur: Any, tables: Sequence[str], rows: int = ROWS_PER_TABLE) -> None:
+def write_rows(
+    backend: Backend, cur: Any, tables: Sequence[str], rows: int = ROWS_PER_TABLE
+) -> None:
     params: list[Any] = []
     for i in range(rows):
         params += ["w%d" % i, i]

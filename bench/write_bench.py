@@ -63,7 +63,9 @@ def _render(backend: Backend, conn: Any, sql: str, params: list[Any]) -> str | N
     return None
 
 
-def prepare(backend: Backend, conn: Any, table: str, multi_rows: int, single_rows: int) -> dict[str, Any]:
+def prepare(
+    backend: Backend, conn: Any, table: str, multi_rows: int, single_rows: int
+) -> dict[str, Any]:
     mparams: list[Any] = []
     for i in range(multi_rows):
         mparams += ["m%d" % i, i]
@@ -109,23 +111,38 @@ def run_workload(t: Target, work: str, stmts: dict[str, Any]) -> int:
     return time.perf_counter_ns() - t0
 
 
-def run(targets: list[Target], multi_rows: int, single_rows: int, reps: int, warmup: int = 1) -> dict[str, Any]:
-    stmts = {
-        t.name: prepare(t.backend, t.conn, t.table, multi_rows, single_rows) for t in targets
-    }
+def run(
+    targets: list[Target],
+    multi_rows: int,
+    single_rows: int,
+    reps: int,
+    warmup: int = 1,
+    min_reps: int = 3,
+    budget_s: float = 5.0,
+) -> dict[str, Any]:
+    """Interleaved repetitions; a target stops after ``min_reps`` once it has spent
+    ``budget_s`` on a workload (the peer's 10k-row INSERT takes seconds on MariaDB)."""
+    stmts = {t.name: prepare(t.backend, t.conn, t.table, multi_rows, single_rows) for t in targets}
     results: dict[str, Any] = {}
     for work in WORKLOADS:
         samples: dict[str, list[int]] = {t.name: [] for t in targets}
         for t in targets:
             t.reset()
+        spent = {t.name: 0 for t in targets}
         gc.collect()
         gc.disable()
         try:
             for rep in range(warmup + reps):
-                shift = rep % len(targets)
-                for t in targets[shift:] + targets[:shift]:
+                active = [
+                    t
+                    for t in targets
+                    if len(samples[t.name]) < min_reps or spent[t.name] < budget_s * 1e9
+                ]
+                shift = rep % len(active)
+                for t in active[shift:] + active[:shift]:
                     ns = run_workload(t, work, stmts[t.name])
                     t.reset()
+                    spent[t.name] += ns
                     if rep >= warmup:
                         samples[t.name].append(ns)
         finally:
