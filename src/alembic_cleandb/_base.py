@@ -105,7 +105,7 @@ class BackendBase:
                 "raise cleandb_lock_timeout (--cleandb-lock-timeout) if the wait is legitimate"
             )
             if details:
-                hint = f"{details}. {hint[0].upper()}{hint[1:]}"
+                hint = f"{details[0].upper()}{details[1:]}. {hint[0].upper()}{hint[1:]}"
         elif any(m in reason for m in self.missing_table_markers):
             hint = (
                 "a tracked table was dropped or renamed outside migrations; every other table "

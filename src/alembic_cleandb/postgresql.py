@@ -44,10 +44,6 @@ TRIGGER = "cleandb_mark"
 EVENT_TRIGGER = "cleandb_ddl"
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _start(query: str, length: int = 80) -> str:
     """The start of a query, on one line."""
     text = " ".join(query.split())
@@ -486,7 +482,8 @@ class PostgreSQLBackend(BackendBase):
         rows.sort(key=lambda r: (not r[7], not r[8], str(r[5])))
         parts = []
         if waited is not None:
-            parts.append(f"the reset was waiting for a lock on table {_quote(waited)}")
+            quoted = connection.dialect.identifier_preparer.quote(waited)
+            parts.append(f"the reset was waiting for a lock on table {quoted}")
         sessions = []
         for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
             sessions.append(

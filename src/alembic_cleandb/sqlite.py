@@ -43,6 +43,12 @@ class SQLiteBackend(ClientSideBackend):
         )
         return [str(r[0]) for r in rows]
 
+    def lock_details(self, exc: BaseException, connection: Connection) -> str:
+        return (
+            "SQLite locks the whole database file: another connection to it has an open write "
+            "transaction (no server to ask which one)"
+        )
+
     def installed_database(self, connection: Connection) -> str | None:
         return None  # a copied file keeps working, as the reset does not check it either
 
