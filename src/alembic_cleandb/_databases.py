@@ -52,6 +52,10 @@ class Admin:
             )
         return url.database
 
+    def guard_name(self, url: URL) -> str:
+        """The name the test-database guard checks (what ``current_database`` returns)."""
+        return self.database(url)
+
     def exists(self, url: URL) -> bool:
         raise NotImplementedError
 
@@ -206,7 +210,18 @@ class MySQLAdmin(Admin):
             except sa.exc.DBAPIError as exc:
                 raise _create_failed(copy, exc) from None
             backend = backend_for(src.dialect.name)
-            excluded = backend._excluded(src)  # type: ignore[attr-defined]
+            # Track in the copy exactly what the base tracks: its exclusions, and the tables
+            # created outside migrations that no sync has attached yet.
+            excluded = set(backend._excluded(src))  # type: ignore[attr-defined]
+            tracked = set(backend.tracked_tables(src))
+            excluded.update(
+                str(t)
+                for (t,) in src.exec_driver_sql(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
+                )
+                if not backend.own_table(str(t)) and str(t) not in tracked
+            )
             with autocommit_connection(copy) as dst:
                 run = Executor.for_connection(dst)
                 run("SET SESSION foreign_key_checks = 0")
@@ -315,6 +330,9 @@ class SQLiteAdmin(Admin):
     def database(self, url: URL) -> str:
         return str(self.path(url))
 
+    def guard_name(self, url: URL) -> str:
+        return self.path(url).stem  # as SQLiteBackend.current_database: app_test.db -> app_test
+
     def copy_url(self, base: URL, suffix: str) -> URL:
         path = self.path(base)
         return base.set(database=str(path.with_name(f"{path.stem}_{suffix}{path.suffix}")))
@@ -323,7 +341,7 @@ class SQLiteAdmin(Admin):
         return self.path(url).exists()
 
     def create_empty(self, url: URL) -> None:
-        check_database_name(self.path(url).name, "create")
+        check_database_name(self.guard_name(url), "create")
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
     def copy(self, base: URL, copy: URL) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from ._databases import admin_for, fingerprint
 from ._guard import ALLOW_ENV, allowed_name, is_test_database
@@ -35,17 +35,14 @@ def worker_url(url: str, worker_id: str) -> str:
     return copy.render_as_string(hide_password=False)
 
 
-def _name(url: str | URL) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return os.path.basename(parsed.database or "")
-    return parsed.database or ""
+def _name(url: str) -> str:
+    return admin_for(url).guard_name(make_url(url))
 
 
 def allowance(base: str, copy: str) -> str | None:
     """The name ``CLEANDB_ALLOW_DATABASE`` must hold for ``copy``: set when the user allowed
     ``base`` explicitly (its name lacks ``test``) — allowing a database allows its copies."""
-    if is_test_database(_name(base)) or _name(base) != allowed_name():
+    if _name(base) != allowed_name() or is_test_database(_name(copy)):
         return None
     return _name(copy)
 
@@ -67,11 +64,16 @@ def _allowing(name: str | None) -> Iterator[None]:
                 os.environ[ALLOW_ENV] = before
 
 
-def prepare_one(base: str, worker_id: str, mode: str, base_print: str | None) -> str:
-    """Create (or, in ``reuse`` mode, keep) ``worker_id``'s copy of ``base``; its URL."""
+def prepare_one(
+    base: str, worker_id: str, mode: str, base_print: str | None, allow: str | None
+) -> str:
+    """Create (or, in ``reuse`` mode, keep) ``worker_id``'s copy of ``base``; its URL.
+
+    ``allow``: the copy's name, for the guard, when the user allowed the base explicitly.
+    """
     copy = worker_url(base, worker_id)
     admin = admin_for(base)
-    with _allowing(allowance(base, copy)):
+    with _allowing(allow):
         if mode == "reuse" and base_print is not None and fingerprint(copy) == base_print:
             return copy
         if admin.exists(make_url(copy)):
@@ -87,8 +89,13 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
     result: dict[str, list[str]] = {w: [""] * len(bases) for w in worker_ids}
     if not jobs:
         return result
+    # Decided before the threads start: _allowing() changes the environment while it runs.
+    allow = {(w, i): allowance(bases[i], worker_url(bases[i], w)) for w, i in jobs}
     with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-        futures = {pool.submit(prepare_one, bases[i], w, mode, prints[i]): (w, i) for w, i in jobs}
+        futures = {
+            pool.submit(prepare_one, bases[i], w, mode, prints[i], allow[w, i]): (w, i)
+            for w, i in jobs
+        }
         for future, (w, i) in futures.items():
             result[w][i] = future.result()
     return result

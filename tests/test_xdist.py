@@ -1,0 +1,182 @@
+"""`pytest -n 2`: every worker gets its own copy of the configured database, on each backend.
+
+The inner projects are run with pytester in a subprocess, with the real plugin (entry point)
+and the real pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from alembic_cleandb import clean
+from alembic_cleandb._databases import admin_for
+from alembic_cleandb.pytest_plugin import worker_url
+from conftest import upgrade
+from dbutil import count, execute
+
+# Each test inserts a row, waits so that the other worker's tests overlap it, and checks that
+# its row is the only one and got id 1. On a shared database the overlap breaks that.
+ISOLATION = """
+import os
+import time
+
+import pytest
+import sqlalchemy as sa
+
+BOOT_URL = os.environ["DATABASE_URL"]  # read at import (collection) time
+
+@pytest.fixture(scope="session", autouse=True)
+def session_sees_the_url(cleandb_url):
+    assert os.environ["DATABASE_URL"] == cleandb_url == BOOT_URL
+
+@pytest.mark.parametrize("i", range(8))
+def test_alone(i, cleandb_url, cleandb_urls):
+    assert cleandb_urls == [cleandb_url]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    assert worker and cleandb_url.endswith(("_" + worker, "_" + worker + ".db"))
+    engine = sa.create_engine(cleandb_url)
+    try:
+        with engine.begin() as c:
+            user = sa.Table("user", sa.MetaData(), autoload_with=c)
+            new_id = c.execute(user.insert().values(name=f"t{i}")).inserted_primary_key[0]
+        time.sleep(0.15)
+        with engine.begin() as c:
+            assert c.execute(sa.select(user.c.id, user.c.name)).fetchall() == [(1, f"t{i}")]
+            assert new_id == 1
+    finally:
+        engine.dispose()
+"""
+
+
+def _ini(url: str, *extra: str) -> str:
+    lines = ["[pytest]", f"cleandb_urls = {url}", "cleandb_url_env = DATABASE_URL", *extra]
+    return "\n".join(lines)
+
+
+def _exists(url: str) -> bool:
+    return admin_for(url).exists(sa.make_url(url))
+
+
+def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> None:
+    pytester.makeini(_ini(migrated))
+    pytester.makepyfile(test_iso=ISOLATION)
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["cleandb: 2 worker databases (*_gw*; recreate) ready in *"])
+    # The copies are gone (recreate), the configured database was never written.
+    assert not _exists(worker_url(migrated, "gw0"))
+    assert not _exists(worker_url(migrated, "gw1"))
+    assert count(migrated, "user") == 0
+    assert clean(migrated) == 0
+
+
+COLLIDE = """
+import time
+
+import pytest
+import sqlalchemy as sa
+
+@pytest.mark.parametrize("i", range(8))
+def test_alone(i, cleandb_url):
+    engine = sa.create_engine(cleandb_url)
+    try:
+        with engine.begin() as c:
+            user = sa.Table("user", sa.MetaData(), autoload_with=c)
+            c.execute(user.insert().values(name=f"t{i}"))
+        time.sleep(0.15)
+        with engine.begin() as c:
+            assert c.execute(sa.select(user.c.name)).fetchall() == [(f"t{i}",)]
+    finally:
+        engine.dispose()
+"""
+
+
+def test_without_copies_the_workers_collide(pytester: pytest.Pytester, migrated: str) -> None:
+    """The control experiment: both workers on the one database (a ``cleandb_urls`` fixture
+    override opts out of copies) make the same kind of tests fail."""
+    pytester.makeconftest(
+        "import pytest\n\n@pytest.fixture(scope='session')\n"
+        f"def cleandb_urls():\n    return [{migrated!r}]\n"
+    )
+    pytester.makepyfile(test_collide=COLLIDE)
+    assert pytester.runpytest_subprocess("-n", "2").ret == pytest.ExitCode.TESTS_FAILED
+    pytester.runpytest_subprocess("-n", "0").assert_outcomes(passed=8)
+
+
+def _has_table(url: str, name: str) -> bool:
+    engine = sa.create_engine(url)
+    try:
+        return sa.inspect(engine).has_table(name)
+    finally:
+        engine.dispose()
+
+
+def test_copies_are_reused_while_the_heads_match(
+    pytester: pytest.Pytester, migrated: str, databases
+) -> None:
+    copies = [worker_url(migrated, w) for w in ("gw0", "gw1")]
+    if databases.backend != "sqlite":  # dropped after the test even if it fails
+        databases.created.extend(str(sa.make_url(u).database) for u in copies)
+    pytester.makeini(_ini(migrated, "cleandb_worker_dbs = reuse"))
+    pytester.makepyfile(test_iso=ISOLATION)
+    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)
+    assert all(_exists(u) for u in copies)
+
+    # A mark the base does not have: it survives a reuse, not a re-creation.
+    execute(copies[0], "CREATE TABLE reuse_probe (x INTEGER)")
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*worker databases*reuse*"])
+    assert _has_table(copies[0], "reuse_probe")
+
+    # A copy whose alembic heads differ from the base's is made again.
+    execute(copies[0], "UPDATE alembic_version SET version_num = '0001' WHERE version_num = '0002'")
+    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)
+    assert not _has_table(copies[0], "reuse_probe")
+
+    # recreate (the default) drops them at the end of the run.
+    pytester.runpytest_subprocess("-n", "2", "--cleandb-worker-dbs=recreate").assert_outcomes(
+        passed=8
+    )
+    assert not any(_exists(u) for u in copies)
+
+
+def test_an_explicitly_allowed_base_allows_its_copies(
+    pytester: pytest.Pytester, databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = databases.create(f"cleandb_allowed_{os.getpid()}")
+    name = sa.make_url(url).database
+    allowed = os.path.splitext(os.path.basename(name))[0] if databases.backend == "sqlite" else name
+    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", allowed)
+    upgrade(url)
+    pytester.makeini(_ini(url))
+    pytester.makepyfile(test_iso=ISOLATION)
+    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)
+
+
+def test_a_base_without_tracking_stops_the_run_before_any_worker(
+    pytester: pytest.Pytester, db_url: str
+) -> None:
+    upgrade(db_url, "heads", cleandb=False)
+    pytester.makeini(_ini(db_url))
+    pytester.makepyfile(test_iso=ISOLATION)
+    result = pytester.runpytest_subprocess("-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: alembic-cleandb: tracking is not installed in *"])
+    assert not _exists(worker_url(db_url, "gw0"))
+
+
+def test_worker_url_keeps_the_users_form() -> None:
+    assert worker_url("postgresql://u:p%40ss@h:5433/app_test?sslmode=disable", "gw3") == (
+        "postgresql://u:p%40ss@h:5433/app_test_gw3?sslmode=disable"
+    )
+    assert worker_url("mariadb+pymysql://root@h/app_test", "gw0") == (
+        "mariadb+pymysql://root@h/app_test_gw0"
+    )
+    assert worker_url("sqlite:///data/app_test.db", "gw1") == "sqlite:///data/app_test_gw1.db"
+    assert worker_url("sqlite:////tmp/x/app_test.sqlite3", "gw1") == (
+        "sqlite:////tmp/x/app_test_gw1.sqlite3"
+    )
