@@ -140,7 +140,6 @@ BEGIN
     END LOOP;
     CLOSE cur;
     SET @cleandb_table = NULL;
-    DELETE FROM {DIRTY} WHERE tid NOT IN (SELECT id FROM {TABLES});
     SET SESSION foreign_key_checks = @cleandb_fk;
     SET @cleandb_fk = NULL;
   END IF;

@@ -110,10 +110,20 @@ VALUES ({SCHEMA_VERSION}, current_database(), current_schema(), {schemas},
         {text_array(options.excluded())})"""
 
 
+# Under SERIALIZABLE the marks are not read: that read would make any two transactions that
+# write the same table conflict (SSI) and one of them fail at commit. There, each transaction
+# writes its own mark once per table (remembered in a transaction-local setting).
 _MARK = """CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
 BEGIN
-  IF NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = TG_RELID)
-     AND current_setting('cleandb.resetting', true) IS DISTINCT FROM 'on' THEN
+  IF current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on' THEN
+    RETURN NULL;
+  END IF;
+  IF current_setting('transaction_isolation') = 'serializable' THEN
+    IF current_setting('cleandb.marked_' || TG_RELID, true) IS DISTINCT FROM 'on' THEN
+      INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
+      PERFORM nextval('cleandb.tickets'), set_config('cleandb.marked_' || TG_RELID, 'on', true);
+    END IF;
+  ELSIF NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = TG_RELID) THEN
     INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
     PERFORM nextval('cleandb.tickets');
   END IF;
