@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import platform
 import random
@@ -85,6 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-peer", action="store_true", help="skip pytest-clean-database")
     p.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--from-json", metavar="PATH", help="only re-render tables, summary and chart of a run"
+    )
     a = p.parse_args(argv)
     q = a.quick
     a.tables = csv(a.tables or ("10,50" if q else "10,100,500"), int)
@@ -493,6 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     global ARGS
     ARGS = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if ARGS.from_json:
+        with open(ARGS.from_json) as f:
+            data = json.load(f)
+        data["goals"] = goals.evaluate(data)
+        base = os.path.splitext(ARGS.from_json)[0].replace("results", "", 1)
+        out_dir = os.path.dirname(os.path.abspath(ARGS.from_json))
+        suffix = os.path.basename(base)
+        return finish(data, os.path.abspath(ARGS.from_json), out_dir, suffix)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     data: dict[str, Any] = {
         "meta": {
@@ -583,10 +595,19 @@ def main(argv: list[str] | None = None) -> int:
     jpath = os.path.join(ARGS.out, f"results{suffix}.json")
     report.write_json(data, jpath)
     log("")
-    report.print_report(data, log=print)
+    return finish(data, jpath, ARGS.out, suffix)
+
+
+def finish(data: dict[str, Any], jpath: str, out_dir: str, suffix: str) -> int:
+    summary: list[str] = []
+    report.print_report(data, log=summary.append)
+    print("\n".join(summary))
+    tpath = os.path.join(out_dir, f"summary{suffix}.txt")
+    with open(tpath, "w") as f:
+        f.write("\n".join(summary).lstrip("\n") + "\n")
     print()
-    print("json: " + jpath)
-    print(report.chart(data, os.path.join(ARGS.out, f"reset_vs_n{suffix}.png")))
+    print("json: " + jpath + "  (tables also in " + tpath + ")")
+    print(report.chart(data, os.path.join(out_dir, f"reset_vs_n{suffix}.png")))
     print("elapsed: %.1f s" % (time.perf_counter() - T0))
     return 0
 

@@ -138,6 +138,8 @@ def run(
                     for t in targets
                     if len(samples[t.name]) < min_reps or spent[t.name] < budget_s * 1e9
                 ]
+                if not active:
+                    break
                 shift = rep % len(active)
                 for t in active[shift:] + active[:shift]:
                     ns = run_workload(t, work, stmts[t.name])
