@@ -84,8 +84,12 @@ class Cleaner:
         return count
 
     def close(self) -> None:
-        self._connection.close()
-        self._engine.dispose()
+        try:
+            self._connection.close()
+        except Exception:  # a connection killed under us: nothing left to close or report
+            pass
+        finally:
+            self._engine.dispose()
 
     def __enter__(self) -> Cleaner:
         return self

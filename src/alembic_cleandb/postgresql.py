@@ -307,9 +307,9 @@ _CHECK_DATABASE = """IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = 
 
 # The reset: one probe when nothing is dirty (no mark, no ticket taken); otherwise one query
 # that takes exactly the marks seen now (a mark committed while the reset runs stays for the
-# next one) and gathers the fragments, and one dynamic statement that resets every dirty unit
-# and restores its sequences - and, when fewer marks than tickets were found (a writer rolled
-# back after taking sequence values), every tracked sequence that moved. While it runs, the
+# next one) and gathers the fragments, one dynamic statement that resets every dirty unit, and
+# one that restores its sequences - and, when fewer marks than tickets were found (a writer
+# rolled back after taking sequence values), every tracked sequence that moved. While it runs, the
 # mark triggers stand down (cleandb.resetting, transaction-local), so the reset leaves no marks
 # of its own. Its commit does not wait for the WAL flush (synchronous_commit off for this
 # transaction only): were the server to crash before the flush, the reset and the removal of
@@ -334,15 +334,18 @@ BEGIN
           JOIN cleandb.tables t ON t.relid = u.unit
           WHERE t.ctes IS NOT NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid))
   INTO marks, units, q;
-  EXECUTE 'WITH ' || coalesce(q || ', ', '')
-       || 'cleandb_seqs AS (SELECT setval(s.seq, s.last_value, s.is_called) '
-       || 'FROM cleandb.sequences s WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq) '
-       || 'AND (s.unit = ANY ($1) OR ($2 AND pg_sequence_last_value(s.seq) IS DISTINCT FROM '
-       || 'CASE WHEN s.is_called THEN s.last_value END))) '
-       || 'SELECT set_config(''cleandb.resetting'', ''on'', true), '
-       || 'set_config(''synchronous_commit'', ''off'', true), '
-       || '(SELECT count(*) FROM cleandb_seqs), setval(''cleandb.tickets'', 1, false)'
-  USING units, marks <> issued;
+  IF q IS NOT NULL THEN
+    EXECUTE 'WITH ' || q || ' SELECT set_config(''cleandb.resetting'', ''on'', true), '
+         || 'set_config(''synchronous_commit'', ''off'', true)';
+  END IF;
+  -- setval is not transactional: only once the rows are back (a reset that fails before this
+  -- point has changed nothing at all).
+  PERFORM setval('cleandb.tickets', 1, false), (
+    SELECT count(setval(s.seq, s.last_value, s.is_called))
+    FROM cleandb.sequences s JOIN pg_class c ON c.oid = s.seq
+    WHERE s.unit = ANY (units)
+       OR (marks <> issued AND pg_sequence_last_value(s.seq)
+                               IS DISTINCT FROM CASE WHEN s.is_called THEN s.last_value END));
   RETURN coalesce(cardinality(units), 0);
 END
 $cleandb$"""
