@@ -185,8 +185,10 @@ class Report:
             for n, nodeid in sorted(self.widest, key=lambda x: (-x[0], x[1]))[:top]:
                 yield f"  {n:8d}  {nodeid}"
         if self.untracked:
-            yield "WRITTEN BUT NOT TRACKED - no reset undoes these writes (excluded from "
-            yield "tracking, or created outside migrations; see docs/troubleshooting.md):"
+            yield (
+                "WRITTEN BUT NOT TRACKED, no reset undoes these writes (tables excluded from "
+                "tracking or created outside migrations; see docs/troubleshooting.md):"
+            )
             for table, (nodeid, before, after, n) in sorted(self.untracked.items()):
                 rows = "new table" if before is None else f"{before} rows"
                 yield f"  {table}: {rows} -> {after} rows; first by {nodeid} ({n} tests)"
