@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 
-@lru_cache(maxsize=None)
+@cache
 def engine() -> sa.Engine:
     """Created on first use, from DATABASE_URL (the pytest plugin sets it for the tests)."""
     return sa.create_engine(os.environ.get("DATABASE_URL", "sqlite:///shop.db"))
