@@ -104,5 +104,5 @@ def test_plugin_refuses_a_non_test_database(
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*refuses to reset database*prod_app*CLEANDB_ALLOW_DATABASE*"])
+    result.stderr.fnmatch_lines(["*refuses to reset database*prod_app*CLEANDB_ALLOW_DATABASE*"])
     assert "password" not in result.stdout.str().lower()
