@@ -110,11 +110,22 @@ class Resetter:
         self.backend_name = backend.name
         self._conn: Any = None
         self._cleaner: Any = None
+        self.via = "routine on raw DBAPI connection"
+        url = backend.sa_url(db).render_as_string(hide_password=False)
         if backend.name == "sqlite":
             mod, _ = load()
-            self._cleaner = mod.Cleaner(backend.sa_url(db).render_as_string(hide_password=False))
-        else:
-            self._conn = backend.connect(db)
+            self._cleaner = mod.Cleaner(url)
+            self.via = "Cleaner(url).reset()"
+            return
+        self._conn = backend.connect(db)
+        try:  # the routine may live in a schema off the search path: then ask the library
+            reset(self.backend_name, self._conn)
+        except Exception:
+            self._conn.close()
+            self._conn = None
+            mod, _ = load()
+            self._cleaner = mod.Cleaner(url)
+            self.via = "Cleaner(url).reset() (unqualified routine call failed)"
 
     def __call__(self) -> None:
         if self._cleaner is not None:
