@@ -215,7 +215,8 @@ def test_mysql_triggers_and_reset_never_read_the_marks_with_locks() -> None:
         assert "SELECT" not in ddl.upper()
         assert "INSERT INTO cleandb_dirty (tid, kind, conn)" in ddl
         assert "CONNECTION_ID()" in ddl
-        assert ("cleandb_tickets" in ddl) == (kind == "i")
+        assert ("cleandb_tickets" in ddl) == (kind in "iu")
+        assert ddl.split()[3] == ("AFTER" if kind == "d" else "BEFORE")
     body = mysql._procedure([(3, "`lookup`")]).upper()
     assert "IF EXISTS (SELECT" not in body and "IF NOT EXISTS (SELECT" not in body
     assert "PRIMARY KEY (TID, KIND, CONN)" in " ".join(backend.bookkeeping_ddl).upper()

@@ -82,6 +82,8 @@ class BackendBase:
     missing_table_markers: ClassVar[tuple[str, ...]] = ()
     #: Substrings of driver messages meaning "a lock wait timed out".
     lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
+    #: Substrings of driver messages meaning "a unique value is still taken by another row".
+    unique_markers: ClassVar[tuple[str, ...]] = ()
 
     def explain(
         self, exc: BaseException, display: str, connection: Connection | None = None
@@ -113,6 +115,13 @@ class BackendBase:
                 "dropped tables and tracks renamed ones under their new name (their current "
                 "rows become their baseline), or recreate the test database and run the "
                 "migrations again"
+            )
+        elif any(m in reason for m in self.unique_markers):
+            hint = (
+                "a test left unique values swapped between baseline rows (row A took B's value "
+                "and B took A's), which a reset that restores rows in place cannot undo. "
+                "Nothing was changed and the marks are kept: put the rows back by hand (or "
+                "recreate the test database) and reset again"
             )
         else:
             hint = "the database keeps its dirty marks, so the next reset tries again"

@@ -59,14 +59,14 @@ BEGIN
   DECLARE v_name VARCHAR(64);
   DECLARE v_reset, v_restore, v_counter, v_empty, v_missing TEXT;
   DECLARE v_message VARCHAR(128);
-  DECLARE v_inserted, v_written, v_done, v_gone, v_here INT DEFAULT 0;
+  DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
   DECLARE v_count, v_marks INT DEFAULT 0;
-  DECLARE v_next, v_seen, v_kept BIGINT DEFAULT 0;
+  DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
   DECLARE cur CURSOR FOR
-    SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind IN ('i', 'a')),
-           MAX(d.kind <> 'a')
+    SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, t.counter,
+           MAX(d.kind IN ('i', 'a')), MAX(d.kind = 'u'), MAX(d.kind <> 'a')
     FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid
-    GROUP BY t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql
+    GROUP BY t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, t.counter
     ORDER BY t.id;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION
@@ -79,8 +79,8 @@ BEGIN
   END;
   SET @cleandb_table = NULL;
   {truncated}
-  -- Inserts that rolled back took AUTO_INCREMENT values but left no mark. Every fresh 'i'
-  -- mark takes a ticket (an AUTO_INCREMENT value of {TICKETS}, which no rollback returns):
+  -- Inserts (or updates of the key) that rolled back took AUTO_INCREMENT values but left no
+  -- mark. Every fresh 'i' or 'u' mark takes a ticket (an AUTO_INCREMENT value of {TICKETS}, which no rollback returns):
   -- when fewer tickets were committed than taken, compare every counter with its baseline
   -- (kind 'a': only the counter moved; such a table is reset but not counted).
   SELECT AUTO_INCREMENT INTO v_next FROM information_schema.TABLES
@@ -107,7 +107,8 @@ BEGIN
     SET v_done = 0;
     OPEN cur;
     tables: LOOP
-      FETCH cur INTO v_id, v_name, v_reset, v_restore, v_counter, v_inserted, v_written;
+      FETCH cur INTO v_id, v_name, v_reset, v_restore, v_counter, v_base, v_inserted, v_updated,
+        v_written;
       IF v_done THEN
         LEAVE tables;
       END IF;
@@ -123,6 +124,12 @@ BEGIN
           SET @cleandb_sql = v_restore;
           PREPARE cleandb_stmt FROM @cleandb_sql;
           EXECUTE cleandb_stmt;
+        END IF;
+        IF v_counter IS NOT NULL AND v_updated AND NOT v_inserted THEN
+          -- an UPDATE moves the counter only when it set the key higher: look before altering
+          SELECT AUTO_INCREMENT INTO v_now FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = v_name;
+          SET v_inserted = v_now <> v_base;
         END IF;
         IF v_counter IS NOT NULL AND v_inserted THEN
           SET @cleandb_sql = v_counter;
@@ -291,12 +298,15 @@ class MySQLBackend(ClientSideBackend):
         # No read of cleandb_dirty: inside a trigger InnoDB reads with shared locks, so an
         # ``IF NOT EXISTS (SELECT ...)`` guard waits for other writers' uncommitted marks. The
         # insert meets at most this connection's own mark; the handler swallows that duplicate
-        # (no warning reaches the client). A fresh insert mark takes a ticket.
-        ticket = (
-            f" IF fresh THEN INSERT INTO {TICKETS} () VALUES (); END IF;" if kind == "i" else ""
-        )
+        # (no warning reaches the client).
+        # A fresh insert or update mark takes a ticket (an UPDATE can move AUTO_INCREMENT too,
+        # by setting the column higher); BEFORE the row, so that a row that then fails
+        # (duplicate key, ...) leaves a ticket without a mark as well.
+        moves = kind in ("i", "u")
+        ticket = f" IF fresh THEN INSERT INTO {TICKETS} () VALUES (); END IF;" if moves else ""
+        timing = "BEFORE" if moves else "AFTER"
         return (
-            f"CREATE TRIGGER {trigger_name(table_id, kind)} AFTER {event} ON {quote_table} "
+            f"CREATE TRIGGER {trigger_name(table_id, kind)} {timing} {event} ON {quote_table} "
             "FOR EACH ROW BEGIN DECLARE fresh INT DEFAULT 1; "
             "DECLARE CONTINUE HANDLER FOR 1062 SET fresh = 0; "
             f"INSERT INTO {DIRTY} (tid, kind, conn) VALUES ({table_id}, '{kind}', "

@@ -5,8 +5,9 @@ offline (``--sql``) mode. Internal objects live in the schema ``cleandb``; the t
 routines (``cleandb_truncate()``, ``cleandb_sync()``, ``cleandb_set_baseline()``) are created in
 the current schema so that ``SELECT cleandb_truncate()`` works as is.
 
-Tracking: one statement-level trigger per table (``AFTER INSERT OR UPDATE OR DELETE OR
-TRUNCATE``) inserts the table's oid into ``cleandb.dirty`` unless a mark is already visible.
+Tracking: one statement-level trigger per table (``BEFORE INSERT OR UPDATE OR DELETE OR
+TRUNCATE``: before, so that a statement that fails after taking sequence values has taken its
+ticket too) inserts the table's oid into ``cleandb.dirty`` unless a mark is already visible.
 The marks are append-only rows without a unique index, so two writers never wait for each
 other and a rollback only removes its own mark. Each new mark also takes a ticket
 (``nextval('cleandb.tickets')``, which no rollback returns): when the reset finds fewer marks
@@ -186,25 +187,33 @@ BEGIN
   setcols := replace(setcols, '%', '%%'); bsetcols := replace(bsetcols, '%', '%%');
   keymatch := replace(keymatch, '%', '%%');
 
+  -- Within the unit the order is delete, then update, then insert - each step reads the
+  -- previous one's output, which makes it run first - so a unique value a test moved to
+  -- another row is free again before a baseline row takes it back. (Foreign keys are checked
+  -- at the end of the whole statement.)
   IF rows IS NULL THEN
     frag := format('%I AS (DELETE FROM %s)', alias || 'd', tbl);
   ELSE
     frag := format('%I AS (SELECT l, l::%s AS x FROM unnest((SELECT baseline FROM cleandb.tables '
                    'WHERE relid = %s::oid)) AS l)', alias || 'b', tbl, u::oid);
     IF keymatch IS NULL THEN
-      frag := frag || format(', %I AS (DELETE FROM %s)', alias || 'd', tbl)
-                   || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b)',
-                             alias || 'i', tbl, cols, bcols, alias || 'b');
+      frag := frag || format(', %I AS (DELETE FROM %s RETURNING 1)', alias || 'd', tbl)
+                   || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b '
+                             'WHERE (SELECT count(*) FROM %I) >= 0)',
+                             alias || 'i', tbl, cols, bcols, alias || 'b', alias || 'd');
     ELSE
       frag := frag
-        || format(', %I AS (DELETE FROM %s AS cur WHERE NOT EXISTS (SELECT FROM %I b WHERE %s))',
-                  alias || 'd', tbl, alias || 'b', keymatch)
-        || CASE WHEN setcols IS NULL THEN '' ELSE
-             format(', %I AS (UPDATE %s AS cur SET (%s) = ROW(%s) FROM %I b WHERE %s AND cur::text <> b.l)',
-                    alias || 'u', tbl, setcols, bsetcols, alias || 'b', keymatch) END
+        || format(', %I AS (DELETE FROM %s AS cur WHERE NOT EXISTS (SELECT FROM %I b WHERE %s) '
+                  'RETURNING 1)', alias || 'd', tbl, alias || 'b', keymatch)
+        || CASE WHEN setcols IS NULL THEN
+             format(', %I AS (SELECT count(*) FROM %I)', alias || 'u', alias || 'd') ELSE
+             format(', %I AS (UPDATE %s AS cur SET (%s) = ROW(%s) FROM %I b WHERE %s '
+                    'AND cur::text <> b.l AND (SELECT count(*) FROM %I) >= 0 RETURNING 1)',
+                    alias || 'u', tbl, setcols, bsetcols, alias || 'b', keymatch, alias || 'd') END
         || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b '
-                  'WHERE NOT EXISTS (SELECT FROM %s AS cur WHERE %s))',
-                  alias || 'i', tbl, cols, bcols, alias || 'b', tbl, keymatch);
+                  'WHERE NOT EXISTS (SELECT FROM %s AS cur WHERE %s) '
+                  'AND (SELECT count(*) FROM %I) >= 0)',
+                  alias || 'i', tbl, cols, bcols, alias || 'b', tbl, keymatch, alias || 'u');
     END IF;
   END IF;
 
@@ -218,7 +227,7 @@ DECLARE
   root regclass := coalesce(pg_partition_root(rel), rel);
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = '{TRIGGER}') THEN
-    EXECUTE format('CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
+    EXECUTE format('CREATE TRIGGER {TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE '
                    'ON %s FOR EACH STATEMENT EXECUTE FUNCTION cleandb.mark()', rel);
   END IF;
   INSERT INTO cleandb.tables (relid, unit) VALUES (rel, root)
@@ -311,7 +320,8 @@ _CHECK_DATABASE = """IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = 
 # one that restores its sequences - and, when fewer marks than tickets were found (a writer
 # rolled back after taking sequence values), every tracked sequence that moved. While it runs, the
 # mark triggers stand down (cleandb.resetting, transaction-local), so the reset leaves no marks
-# of its own. Its commit does not wait for the WAL flush (synchronous_commit off for this
+# of its own (the flag is set before the dynamic statement, whose BEFORE triggers fire first,
+# and cleared at the end). Its commit does not wait for the WAL flush (synchronous_commit off for this
 # transaction only): were the server to crash before the flush, the reset and the removal of
 # the marks would be lost together, and the next reset would do the job again. Fragments name
 # their table by oid (format), so renamed tables keep working; dropped ones are skipped.
@@ -332,15 +342,15 @@ BEGIN
   SELECT (SELECT count(*) FROM d), (SELECT array_agg(u.unit) FROM u),
          (SELECT string_agg(format(t.ctes, t.relid), ', ') FROM u
           JOIN cleandb.tables t ON t.relid = u.unit
-          WHERE t.ctes IS NOT NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid))
+          WHERE t.ctes IS NOT NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)),
+         set_config('cleandb.resetting', 'on', true), set_config('synchronous_commit', 'off', true)
   INTO marks, units, q;
   IF q IS NOT NULL THEN
-    EXECUTE 'WITH ' || q || ' SELECT set_config(''cleandb.resetting'', ''on'', true), '
-         || 'set_config(''synchronous_commit'', ''off'', true)';
+    EXECUTE 'WITH ' || q || ' SELECT NULL';
   END IF;
   -- setval is not transactional: only once the rows are back (a reset that fails before this
   -- point has changed nothing at all).
-  PERFORM setval('cleandb.tickets', 1, false), (
+  PERFORM setval('cleandb.tickets', 1, false), set_config('cleandb.resetting', 'off', true), (
     SELECT count(setval(s.seq, s.last_value, s.is_called))
     FROM cleandb.sequences s JOIN pg_class c ON c.oid = s.seq
     WHERE s.unit = ANY (units)
@@ -445,6 +455,7 @@ class PostgreSQLBackend(BackendBase):
     names: ClassVar[tuple[str, ...]] = ("postgresql",)
     missing_table_markers = ("does not exist",)
     lock_timeout_markers = ("lock timeout",)
+    unique_markers = ("duplicate key value violates unique constraint",)
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout * 1000)}")
