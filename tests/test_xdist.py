@@ -17,12 +17,26 @@ from alembic_cleandb.pytest_plugin import worker_url
 from conftest import upgrade
 from dbutil import count, execute
 
-# Each test inserts a row, waits so that the other worker's tests overlap it, and checks that
-# its row is the only one and got id 1. On a shared database the overlap breaks that.
-ISOLATION = """
+# Run with `-n 2 --dist each`: both workers run every test. Test i inserts a row on each
+# worker, then waits for the other worker to have inserted its row for test i too (a file
+# rendezvous), then checks that its row is the only one and got id 1. On one shared database
+# each would see the other's row; with a copy per worker neither does.
+RENDEZVOUS = """
 import os
 import time
 
+def rendezvous(root, i, me):
+    tag = f"rdv-{os.environ['PYTEST_XDIST_TESTRUNUID']}-{i}"
+    (root / f"{tag}-{me}").touch()
+    deadline = time.monotonic() + 60
+    while not [p for p in root.glob(f"{tag}-*") if p.name != f"{tag}-{me}"]:
+        assert time.monotonic() < deadline, "the other worker never came"
+        time.sleep(0.02)
+"""
+
+ISOLATION = (
+    RENDEZVOUS
+    + """
 import pytest
 import sqlalchemy as sa
 
@@ -32,23 +46,25 @@ BOOT_URL = os.environ["DATABASE_URL"]  # read at import (collection) time
 def session_sees_the_url(cleandb_url):
     assert os.environ["DATABASE_URL"] == cleandb_url == BOOT_URL
 
-@pytest.mark.parametrize("i", range(8))
-def test_alone(i, cleandb_url, cleandb_urls):
+@pytest.mark.parametrize("i", range(4))
+def test_alone(i, cleandb_url, cleandb_urls, request):
     assert cleandb_urls == [cleandb_url]
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    assert worker and cleandb_url.endswith(("_" + worker, "_" + worker + ".db"))
+    me = os.environ["PYTEST_XDIST_WORKER"]
+    assert cleandb_url.endswith(("_" + me, "_" + me + ".db"))
     engine = sa.create_engine(cleandb_url)
     try:
         with engine.begin() as c:
             user = sa.Table("user", sa.MetaData(), autoload_with=c)
-            new_id = c.execute(user.insert().values(name=f"t{i}")).inserted_primary_key[0]
-        time.sleep(0.15)
+            new_id = c.execute(user.insert().values(name=me)).inserted_primary_key[0]
+        rendezvous(request.config.rootpath, i, me)
         with engine.begin() as c:
-            assert c.execute(sa.select(user.c.id, user.c.name)).fetchall() == [(1, f"t{i}")]
+            assert c.execute(sa.select(user.c.id, user.c.name)).fetchall() == [(1, me)]
             assert new_id == 1
     finally:
         engine.dispose()
 """
+)
+EACH = ("-n", "2", "--dist", "each")
 
 
 def _ini(url: str, *extra: str) -> str:
@@ -63,7 +79,7 @@ def _exists(url: str) -> bool:
 def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> None:
     pytester.makeini(_ini(migrated))
     pytester.makepyfile(test_iso=ISOLATION)
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest_subprocess(*EACH)
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["cleandb: 2 worker databases (*_gw*; recreate) ready in *"])
     # The copies are gone (recreate), the configured database was never written.
@@ -73,27 +89,6 @@ def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> N
     assert clean(migrated) == 0
 
 
-COLLIDE = """
-import time
-
-import pytest
-import sqlalchemy as sa
-
-@pytest.mark.parametrize("i", range(8))
-def test_alone(i, cleandb_url):
-    engine = sa.create_engine(cleandb_url)
-    try:
-        with engine.begin() as c:
-            user = sa.Table("user", sa.MetaData(), autoload_with=c)
-            c.execute(user.insert().values(name=f"t{i}"))
-        time.sleep(0.15)
-        with engine.begin() as c:
-            assert c.execute(sa.select(user.c.name)).fetchall() == [(f"t{i}",)]
-    finally:
-        engine.dispose()
-"""
-
-
 def test_without_copies_the_workers_collide(pytester: pytest.Pytester, migrated: str) -> None:
     """The control experiment: both workers on the one database (a ``cleandb_urls`` fixture
     override opts out of copies) make the same kind of tests fail."""
@@ -101,9 +96,15 @@ def test_without_copies_the_workers_collide(pytester: pytest.Pytester, migrated:
         "import pytest\n\n@pytest.fixture(scope='session')\n"
         f"def cleandb_urls():\n    return [{migrated!r}]\n"
     )
-    pytester.makepyfile(test_collide=COLLIDE)
-    assert pytester.runpytest_subprocess("-n", "2").ret == pytest.ExitCode.TESTS_FAILED
-    pytester.runpytest_subprocess("-n", "0").assert_outcomes(passed=8)
+    pytester.makepyfile(
+        test_collide=ISOLATION.replace(
+            'os.environ["DATABASE_URL"]  #', 'os.environ.get("DATABASE_URL")  #'
+        )
+        .replace('assert os.environ["DATABASE_URL"] == cleandb_url == BOOT_URL', "pass")
+        .replace("assert cleandb_url.endswith", "assert not cleandb_url.endswith")
+    )
+    result = pytester.runpytest_subprocess(*EACH)
+    result.assert_outcomes(failed=8)
 
 
 def _has_table(url: str, name: str) -> bool:
@@ -122,25 +123,24 @@ def test_copies_are_reused_while_the_heads_match(
         databases.created.extend(str(sa.make_url(u).database) for u in copies)
     pytester.makeini(_ini(migrated, "cleandb_worker_dbs = reuse"))
     pytester.makepyfile(test_iso=ISOLATION)
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)
+    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=8)
     assert all(_exists(u) for u in copies)
 
     # A mark the base does not have: it survives a reuse, not a re-creation.
     execute(copies[0], "CREATE TABLE reuse_probe (x INTEGER)")
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest_subprocess(*EACH)
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*worker databases*reuse*"])
     assert _has_table(copies[0], "reuse_probe")
 
     # A copy whose alembic heads differ from the base's is made again.
     execute(copies[0], "UPDATE alembic_version SET version_num = '0001' WHERE version_num = '0002'")
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)
+    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=8)
     assert not _has_table(copies[0], "reuse_probe")
 
     # recreate (the default) drops them at the end of the run.
-    pytester.runpytest_subprocess("-n", "2", "--cleandb-worker-dbs=recreate").assert_outcomes(
-        passed=8
-    )
+    result = pytester.runpytest_subprocess(*EACH, "--cleandb-worker-dbs=recreate")
+    result.assert_outcomes(passed=8)
     assert not any(_exists(u) for u in copies)
 
 
@@ -154,7 +154,7 @@ def test_an_explicitly_allowed_base_allows_its_copies(
     upgrade(url)
     pytester.makeini(_ini(url))
     pytester.makepyfile(test_iso=ISOLATION)
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)
+    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=8)
 
 
 def test_a_base_without_tracking_stops_the_run_before_any_worker(
@@ -163,7 +163,7 @@ def test_a_base_without_tracking_stops_the_run_before_any_worker(
     upgrade(db_url, "heads", cleandb=False)
     pytester.makeini(_ini(db_url))
     pytester.makepyfile(test_iso=ISOLATION)
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest_subprocess(*EACH)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: alembic-cleandb: tracking is not installed in *"])
     assert not _exists(worker_url(db_url, "gw0"))

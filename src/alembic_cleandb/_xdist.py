@@ -14,9 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
+from ._connect import safe_url
 from ._databases import admin_for, fingerprint
 from ._guard import ALLOW_ENV, allowed_name, is_test_database
+from .errors import ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
 
@@ -76,9 +79,16 @@ def prepare_one(
     with _allowing(allow):
         if mode == "reuse" and base_print is not None and fingerprint(copy) == base_print:
             return copy
-        if admin.exists(make_url(copy)):
-            admin.drop(make_url(copy))
-        admin.copy(make_url(base), make_url(copy))
+        try:
+            if admin.exists(make_url(copy)):
+                admin.drop(make_url(copy))
+            admin.copy(make_url(base), make_url(copy))
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ConfigurationError(
+                f"alembic-cleandb: cannot copy {safe_url(base)!r} to {safe_url(copy)!r} for "
+                f"pytest-xdist worker {worker_id}: {reason}"
+            ) from exc
     return copy
 
 
@@ -96,8 +106,15 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
             pool.submit(prepare_one, bases[i], w, mode, prints[i], allow[w, i]): (w, i)
             for w, i in jobs
         }
+        errors = []
         for future, (w, i) in futures.items():
-            result[w][i] = future.result()
+            try:
+                result[w][i] = future.result()
+            except Exception as exc:
+                errors.append(exc)
+    if errors:
+        drop([url for urls in result.values() for url in urls])  # no half-made set is left
+        raise errors[0]
     return result
 
 
