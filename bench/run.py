@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="run truncate-all on this many tests and project to the whole suite "
-        "(default 40; 0 = run the whole suite, ~4-5 min per backend)",
+        "(default 40, --quick 10; 0 = the whole suite, ~4-5 min per backend)",
     )
     p.add_argument("--pg-url", default=None, help="SQLAlchemy URL of the PostgreSQL server")
     p.add_argument("--mariadb-url", default=None, help="SQLAlchemy URL of the MariaDB server")
@@ -99,13 +99,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.budget = a.budget if a.budget is not None else (0.1 if q else 0.8)
     a.min_reps = a.min_reps or (3 if q else 7)
     a.max_reps = a.max_reps or (25 if q else 300)
-    a.write_rows = csv(a.write_rows or ("1000,100" if q else "10000,1000"), int)
+    a.write_rows = csv(a.write_rows or ("1000,50" if q else "10000,1000"), int)
     a.write_reps = a.write_reps or (2 if q else 5)
     a.suite_tests = a.suite_tests or (40 if q else 300)
     a.suite_tables = a.suite_tables or (30 if q else 200)
     a.suite_runs = a.suite_runs or (1 if q else 3)
     if a.suite_truncate_tests is None:
-        a.suite_truncate_tests = 0 if q else 40
+        a.suite_truncate_tests = 10 if q else 40
     for b in a.backend:
         if b not in ("postgresql", "mariadb", "sqlite"):
             p.error(f"unknown backend {b!r}")
