@@ -180,3 +180,21 @@ def test_worker_url_keeps_the_users_form() -> None:
     assert worker_url("sqlite:////tmp/x/app_test.sqlite3", "gw1") == (
         "sqlite:////tmp/x/app_test_gw1.sqlite3"
     )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_session_on_the_base_blocks_the_copy_and_is_named(
+    pytester: pytest.Pytester, migrated: str
+) -> None:
+    engine = sa.create_engine(migrated, connect_args={"application_name": "my-gui-client"})
+    with engine.connect():
+        pytester.makeini(_ini(migrated))
+        pytester.makepyfile(test_iso=ISOLATION)
+        result = pytester.runpytest_subprocess(*EACH)
+    engine.dispose()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: alembic-cleandb: cannot copy * other sessions are connected to it (pid *"
+         "my-gui-client*Close those sessions*"]
+    )
+    assert not _exists(worker_url(migrated, "gw0")) and not _exists(worker_url(migrated, "gw1"))

@@ -126,7 +126,7 @@ class PostgreSQLAdmin(Admin):
         name, template = self.database(copy), self.database(base)
         with self._maintenance(base) as c:
             statement = f"CREATE DATABASE {_quote(c, name)} TEMPLATE {_quote(c, template)}"
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
                 try:
                     c.exec_driver_sql(statement)

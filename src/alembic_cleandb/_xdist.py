@@ -112,8 +112,8 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
                 result[w][i] = future.result()
             except Exception as exc:
                 errors.append(exc)
-    if errors:
-        drop([url for urls in result.values() for url in urls])  # no half-made set is left
+    if errors:  # leave no half-made set behind (a failed copy may exist too)
+        drop([worker_url(bases[i], w) for w, i in jobs])
         raise errors[0]
     return result
 
