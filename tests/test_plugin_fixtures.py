@@ -199,5 +199,6 @@ def test_an_unreachable_database_is_a_usage_error_naming_it(
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
     result = pytester.runpytest_subprocess("-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: alembic-cleandb: cannot connect to *nowhere_test*"])
+    # SQLite: the file does not exist (the library never creates an empty one).
+    result.stderr.fnmatch_lines(["ERROR: alembic-cleandb: *nowhere_test*"])
     assert "hunter2" not in result.stdout.str() + result.stderr.str()
