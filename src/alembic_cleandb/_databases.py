@@ -28,7 +28,7 @@ from sqlalchemy.engine import URL, Connection
 from ._base import Executor, backend_for
 from ._connect import autocommit_connection, connect, create_engine, normalize_url, safe_url
 from ._guard import check_database_name
-from .errors import ConfigurationError
+from .errors import CleanDBError, ConfigurationError
 
 __all__ = ["admin_for", "fingerprint"]
 
@@ -402,7 +402,7 @@ def fingerprint(url: str | URL) -> str | None:
     try:
         try:
             connection = connect(engine)
-        except ConfigurationError:
+        except CleanDBError:  # no such database (or server): nothing to reuse
             return None
         with connection:
             try:
