@@ -29,6 +29,7 @@ def load() -> tuple[Any | None, str]:
         return _state["mod"], _state["note"]
     mod, note = None, ""
     try:
+        importlib.import_module("alembic_cleandb.operations")  # registers the Alembic ops
         mod = importlib.import_module("alembic_cleandb")
         note = "installed"
     except Exception as exc:  # not installed yet, or half-written
@@ -37,6 +38,7 @@ def load() -> tuple[Any | None, str]:
             sys.path.insert(0, REPO_SRC)
             sys.modules.pop("alembic_cleandb", None)
             try:
+                importlib.import_module("alembic_cleandb.operations")
                 mod = importlib.import_module("alembic_cleandb")
                 note = "imported from src/ (not pip-installed; pytest plugin unavailable)"
             except Exception as exc2:

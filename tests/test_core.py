@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 import alembic_cleandb
+import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
 from alembic_cleandb import NotInstalledError, UnsafeDatabaseError
 from dbutil import connect, count, dump, execute, insert, long_table_name, q, rows
 

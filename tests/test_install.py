@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import alembic_cleandb
+import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
 from conftest import alembic_config, upgrade
 from dbutil import connect, dump, insert
 

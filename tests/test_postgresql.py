@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 import alembic_cleandb
+import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
 from conftest import Databases, upgrade
 from dbutil import connect, count, execute, rows
 

@@ -10,16 +10,18 @@ Public API:
 - :func:`enable` — add the ``cleandb`` branch to an Alembic ``Config`` for test setup;
 - :func:`clean`, :func:`set_baseline`, :func:`sync`, :func:`adopt` — run-time calls;
 - :class:`Cleaner` — an open connection whose ``reset()`` is the per-test call;
-- ``op.install_clean_tracking()`` / ``op.drop_clean_tracking()`` — registered on import;
+- ``op.install_clean_tracking()`` / ``op.drop_clean_tracking()`` — registered by
+  :func:`env_options` or ``import alembic_cleandb.operations``;
 - :class:`CleanDBError` and its subclasses.
 """
 
 from __future__ import annotations
 
-from . import operations as _operations  # noqa: F401  (registers the Alembic operations)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._base import SCHEMA_VERSION
 from .cleaner import Cleaner, DatabaseInfo, adopt, clean, set_baseline, sync
-from .environment import BRANCH, REVISION, VERSIONS, enable, env_options
 from .errors import (
     CleanDBError,
     ConfigurationError,
@@ -29,7 +31,21 @@ from .errors import (
     VersionMismatchError,
 )
 
+if TYPE_CHECKING:
+    from .environment import BRANCH, REVISION, VERSIONS, enable, env_options
+
 __version__ = "0.1.0"
+
+# The Alembic side (and Alembic itself, ~0.4 s to import) loads on first use, so that the
+# pytest plugin, which every pytest run of the environment imports, stays light. Using any of
+# these, as env.py does, also registers op.install_clean_tracking()/op.drop_clean_tracking().
+_ALEMBIC_SIDE = {"BRANCH", "REVISION", "VERSIONS", "enable", "env_options"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ALEMBIC_SIDE:
+        return getattr(importlib.import_module(".environment", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BRANCH",

@@ -10,7 +10,7 @@ Revises:
 
 from alembic import op
 
-import alembic_cleandb  # noqa: F401  (registers op.install_clean_tracking even if env.py forgot)
+import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
 
 revision = "cleandb_0001"
 down_revision = None
