@@ -111,10 +111,10 @@ class BackendBase:
         elif any(m in reason for m in self.missing_table_markers):
             hint = (
                 "a tracked table was dropped or renamed outside migrations; every other table "
-                "was reset or keeps its dirty marks. Fix: alembic_cleandb.sync(url) forgets "
-                "dropped tables and tracks renamed ones under their new name (their current "
-                "rows become their baseline), or recreate the test database and run the "
-                "migrations again"
+                "was reset or keeps its dirty marks. Fix: rename it back; or run "
+                "alembic_cleandb.sync(url), which forgets dropped tables and tracks renamed ones "
+                "under their new name (their current rows become their baseline); or recreate "
+                "the test database and run the migrations again"
             )
         elif any(m in reason for m in self.unique_markers):
             hint = (
@@ -194,7 +194,7 @@ class Backend(Protocol):
 
     def uninstall(self, ex: Executor) -> None: ...
 
-    def sync(self, ex: Executor) -> None: ...
+    def sync(self, ex: Executor, after_migration: bool = True) -> None: ...
 
     def set_baseline(self, connection: Connection) -> None: ...
 

@@ -80,8 +80,11 @@ class ClientSideBackend(BackendBase):
         """``(reset_sql, restore_sql, counter_sql)`` for one table (names already quoted)."""
         raise NotImplementedError
 
-    def after_sync(self, ex: Executor, seeded: Sequence[tuple[int, str]]) -> None:
-        """Hook: (re)create database-side routines once the tables are known."""
+    def after_sync(
+        self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
+    ) -> None:
+        """Hook: (re)create database-side routines once the tables are known (``fresh``: the
+        marks are about to be cleared)."""
 
     def uninstall_routines(self, ex: Executor) -> None:
         """Hook: drop database-side routines."""
@@ -101,7 +104,11 @@ class ClientSideBackend(BackendBase):
         return ex.connection
 
     def _q(self, connection: Connection, name: str) -> str:
-        return connection.dialect.identifier_preparer.quote(name)
+        """The identifier, always quoted the dialect's way - but without the ``%`` doubling
+        SQLAlchemy adds for drivers that format parameters: these statements run, or are
+        stored to run, without any (a table named ``100%`` stays ``100%``)."""
+        p = connection.dialect.identifier_preparer
+        return p.initial_quote + name.replace(p.escape_quote, p.escape_to_quote) + p.final_quote
 
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         connection = self._require_online(ex, "install tracking")
@@ -129,13 +136,13 @@ class ClientSideBackend(BackendBase):
     def _param_marker(connection: Connection) -> str:
         return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
-    def sync(self, ex: Executor) -> None:
+    def sync(self, ex: Executor, after_migration: bool = True) -> None:
         if ex.connection is None:
             return  # nothing can be attached offline; install already refused offline mode
         version = self.installed_version(ex.connection)
         if version is not None:
             check_sync_target(self, ex.connection, version)
-            self._wrapped_sync(ex, ex.connection, everything=False)
+            self._wrapped_sync(ex, ex.connection, everything=False, fresh=after_migration)
 
     def set_baseline(self, connection: Connection) -> None:
         version = self.installed_version(connection)
@@ -146,9 +153,11 @@ class ClientSideBackend(BackendBase):
         name = connection.exec_driver_sql(f"SELECT database_name FROM {CONFIG}").scalar()
         return None if name is None else str(name)
 
-    def _wrapped_sync(self, ex: Executor, connection: Connection, everything: bool) -> None:
+    def _wrapped_sync(
+        self, ex: Executor, connection: Connection, everything: bool, fresh: bool = True
+    ) -> None:
         try:
-            self._sync(ex, connection, everything)
+            self._sync(ex, connection, everything, fresh)
         except Exception as exc:
             wrapped = self.wrap_error(exc, self.current_database(connection))
             if wrapped is None:
@@ -185,7 +194,13 @@ class ClientSideBackend(BackendBase):
         raw = connection.exec_driver_sql(f"SELECT excluded FROM {CONFIG}").scalar()
         return set(json.loads(raw or "[]"))
 
-    def _sync(self, ex: Executor, connection: Connection, everything: bool) -> None:
+    def _sync(
+        self, ex: Executor, connection: Connection, everything: bool, fresh: bool = True
+    ) -> None:
+        """Attach new tables and forget dropped ones. ``fresh`` (after a migration step,
+        install, set_baseline): also re-take the baseline of the tables written since the last
+        reset and clear the marks; otherwise (tables created outside migrations) only new
+        tables take a baseline, and the marks stay for the next reset."""
         excluded = self._excluded(connection)
         present = [
             t for t in self.list_tables(connection) if t not in excluded and not self.own_table(t)
@@ -218,15 +233,18 @@ class ClientSideBackend(BackendBase):
         todo = [
             name
             for name, table_id in tracked.items()
-            if everything or name in new or table_id in dirty or table_id in seeded_before
+            if everything
+            or name in new
+            or (fresh and (table_id in dirty or table_id in seeded_before))
         ]
         for state in self.table_states(connection, todo):
             self._snapshot(ex, connection, tracked[state.name], state)
         seeded = connection.exec_driver_sql(
             f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
         ).fetchall()
-        self.after_sync(ex, [(int(i), self._q(connection, n)) for i, n in seeded])
-        connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
+        self.after_sync(ex, [(int(i), self._q(connection, n)) for i, n in seeded], fresh)
+        if fresh:
+            connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
 
     def _snapshot(
         self, ex: Executor, connection: Connection, table_id: int, state: TableState
@@ -250,9 +268,9 @@ class ClientSideBackend(BackendBase):
         for kind, _ in KINDS:
             ex(self.drop_trigger_ddl(self._q(connection, trigger_name(table_id, kind))))
         ex(f"DROP TABLE IF EXISTS {self._q(connection, shadow_name(table_id))}")
-        connection.exec_driver_sql(
-            f"DELETE FROM {TABLES} WHERE id = {self._param_marker(connection)}", (table_id,)
-        )
+        marker = self._param_marker(connection)
+        connection.exec_driver_sql(f"DELETE FROM {DIRTY} WHERE tid = {marker}", (table_id,))
+        connection.exec_driver_sql(f"DELETE FROM {TABLES} WHERE id = {marker}", (table_id,))
 
     def uninstall(self, ex: Executor) -> None:
         connection = self._require_online(ex, "remove tracking")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Union
@@ -11,7 +12,12 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, NotInstalledError
+
+
+class MissingDatabaseError(ConfigurationError, NotInstalledError):
+    """The database file does not exist (so neither does tracking)."""
+
 
 #: What the public functions accept as "a database".
 Target = Union[str, URL, Engine, Connection]
@@ -68,11 +74,25 @@ def create_engine(url: str | URL) -> Engine:
 
 
 def connect(engine: Engine) -> Connection:
-    """Open a connection, turning driver errors into one readable message."""
+    """Open a connection, turning driver errors into one readable message.
+
+    A SQLite file that does not exist is an error too (SQLite would create an empty one).
+    """
+    url = engine.url
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not path.startswith("file:") and not os.path.exists(path):
+        raise MissingDatabaseError(
+            f"alembic-cleandb: the SQLite database {path!r} does not exist; nothing was created. "
+            "Create it by running the migrations, tracking included: "
+            "`alembic -n cleandb upgrade heads` (tracking alone: "
+            "`alembic -n cleandb upgrade cleandb@head`)."
+        )
     try:
         return engine.connect()
     except sa.exc.DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if url.password:  # drivers do not echo it, but never take the chance
+            reason = reason.replace(str(url.password), "***")
         raise ConfigurationError(
             f"alembic-cleandb: cannot connect to {safe_url(engine.url)!r}: {reason}. Check that "
             "the server runs, the database exists (create it and run the migrations) and the "

@@ -143,7 +143,7 @@ def set_baseline(target: Target) -> None:
 def sync(target: Target) -> None:
     """Attach tracking to tables created outside migrations since the last sync."""
     with _tracked(target, "sync tracking in") as (backend, connection, _):
-        backend.sync(Executor.for_connection(connection))
+        backend.sync(Executor.for_connection(connection), after_migration=False)
 
 
 def adopt(target: Target) -> None:

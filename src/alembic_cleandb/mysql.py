@@ -282,7 +282,9 @@ class MySQLBackend(ClientSideBackend):
         states = []
         for name in names:
             q = self._q(connection, name)
-            rows = int(connection.exec_driver_sql(f"SELECT COUNT(*) FROM {q}").scalar_one())
+            # (this one does go through the driver's %-formatting)
+            count = f"SELECT COUNT(*) FROM {q}".replace("%", "%%")
+            rows = int(connection.exec_driver_sql(count).scalar_one())
             counter = counters.get(name)
             states.append(
                 TableState(
@@ -326,9 +328,13 @@ class MySQLBackend(ClientSideBackend):
         restore = f"INSERT INTO {q} ({cols}) SELECT {cols} FROM {shadow}"
         return f"DELETE FROM {q}", restore, counter_sql
 
-    def after_sync(self, ex: Executor, seeded: Sequence[tuple[int, str]]) -> None:
+    def after_sync(
+        self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
+    ) -> None:
         ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
         ex(_procedure(seeded))
+        if not fresh:
+            return
         # The marks are cleared next: every ticket taken so far is accounted for.
         ex(f"DELETE FROM {TICKETS}")
         ex(

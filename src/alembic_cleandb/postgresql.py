@@ -240,7 +240,9 @@ $cleandb$"""
 
 # Attach new tables; re-take the baseline of the units that may have changed: new ones,
 # seeded ones, and those the migrations wrote to (or every unit, for set_baseline).
-_SYNC = """CREATE OR REPLACE FUNCTION cleandb.sync(everything boolean) RETURNS integer
+# Forget dropped tables, attach new ones (taking their baseline); existing baselines and the
+# marks stay as they are (what cleandb_sync(), for tables created outside migrations, does).
+_ATTACH_NEW = """CREATE OR REPLACE FUNCTION cleandb.attach_new() RETURNS integer
 LANGUAGE plpgsql AS $cleandb$
 DECLARE
   r regclass;
@@ -256,6 +258,16 @@ BEGIN
     PERFORM cleandb.attach(r);
     attached := attached + 1;
   END LOOP;
+  RETURN attached;
+END
+$cleandb$"""
+
+_SYNC = """CREATE OR REPLACE FUNCTION cleandb.sync(everything boolean) RETURNS integer
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  r regclass;
+  attached integer := cleandb.attach_new();
+BEGIN
   FOR r IN SELECT DISTINCT t.unit FROM cleandb.tables t
            WHERE everything OR t.baseline IS NOT NULL OR t.ctes IS NULL
               OR t.relid IN (SELECT d.relid FROM cleandb.dirty d) LOOP
@@ -265,6 +277,9 @@ BEGIN
   END LOOP;
   DELETE FROM cleandb.dirty;
   PERFORM setval('cleandb.tickets', 1, false);
+  -- Fresh statistics keep the reset's plans on the indexes (a never-analyzed table is
+  -- estimated at thousands of rows, which makes the planner hash-join whole tables).
+  ANALYZE cleandb.tables, cleandb.sequences, cleandb.dirty;
   RETURN attached;
 END
 $cleandb$"""
@@ -330,6 +345,7 @@ LANGUAGE plpgsql AS $cleandb$
 DECLARE
   issued bigint := coalesce(pg_sequence_last_value('cleandb.tickets'), 0);
   marks bigint;
+  marked regclass[];
   units regclass[];
   q text;
 BEGIN
@@ -337,25 +353,30 @@ BEGIN
     RETURN 0;
   END IF;
   {_CHECK_DATABASE}
-  WITH d AS (DELETE FROM cleandb.dirty RETURNING relid),
-       u AS (SELECT DISTINCT t.unit FROM d JOIN cleandb.tables t ON t.relid = d.relid)
-  SELECT (SELECT count(*) FROM d), (SELECT array_agg(u.unit) FROM u),
-         (SELECT string_agg(format(t.ctes, t.relid), ', ') FROM u
-          JOIN cleandb.tables t ON t.relid = u.unit
-          WHERE t.ctes IS NOT NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)),
+  -- Arrays and = ANY keep every step on an index whatever the planner believes about the size
+  -- of cleandb.dirty (its statistics are always stale: it fills and empties every test).
+  WITH d AS (DELETE FROM cleandb.dirty RETURNING relid)
+  SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM d;
+  SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
+  WHERE t.relid = ANY (marked) AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.unit);
+  SELECT string_agg(format(t.ctes, t.relid), ', '),
          set_config('cleandb.resetting', 'on', true), set_config('synchronous_commit', 'off', true)
-  INTO marks, units, q;
+  INTO q FROM cleandb.tables t WHERE t.relid = ANY (units) AND t.ctes IS NOT NULL;
   IF q IS NOT NULL THEN
     EXECUTE 'WITH ' || q || ' SELECT NULL';
   END IF;
   -- setval is not transactional: only once the rows are back (a reset that fails before this
   -- point has changed nothing at all).
-  PERFORM setval('cleandb.tickets', 1, false), set_config('cleandb.resetting', 'off', true), (
-    SELECT count(setval(s.seq, s.last_value, s.is_called))
-    FROM cleandb.sequences s JOIN pg_class c ON c.oid = s.seq
-    WHERE s.unit = ANY (units)
-       OR (marks <> issued AND pg_sequence_last_value(s.seq)
-                               IS DISTINCT FROM CASE WHEN s.is_called THEN s.last_value END));
+  PERFORM setval('cleandb.tickets', 1, false), set_config('cleandb.resetting', 'off', true);
+  IF marks = issued THEN  -- the usual case: the dirty units' sequences, by index
+    PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
+    WHERE s.unit = ANY (units) AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq);
+  ELSE  -- a writer rolled back: also every tracked sequence that moved
+    PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
+    WHERE (s.unit = ANY (units)
+           OR pg_sequence_last_value(s.seq) IS DISTINCT FROM CASE WHEN s.is_called THEN s.last_value END)
+      AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq);
+  END IF;
   RETURN coalesce(cardinality(units), 0);
 END
 $cleandb$"""
@@ -364,7 +385,7 @@ _SYNC_PUBLIC = f"""CREATE OR REPLACE FUNCTION cleandb_sync() RETURNS integer
 LANGUAGE plpgsql AS $cleandb$
 BEGIN
   {_CHECK_DATABASE}
-  RETURN cleandb.sync(false);
+  RETURN cleandb.attach_new();
 END
 $cleandb$"""
 
@@ -396,7 +417,8 @@ BEGIN
                      '%1$I.cleandb_set_baseline()', rs);
     END LOOP;
   END IF;
-  DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach(regclass),
+  DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach_new(),
+    cleandb.attach(regclass),
     cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark();
   DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config, cleandb.sequences;
   DROP SEQUENCE IF EXISTS cleandb.tickets;
@@ -437,6 +459,7 @@ def install_statements(options: TrackingOptions) -> list[str]:
         _CANDIDATES,
         _SNAPSHOT,
         _ATTACH,
+        _ATTACH_NEW,
         _SYNC,
         _ON_DDL,
         _TRUNCATE,
@@ -468,14 +491,16 @@ class PostgreSQLBackend(BackendBase):
         for sql in uninstall_statements():
             ex(sql)
 
-    def sync(self, ex: Executor) -> None:
+    def sync(self, ex: Executor, after_migration: bool = True) -> None:
         if ex.connection is None:
             ex(_SYNC_IF_INSTALLED)
             return
         version = self.installed_version(ex.connection)
         if version is not None:
             check_sync_target(self, ex.connection, version)
-            ex("SELECT cleandb.sync(false)")
+            # After a migration step, tables it wrote to take a new baseline; otherwise (a
+            # table created outside migrations) only new tables do, and the marks stay.
+            ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
 
     def installed_database(self, connection: Connection) -> str | None:
         name = connection.exec_driver_sql("SELECT database FROM cleandb.config").scalar()
