@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +46,9 @@ def _elsewhere(url: str, other: str) -> str:
 def production(databases: Databases, migrated: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A database whose name lacks "test", holding tracking and dirty rows: a restored dump of
     a test database, or one tracked by mistake."""
-    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", "prod_app")
-    url = databases.create("prod_app")
+    name = f"prod_app_{uuid.uuid4().hex[:6]}"  # (unique: xdist workers share the server)
+    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", name)
+    url = databases.create(name)
     upgrade(url)
     monkeypatch.delenv("CLEANDB_ALLOW_DATABASE")
     with connection(url) as c:
@@ -61,8 +63,9 @@ def test_a_url_naming_a_test_database_that_lands_elsewhere_is_refused(
     call: str, production: str, migrated: str
 ) -> None:
     before = full_dump(production)
-    sneaky = _elsewhere(migrated, "prod_app")
-    with pytest.raises(UnsafeDatabaseError, match="'prod_app'.*Nothing was changed"):
+    name = sa.make_url(production).database
+    sneaky = _elsewhere(migrated, str(name))
+    with pytest.raises(UnsafeDatabaseError, match=f"'{name}'.*Nothing was changed"):
         ENTRY_POINTS[call](sneaky)
     assert full_dump(production) == before
 
@@ -76,8 +79,9 @@ def test_a_connection_moved_to_another_database_is_refused(
     e = engine(migrated, isolation_level="AUTOCOMMIT")
     with e.connect() as c:
         if c.dialect.name != "postgresql":
-            c.exec_driver_sql("USE prod_app")
-            with pytest.raises(UnsafeDatabaseError, match="'prod_app'"):
+            name = sa.make_url(production).database
+            c.exec_driver_sql(f"USE `{name}`")
+            with pytest.raises(UnsafeDatabaseError, match=f"'{name}'"):
                 ENTRY_POINTS[call](c)
     e.dispose()
     assert full_dump(production) == before
@@ -89,13 +93,12 @@ def test_the_migration_hook_refuses_to_sync_in_a_non_test_database(
 ) -> None:
     """A restored test dump in production: the next migration stops at its first step instead
     of re-syncing test tracking there (on PostgreSQL the step is rolled back with it)."""
-    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", "prod_app")
+    name = sa.make_url(production).database
+    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", str(name))
     command.downgrade(alembic_config(production), "0002-1")
     monkeypatch.delenv("CLEANDB_ALLOW_DATABASE")
     before = full_dump(production)
-    with pytest.raises(
-        UnsafeDatabaseError, match="refuses to sync tracking in database 'prod_app'"
-    ):
+    with pytest.raises(UnsafeDatabaseError, match=f"refuses to sync tracking in database '{name}'"):
         command.upgrade(alembic_config(production), "heads")
     if sa.make_url(production).get_backend_name() == "postgresql":
         assert full_dump(production) == before
@@ -110,10 +113,11 @@ def test_a_copy_of_a_test_database_refuses_until_adopted(
         c.execute(sa.text(f"INSERT INTO {q(c, 'user')} (name) VALUES ('x')"))
         c.commit()
     name = sa.make_url(migrated).database
-    copy = databases.create("copy_of_test")
+    copy_name = f"copy_of_test_{uuid.uuid4().hex[:6]}"
+    copy = databases.create(copy_name)
     with server_engine("postgresql").connect() as c:
-        c.exec_driver_sql(f"DROP DATABASE {q(c, 'copy_of_test')}")
-        c.exec_driver_sql(f"CREATE DATABASE {q(c, 'copy_of_test')} TEMPLATE {q(c, str(name))}")
+        c.exec_driver_sql(f"DROP DATABASE {q(c, copy_name)}")
+        c.exec_driver_sql(f"CREATE DATABASE {q(c, copy_name)} TEMPLATE {q(c, str(name))}")
     engine_copy = engine(copy, isolation_level="AUTOCOMMIT")
     with engine_copy.connect() as c:
         for sql in ("SELECT cleandb_truncate()", "SELECT cleandb_set_baseline()"):
@@ -135,7 +139,7 @@ def test_offline_install_script_run_by_psql_in_a_non_test_database_creates_nothi
 ) -> None:
     """psql without ON_ERROR_STOP carries on after an error: the script's own transaction
     still keeps the guard's refusal from leaving anything behind."""
-    url = databases.create("prod_offline")
+    url = databases.create(f"prod_offline_{uuid.uuid4().hex[:6]}")
     upgrade(url, "heads", cleandb=False)
     config = alembic_config(url)
     config.output_buffer = io.StringIO()
@@ -150,7 +154,7 @@ def test_offline_install_script_run_by_psql_in_a_non_test_database_creates_nothi
          "-d", str(parsed.database), "-v", "ON_ERROR_STOP=0"],
         input=script, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert "refuses to install tracking in database 'prod_offline'" in result.stderr
+    assert f"refuses to install tracking in database '{sa.make_url(url).database}'" in result.stderr
     with engine(url).connect() as c:
         assert c.exec_driver_sql("SELECT to_regnamespace('cleandb')").scalar() is None
         assert c.exec_driver_sql("SELECT to_regproc('cleandb_truncate')").scalar() is None

@@ -221,10 +221,16 @@ class ClientSideBackend(BackendBase):
                     f"SELECT id FROM {TABLES} WHERE name = {marker}", (name,)
                 ).scalar_one()
             )
-            tracked[name] = table_id
             q = self._q(connection, name)
-            for kind, event in KINDS:
-                ex(self.trigger_ddl(q, table_id, kind, event))
+            try:
+                for kind, event in KINDS:
+                    ex(self.trigger_ddl(q, table_id, kind, event))
+            except Exception:
+                # All three triggers or none: a later run (once the cause is fixed) sees the
+                # table as new again instead of tracking it with a trigger missing.
+                self._forget(ex, connection, table_id)
+                raise
+            tracked[name] = table_id
         dirty = {int(r[0]) for r in connection.exec_driver_sql(f"SELECT DISTINCT tid FROM {DIRTY}")}
         seeded_before = {
             int(r[0])
@@ -265,12 +271,14 @@ class ClientSideBackend(BackendBase):
         )
 
     def _forget(self, ex: Executor, connection: Connection, table_id: int) -> None:
-        for kind, _ in KINDS:
-            ex(self.drop_trigger_ddl(self._q(connection, trigger_name(table_id, kind))))
-        ex(f"DROP TABLE IF EXISTS {self._q(connection, shadow_name(table_id))}")
+        # The rows first: on MySQL the DDL after them commits them too, even when the caller's
+        # transaction is rolled back (a failed install must not leave a table half-attached).
         marker = self._param_marker(connection)
         connection.exec_driver_sql(f"DELETE FROM {DIRTY} WHERE tid = {marker}", (table_id,))
         connection.exec_driver_sql(f"DELETE FROM {TABLES} WHERE id = {marker}", (table_id,))
+        for kind, _ in KINDS:
+            ex(self.drop_trigger_ddl(self._q(connection, trigger_name(table_id, kind))))
+        ex(f"DROP TABLE IF EXISTS {self._q(connection, shadow_name(table_id))}")
 
     def uninstall(self, ex: Executor) -> None:
         connection = self._require_online(ex, "remove tracking")

@@ -107,8 +107,8 @@ def autocommit_connection(target: Target) -> Iterator[Connection]:
         yield target
         return
     if isinstance(target, Engine):
-        engine = target.execution_options(isolation_level="AUTOCOMMIT")
-        with connect(engine) as connection:
+        autocommit: Engine = target.execution_options(isolation_level="AUTOCOMMIT")
+        with connect(autocommit) as connection:
             yield connection
         return
     engine = create_engine(target)
