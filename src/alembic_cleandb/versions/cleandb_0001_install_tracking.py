@@ -19,8 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.install_clean_tracking()
+    op.install_clean_tracking()  # type: ignore[attr-defined]  (a custom operation)
 
 
 def downgrade() -> None:
-    op.drop_clean_tracking()
+    op.drop_clean_tracking()  # type: ignore[attr-defined]
