@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.install_clean_tracking()  # type: ignore[attr-defined]  (a custom operation)
+    op.install_clean_tracking()  # type: ignore[attr-defined]
 
 
 def downgrade() -> None:
