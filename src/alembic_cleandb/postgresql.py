@@ -354,11 +354,12 @@ BEGIN
   END IF;
   {_CHECK_DATABASE}
   -- Arrays and = ANY keep every step on an index whatever the planner believes about the size
-  -- of cleandb.dirty (its statistics are always stale: it fills and empties every test).
+  -- of cleandb.dirty (its statistics are always stale: it fills and empties every test); the
+  -- pg_class probes are scalar subqueries, looked up per row, never a hash of all relations.
   WITH d AS (DELETE FROM cleandb.dirty RETURNING relid)
   SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM d;
   SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
-  WHERE t.relid = ANY (marked) AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.unit);
+  WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
   SELECT string_agg(format(t.ctes, t.relid), ', '),
          set_config('cleandb.resetting', 'on', true), set_config('synchronous_commit', 'off', true)
   INTO q FROM cleandb.tables t WHERE t.relid = ANY (units) AND t.ctes IS NOT NULL;
@@ -370,7 +371,7 @@ BEGIN
   PERFORM setval('cleandb.tickets', 1, false), set_config('cleandb.resetting', 'off', true);
   IF marks = issued THEN  -- the usual case: the dirty units' sequences, by index
     PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
-    WHERE s.unit = ANY (units) AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq);
+    WHERE s.unit = ANY (units) AND (SELECT true FROM pg_class c WHERE c.oid = s.seq);
   ELSE  -- a writer rolled back: also every tracked sequence that moved
     PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
     WHERE (s.unit = ANY (units)
