@@ -404,6 +404,17 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
         suite_bench.SuiteStrategy("truncate_all", py_main, conftest_extra=trunc, n_tests=sub)
     )
     strats.append(suite_bench.SuiteStrategy("none", py_main))
+    # The -n 2 speed-up: the same suite and plugin, two xdist workers, one database copy each.
+    strats.append(
+        suite_bench.SuiteStrategy(
+            "ours_n2",
+            py_main,
+            ini=[*ours.plugin_ini_lines(ours_url), "cleandb_url_env = CLEANDB_BENCH_URL"],
+            conftest_extra=suite_bench.CONFTEST_WORKER_URL,
+            addopts=[*ours.plugin_args(), "-p", "xdist.plugin", "-n", "2"],
+            unavailable=plugin_reason,
+        )
+    )
     if sub is not None:
         strats.append(suite_bench.SuiteStrategy("none_prefix", py_main, n_tests=sub))
     if b.name != "sqlite" and not peer_reason:
@@ -435,7 +446,7 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
                 continue
             db = (
                 dbs["ours"]
-                if s.name == "ours"
+                if s.name in ("ours", "ours_n2")
                 else dbs["peer"]
                 if s.name == "peer"
                 else dbs["plain"]
@@ -443,7 +454,7 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
             dirs[s.name] = suite_bench.write_suite(root, s, b, db, tests, files=10)
 
             def prep(s: suite_bench.SuiteStrategy = s, db: str = db) -> None:
-                if s.name == "ours":
+                if s.name in ("ours", "ours_n2"):
                     r = ours.Resetter(b, db)
                     try:
                         r()
@@ -462,7 +473,13 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
 
         def leftover(name: str) -> int:
             """Rows above the seeded baseline after a run (0 = the suite left the db clean)."""
-            db = dbs["ours"] if name == "ours" else dbs["peer"] if name == "peer" else dbs["plain"]
+            db = (
+                dbs["ours"]
+                if name in ("ours", "ours_n2")
+                else dbs["peer"]
+                if name == "peer"
+                else dbs["plain"]
+            )
             return count_rows(b, db, schema.names) - sum(schema.seeded.values())
 
         results = suite_bench.run_suites(

@@ -69,6 +69,29 @@ def db():
     conn.close()
 """
 
+# Our plugin under pytest-xdist: each worker connects to its own copy, whose URL the plugin
+# puts in CLEANDB_BENCH_URL (ini cleandb_url_env) before any fixture runs.
+CONFTEST_WORKER_URL = """
+
+import os as _os
+from sqlalchemy.engine import make_url as _make_url
+
+def _connect():
+    u = _make_url(_os.environ["CLEANDB_BENCH_URL"])
+    if u.get_backend_name() == "postgresql":
+        import psycopg
+        return psycopg.connect(autocommit=True, host=u.host, port=u.port or 5432,
+                               user=u.username, password=u.password, dbname=u.database)
+    if u.get_backend_name() in ("mysql", "mariadb"):
+        import pymysql
+        from pymysql.constants import CLIENT
+        return pymysql.connect(autocommit=True, client_flag=CLIENT.MULTI_STATEMENTS,
+                               host=u.host, port=u.port or 3306, user=u.username,
+                               password=u.password or "", database=u.database)
+    import sqlite3
+    return sqlite3.connect(u.database, isolation_level=None)
+"""
+
 CONFTEST_TRUNCATE = """
 
 _RESET = {stmts!r}
