@@ -60,26 +60,23 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def install(engine: sa.Engine) -> None:
+def _run_op(engine: sa.Engine, name: str) -> None:
+    """Run one of our Alembic operations (install/drop) on ``engine`` and commit."""
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
     load()
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn)
-        Operations(ctx).install_clean_tracking()  # type: ignore[attr-defined]
+        getattr(Operations(MigrationContext.configure(conn)), name)()
         conn.commit()
+
+
+def install(engine: sa.Engine) -> None:
+    _run_op(engine, "install_clean_tracking")
 
 
 def drop(engine: sa.Engine) -> None:
-    from alembic.migration import MigrationContext
-    from alembic.operations import Operations
-
-    load()
-    with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn)
-        Operations(ctx).drop_clean_tracking()  # type: ignore[attr-defined]
-        conn.commit()
+    _run_op(engine, "drop_clean_tracking")
 
 
 def reset(backend_name: str, dbapi_conn: Any) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .errors import UnsafeDatabaseError
 
@@ -29,3 +31,20 @@ def check_database_name(name: str, action: str) -> None:
         f"'test'. Nothing was changed. Point the URL at a test database, or, if this really is "
         f"a throw-away database, allow it explicitly with {ALLOW_ENV}={name}"
     )
+
+
+@contextmanager
+def temporary_env(name: str | None, value: str | None) -> Iterator[None]:
+    """Set environment variable ``name`` to ``value`` for a while (no-op when either is None)."""
+    if not name or value is None:
+        yield
+        return
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -16,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ._connect import normalize_url, safe_url
 from ._databases import admin_for
+from ._guard import temporary_env
 from .environment import enable
 from .errors import ConfigurationError
 
@@ -32,22 +30,6 @@ def parse_target(value: str, base: Path) -> tuple[Path, str | None]:
     if not resolved.is_absolute():
         resolved = base / resolved
     return resolved, section
-
-
-@contextmanager
-def _env(name: str | None, value: str) -> Iterator[None]:
-    if not name:
-        yield
-        return
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None) -> None:
@@ -76,7 +58,7 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
     config.set_main_option("sqlalchemy.url", full.replace("%", "%%"))
     config.attributes["url"] = full
     try:
-        with _env(url_env, url):
+        with temporary_env(url_env, url):
             command.upgrade(config, "heads")
     except (CommandError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

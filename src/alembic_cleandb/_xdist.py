@@ -7,7 +7,6 @@ database only while nobody is connected to it.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ._connect import safe_url
 from ._databases import admin_for, fingerprint
-from ._guard import ALLOW_ENV, allowed_name, is_test_database
+from ._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
 from .errors import ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
@@ -52,19 +51,8 @@ def allowance(base: str, copy: str) -> str | None:
 
 @contextmanager
 def _allowing(name: str | None) -> Iterator[None]:
-    if name is None:
+    with _allow_lock, temporary_env(ALLOW_ENV if name is not None else None, name):
         yield
-        return
-    with _allow_lock:
-        before = os.environ.get(ALLOW_ENV)
-        os.environ[ALLOW_ENV] = name
-        try:
-            yield
-        finally:
-            if before is None:
-                del os.environ[ALLOW_ENV]
-            else:
-                os.environ[ALLOW_ENV] = before
 
 
 def prepare_one(

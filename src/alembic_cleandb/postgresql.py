@@ -573,23 +573,22 @@ class PostgreSQLBackend(BackendBase):
         "ELSE n.nspname || '.' || c.relname END"
     )
 
-    def dirty_tables(self, connection: Connection) -> list[str]:
+    def _names(self, connection: Connection, marks: str) -> list[str]:
+        """Display names of the tables whose oid ``marks`` (``<table> x``, column ``x.relid``)
+        lists; ``marks`` is one of the two fixed strings below, never user input."""
         return [
             str(r[0])
             for r in connection.exec_driver_sql(
-                f"SELECT DISTINCT {self._DISPLAY} FROM cleandb.dirty d "
-                "JOIN pg_class c ON c.oid = d.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                f"SELECT DISTINCT {self._DISPLAY} FROM {marks} "
+                "JOIN pg_class c ON c.oid = x.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
             )
         ]
 
+    def dirty_tables(self, connection: Connection) -> list[str]:
+        return self._names(connection, "cleandb.dirty x")
+
     def tracked_tables(self, connection: Connection) -> list[str]:
-        return [
-            str(r[0])
-            for r in connection.exec_driver_sql(
-                f"SELECT {self._DISPLAY} FROM cleandb.tables t "
-                "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
-            )
-        ]
+        return self._names(connection, "cleandb.tables x")
 
     @staticmethod
     def _routine(connection: Connection, name: str) -> str:
