@@ -109,3 +109,47 @@ def test_reset_is_one_call_of_the_routine(pg: str) -> None:
     with connect(pg) as c:
         assert c.execute(sa.text("SELECT cleandb_truncate()")).scalar() == 1
         assert c.execute(sa.text("SELECT cleandb_truncate()")).scalar() == 0
+
+
+def test_a_connection_that_marked_a_table_marks_it_again_after_each_reset(pg: str) -> None:
+    """The mark trigger skips tables this session already marked in the current epoch: a
+    pooled connection reused by the next test must still mark (the epoch moved on)."""
+    engine = sa.create_engine(pg, poolclass=sa.pool.StaticPool)
+    try:
+        with engine.connect() as c:
+            for round_ in range(3):
+                c.execute(sa.text("INSERT INTO \"user\" (name) VALUES ('a'), ('b')"))
+                c.commit()
+                c.execute(sa.text("INSERT INTO \"user\" (name) VALUES ('c')"))
+                c.commit()
+                assert alembic_cleandb.clean(pg) == 1, round_
+                assert count(pg, "user") == 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("undo", ["rollback", "savepoint"])
+def test_a_rolled_back_mark_is_forgotten_by_the_session_too(pg: str, undo: str) -> None:
+    """The session's "already marked" setting is undone with the mark it made: the same
+    connection's next write marks the table again."""
+    engine = sa.create_engine(pg, poolclass=sa.pool.StaticPool)
+    try:
+        with engine.connect() as c:
+            if undo == "rollback":
+                c.execute(sa.text("INSERT INTO \"user\" (name) VALUES ('gone')"))
+                c.rollback()
+            else:
+                sp = c.begin_nested()
+                c.execute(sa.text("INSERT INTO \"user\" (name) VALUES ('gone')"))
+                sp.rollback()
+                c.commit()
+            c.execute(sa.text("INSERT INTO \"user\" (name) VALUES ('kept')"))
+            c.commit()
+        assert count(pg, "user") == 1
+        alembic_cleandb.clean(pg)
+        assert count(pg, "user") == 0
+        with connect(pg) as c2:
+            first = c2.execute(sa.text("INSERT INTO \"user\" (name) VALUES ('x') RETURNING id"))
+            assert first.scalar() == 1
+    finally:
+        engine.dispose()

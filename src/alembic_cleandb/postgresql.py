@@ -7,9 +7,10 @@ the current schema so that ``SELECT cleandb_truncate()`` works as is.
 
 Tracking: one statement-level trigger per table (``BEFORE INSERT OR UPDATE OR DELETE OR
 TRUNCATE``: before, so that a statement that fails after taking sequence values has taken its
-ticket too) inserts the table's oid into ``cleandb.dirty`` unless a mark is already visible.
-The marks are append-only rows without a unique index, so two writers never wait for each
-other and a rollback only removes its own mark. Each new mark also takes a ticket
+ticket too) inserts the table's oid into ``cleandb.dirty`` unless this session already marked
+that table since the last reset (a session setting checked against an epoch, no read of the
+marks). The marks are append-only rows without a unique index, so two writers never wait for
+each other and a rollback only removes its own mark. Each new mark also takes a ticket
 (``nextval('cleandb.tickets')``, which no rollback returns): when the reset finds fewer marks
 than tickets, a writer rolled back - its rows are gone, but the sequence values it took are
 not - so it compares every tracked sequence with its baseline.
@@ -100,7 +101,9 @@ CREATE TABLE IF NOT EXISTS cleandb.sequences (
 );
 CREATE TABLE IF NOT EXISTS cleandb.dirty (relid oid NOT NULL);
 CREATE INDEX IF NOT EXISTS dirty_relid ON cleandb.dirty (relid);
-CREATE SEQUENCE IF NOT EXISTS cleandb.tickets"""
+CREATE SEQUENCE IF NOT EXISTS cleandb.tickets;
+CREATE SEQUENCE IF NOT EXISTS cleandb.epoch;
+SELECT setval('cleandb.epoch', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)"""
 
 
 def _config(options: TrackingOptions) -> str:
@@ -111,23 +114,24 @@ VALUES ({SCHEMA_VERSION}, current_database(), current_schema(), {schemas},
         {text_array(options.excluded())})"""
 
 
-# Under SERIALIZABLE the marks are not read: that read would make any two transactions that
-# write the same table conflict (SSI) and one of them fail at commit. There, each transaction
-# writes its own mark once per table (remembered in a transaction-local setting).
+# The trigger never reads the marks (a read would make writers of one table conflict under
+# SERIALIZABLE, and costs a query per statement). Instead each session remembers, in a
+# session-level setting cleandb.m<oid>, the epoch in which it committed a mark for that table;
+# the epoch is the last value of the sequence cleandb.epoch, which every reset and every sync
+# advances (they are what delete marks) and whose start is taken from the clock at install,
+# so a remembered epoch is only ever current while this session's mark is still there. A
+# pooled connection that carries the setting into the next test therefore marks again, and a
+# rollback (of the transaction or of a savepoint) reverts the setting with the mark it made.
 _MARK = """CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  epoch text := pg_sequence_last_value('cleandb.epoch')::text;
 BEGIN
-  IF current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on' THEN
+  IF current_setting('cleandb.m' || TG_RELID, true) = epoch
+     OR current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on' THEN
     RETURN NULL;
   END IF;
-  IF current_setting('transaction_isolation') = 'serializable' THEN
-    IF current_setting('cleandb.marked_' || TG_RELID, true) IS DISTINCT FROM 'on' THEN
-      INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
-      PERFORM nextval('cleandb.tickets'), set_config('cleandb.marked_' || TG_RELID, 'on', true);
-    END IF;
-  ELSIF NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = TG_RELID) THEN
-    INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
-    PERFORM nextval('cleandb.tickets');
-  END IF;
+  INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
+  PERFORM nextval('cleandb.tickets'), set_config('cleandb.m' || TG_RELID, coalesce(epoch, ''), false);
   RETURN NULL;
 END
 $cleandb$"""
@@ -275,6 +279,7 @@ BEGIN
       PERFORM cleandb.snapshot(r);
     END IF;
   END LOOP;
+  PERFORM nextval('cleandb.epoch');
   DELETE FROM cleandb.dirty;
   PERFORM setval('cleandb.tickets', 1, false);
   -- Fresh statistics keep the reset's plans on the indexes (a never-analyzed table is
@@ -356,6 +361,8 @@ BEGIN
   -- Arrays and = ANY keep every step on an index whatever the planner believes about the size
   -- of cleandb.dirty (its statistics are always stale: it fills and empties every test); the
   -- pg_class probes are scalar subqueries, looked up per row, never a hash of all relations.
+  -- A new epoch first: from here on every session marks again (see cleandb.mark()).
+  PERFORM nextval('cleandb.epoch');
   WITH d AS (DELETE FROM cleandb.dirty RETURNING relid)
   SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM d;
   SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
@@ -422,7 +429,7 @@ BEGIN
     cleandb.attach(regclass),
     cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark();
   DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config, cleandb.sequences;
-  DROP SEQUENCE IF EXISTS cleandb.tickets;
+  DROP SEQUENCE IF EXISTS cleandb.tickets, cleandb.epoch;
   DROP SCHEMA cleandb;
 END
 $cleandb$"""
