@@ -345,8 +345,14 @@ _CHECK_DATABASE = """IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = 
 # transaction only): were the server to crash before the flush, the reset and the removal of
 # the marks would be lost together, and the next reset would do the job again. Fragments name
 # their table by oid (format), so renamed tables keep working; dropped ones are skipped.
+# Its bookkeeping queries keep one generic plan per session (plan_cache_mode): re-planning
+# them for every array of oids cost more than running them (~0.1 ms of a 0.6 ms reset).
+# cleandb.dirty fills and empties every test: until autovacuum comes by (once a minute at
+# most) its heap holds every mark deleted since, so the nothing-written probe reads the
+# index (min(relid): one index probe; dead entries are flagged the first time they are met)
+# rather than scanning that heap.
 _TRUNCATE = f"""CREATE OR REPLACE FUNCTION cleandb_truncate() RETURNS integer
-LANGUAGE plpgsql AS $cleandb$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $cleandb$
 DECLARE
   issued bigint := coalesce(pg_sequence_last_value('cleandb.tickets'), 0);
   marks bigint;
@@ -354,7 +360,7 @@ DECLARE
   units regclass[];
   q text;
 BEGIN
-  IF issued = 0 AND NOT EXISTS (SELECT FROM cleandb.dirty) THEN
+  IF issued = 0 AND (SELECT min(relid) FROM cleandb.dirty) IS NULL THEN
     RETURN 0;
   END IF;
   {_CHECK_DATABASE}
