@@ -15,6 +15,7 @@ SHORT = {
     "delete_all": "delete-all",
     "rollback": "rollback",
     "select1": "SELECT 1",
+    "select1_w": "SEL1+w",
 }
 
 
@@ -49,13 +50,14 @@ def reset_tables(data: dict[str, Any]) -> list[str]:
             out.append("")
             out.append(f"== {b}, N = {n} tables: median ms per reset (p10-p90 in JSON) ==")
             head = "%4s " % "k" + "".join("%11s" % SHORT[s] for s in names)
-            head += "%11s%11s%11s" % ("ours/SEL1", "peer/ours", "trunc/ours")
+            head += "%11s%11s%11s%11s" % ("ours/SEL1", "ours/SEL1w", "peer/ours", "trunc/ours")
             out.append(head)
             for k, cell in nres.get("by_k", {}).items():
                 row = "%4s " % k + "".join("%11s" % _fmt_ms(_median(cell, s)) for s in names)
                 o = _median(cell, "ours")
-                row += "%11s%11s%11s" % (
+                row += "%11s%11s%11s%11s" % (
                     _ratio(o, _median(cell, "select1")),
+                    _ratio(o, _median(cell, "select1_w")),
                     _ratio(_median(cell, "peer"), o),
                     _ratio(_median(cell, "truncate_all"), o),
                 )
@@ -209,6 +211,7 @@ def chart(data: dict[str, Any], path: str) -> str:
         "delete_all": ("tab:orange", "v", "--"),
         "rollback": ("tab:gray", "x", ":"),
         "select1": ("black", ".", ":"),
+        "select1_w": ("gray", ".", ":"),
     }
     for i, b in enumerate(backends):
         by_n = reset[b]["by_n"]

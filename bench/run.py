@@ -144,6 +144,7 @@ class Setup:
             "delete_all": "delete",
             "rollback": "plain",
             "select1": "plain",
+            "select1_w": "plain",
         }
         needed = list(dict.fromkeys(wanted + (["ours", "peer", "select1"] if need_write else [])))
         for s in needed:
@@ -183,6 +184,10 @@ class Setup:
                 self.unavailable["peer"] = f"setup failed: {type(exc).__name__}: {exc}"
                 log("  peer: " + self.unavailable["peer"])
                 self._drop("peer")
+        t = time.perf_counter()
+        b.settle(list(self.dbs.values()))
+        if b.name == "postgresql":
+            log("  settled (VACUUM ANALYZE, CHECKPOINT) in %.1fs" % (time.perf_counter() - t))
         for s in wanted:
             if s in self.unavailable:
                 continue
@@ -201,6 +206,8 @@ class Setup:
                     self.strategies.append(st.Rollback(b, db, schema))
                 elif s == "select1":
                     self.strategies.append(st.Select1(b, db, schema))
+                elif s == "select1_w":
+                    self.strategies.append(st.Select1AfterWrites(b, db, schema))
             except Exception as exc:
                 self.unavailable[s] = f"{type(exc).__name__}: {exc}"
 
