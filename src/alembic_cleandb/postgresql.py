@@ -351,7 +351,7 @@ _CHECK_DATABASE = """IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = 
 # most) its heap holds every mark deleted since, so the nothing-written probe reads the
 # index (min(relid): one index probe; dead entries are flagged the first time they are met)
 # rather than scanning that heap.
-_TRUNCATE = f"""CREATE OR REPLACE FUNCTION cleandb_truncate() RETURNS integer
+_RESET = f"""CREATE OR REPLACE FUNCTION cleandb.reset() RETURNS integer
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $cleandb$
 DECLARE
   issued bigint := coalesce(pg_sequence_last_value('cleandb.tickets'), 0);
@@ -395,6 +395,20 @@ BEGIN
 END
 $cleandb$"""
 
+# The public entry point: the nothing-written probe alone (no ticket taken, no mark), which is
+# what most tests need; the reset proper is cleandb.reset() (whose SET clause would cost the
+# probe a configuration save and restore).
+_TRUNCATE = """CREATE OR REPLACE FUNCTION cleandb_truncate() RETURNS integer
+LANGUAGE plpgsql AS $cleandb$
+BEGIN
+  IF pg_sequence_last_value('cleandb.tickets') IS NULL
+     AND (SELECT min(relid) FROM cleandb.dirty) IS NULL THEN
+    RETURN 0;
+  END IF;
+  RETURN cleandb.reset();
+END
+$cleandb$"""
+
 _SYNC_PUBLIC = f"""CREATE OR REPLACE FUNCTION cleandb_sync() RETURNS integer
 LANGUAGE plpgsql AS $cleandb$
 BEGIN
@@ -432,6 +446,7 @@ BEGIN
     END LOOP;
   END IF;
   DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach_new(),
+    cleandb.reset(),
     cleandb.attach(regclass),
     cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark();
   DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config, cleandb.sequences;
@@ -476,6 +491,7 @@ def install_statements(options: TrackingOptions) -> list[str]:
         _ATTACH_NEW,
         _SYNC,
         _ON_DDL,
+        _RESET,
         _TRUNCATE,
         _SYNC_PUBLIC,
         _SET_BASELINE,
