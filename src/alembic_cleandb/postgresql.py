@@ -122,16 +122,22 @@ VALUES ({SCHEMA_VERSION}, current_database(), current_schema(), {schemas},
 # so a remembered epoch is only ever current while this session's mark is still there. A
 # pooled connection that carries the setting into the next test therefore marks again, and a
 # rollback (of the transaction or of a savepoint) reverts the setting with the mark it made.
-_MARK = """CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
+#
+# The same test is the trigger's WHEN condition (see _ATTACH), an expression the executor
+# evaluates without calling any function: a statement that needs no mark - every one after the
+# first per table, session and test, and every statement of the reset itself - costs that
+# expression only. The function repeats the test for whoever calls it otherwise.
+_EPOCH = "coalesce(pg_sequence_last_value('cleandb.epoch')::text, '')"
+_MARK = f"""CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
 DECLARE
-  epoch text := pg_sequence_last_value('cleandb.epoch')::text;
+  epoch text := {_EPOCH};
 BEGIN
-  IF current_setting('cleandb.m' || TG_RELID, true) = epoch
+  IF current_setting('cleandb.m' || TG_RELID, true) IS NOT DISTINCT FROM epoch
      OR current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on' THEN
     RETURN NULL;
   END IF;
   INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
-  PERFORM nextval('cleandb.tickets'), set_config('cleandb.m' || TG_RELID, coalesce(epoch, ''), false);
+  PERFORM nextval('cleandb.tickets'), set_config('cleandb.m' || TG_RELID, epoch, false);
   RETURN NULL;
 END
 $cleandb$"""
@@ -225,6 +231,7 @@ BEGIN
 END
 $cleandb$"""
 
+_EPOCH_LITERAL = _EPOCH.replace("'", "''")  # inside a plpgsql string literal
 _ATTACH = f"""CREATE OR REPLACE FUNCTION cleandb.attach(rel regclass) RETURNS void
 LANGUAGE plpgsql AS $cleandb$
 DECLARE
@@ -232,7 +239,10 @@ DECLARE
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = '{TRIGGER}') THEN
     EXECUTE format('CREATE TRIGGER {TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE '
-                   'ON %s FOR EACH STATEMENT EXECUTE FUNCTION cleandb.mark()', rel);
+                   'ON %s FOR EACH STATEMENT WHEN (current_setting(%L, true) IS DISTINCT FROM '
+                   '{_EPOCH_LITERAL} AND current_setting(''cleandb.resetting'', true) '
+                   'IS DISTINCT FROM ''on'') EXECUTE FUNCTION cleandb.mark()',
+                   rel, 'cleandb.m' || rel::oid);
   END IF;
   INSERT INTO cleandb.tables (relid, unit) VALUES (rel, root)
   ON CONFLICT (relid) DO UPDATE SET unit = excluded.unit;
