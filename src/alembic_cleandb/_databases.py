@@ -1,6 +1,7 @@
 """Creating, copying and dropping whole test databases (for the pytest plugin).
 
-One class per database family, picked by dialect name. Used to create a missing test database
+One :class:`Admin` per database family, picked by dialect name; PostgreSQL's and SQLite's live
+in their dialect modules with the rest of their SQL. Used to create a missing test database
 before migrating it (``cleandb_migrate``) and to give every pytest-xdist worker its own copy of
 the migrated, tracked database:
 
@@ -13,13 +14,9 @@ the migrated, tracked database:
 
 from __future__ import annotations
 
-import os
 import re
-import sqlite3
-import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
-from pathlib import Path
+from contextlib import AbstractContextManager, contextmanager
 from typing import ClassVar
 
 import sqlalchemy as sa
@@ -74,7 +71,7 @@ class Admin:
 
 
 @contextmanager
-def _server(url: URL, databases: tuple[str | None, ...]) -> Iterator[Connection]:
+def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[Connection]:
     """An AUTOCOMMIT connection to the first maintenance database that accepts us."""
     errors = []
     for name in databases:
@@ -97,78 +94,6 @@ def _server(url: URL, databases: tuple[str | None, ...]) -> Iterator[Connection]
     )
 
 
-class PostgreSQLAdmin(Admin):
-    names = ("postgresql",)
-    IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
-
-    def _maintenance(self, url: URL) -> AbstractContextManager[Connection]:
-        return _server(url, ("postgres", "template1"))
-
-    def exists(self, url: URL) -> bool:
-        with self._maintenance(url) as c:
-            found = c.exec_driver_sql(
-                "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": self.database(url)}
-            ).scalar()
-        return found is not None
-
-    def create_empty(self, url: URL) -> None:
-        name = self.database(url)
-        check_database_name(name, "create")
-        with self._maintenance(url) as c:
-            try:
-                c.exec_driver_sql(f"CREATE DATABASE {_quote(c, name)}")
-            except sa.exc.DBAPIError as exc:
-                raise _create_failed(url, exc) from None
-
-    def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
-
-        name, template = self.database(copy), self.database(base)
-        with self._maintenance(base) as c:
-            statement = f"CREATE DATABASE {_quote(c, name)} TEMPLATE {_quote(c, template)}"
-            deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
-            while True:
-                try:
-                    c.exec_driver_sql(statement)
-                    break
-                except sa.exc.DBAPIError as exc:
-                    in_use = getattr(exc.orig, "sqlstate", None) == self.IN_USE
-                    if in_use and time.monotonic() < deadline:
-                        time.sleep(0.2)
-                        continue
-                    if in_use:
-                        raise self._template_busy(c, base, template) from None
-                    raise _create_failed(copy, exc) from None
-        adopt(copy)
-
-    @staticmethod
-    def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
-        sessions = c.exec_driver_sql(
-            "SELECT pid, coalesce(nullif(application_name, ''), '?'), "
-            "coalesce(client_addr::text, 'local') FROM pg_stat_activity WHERE datname = %(d)s",
-            {"d": template},
-        ).fetchall()
-        who = ", ".join(f"pid {p} ({app}, {addr})" for p, app, addr in sessions) or "none now"
-        return ConfigurationError(
-            f"alembic-cleandb: cannot copy {safe_url(base)!r} for a pytest-xdist worker: other "
-            f"sessions are connected to it ({who}). PostgreSQL copies a database only while "
-            "nobody is connected to it. Close those sessions (a GUI client, a running app, an "
-            "engine your conftest opened at import time) and run again."
-        )
-
-    def drop(self, url: URL) -> None:
-        with self._maintenance(url) as c:
-            version = c.dialect.server_version_info or (0,)
-            force = " WITH (FORCE)" if version >= (13,) else ""
-            if not force:
-                c.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %(d)s AND pid <> pg_backend_pid()",
-                    {"d": self.database(url)},
-                )
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quote(c, self.database(url))}{force}")
-
-
 _DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
 
 
@@ -176,7 +101,7 @@ class MySQLAdmin(Admin):
     names = ("mysql", "mariadb")
 
     def _server(self, url: URL) -> AbstractContextManager[Connection]:
-        return _server(url, (None,))
+        return server_connection(url, (None,))
 
     def exists(self, url: URL) -> bool:
         with self._server(url) as c:
@@ -191,9 +116,9 @@ class MySQLAdmin(Admin):
         check_database_name(name, "create")
         with self._server(url) as c:
             try:
-                c.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {_quote(c, name)}")
+                c.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {quote(c, name)}")
             except sa.exc.DBAPIError as exc:
-                raise _create_failed(url, exc) from None
+                raise create_failed(url, exc) from None
 
     def copy(self, base: URL, copy: URL) -> None:
         name = self.database(copy)
@@ -208,7 +133,7 @@ class MySQLAdmin(Admin):
                     f"CREATE DATABASE {q(name)} CHARACTER SET {charset} COLLATE {collation}"
                 )
             except sa.exc.DBAPIError as exc:
-                raise _create_failed(copy, exc) from None
+                raise create_failed(copy, exc) from None
             backend = backend_for(src.dialect.name)
             # Track in the copy exactly what the base tracks: its exclusions, and the tables
             # created outside migrations that no sync has attached yet.
@@ -295,7 +220,7 @@ class MySQLAdmin(Admin):
 
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quote(c, self.database(url))}")
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}")
 
 
 def _sql_mode(mode: object) -> str:
@@ -314,62 +239,11 @@ def _install_tracking(connection: Connection, exclude: list[str]) -> None:
     Operations(context).install_clean_tracking(exclude=exclude)  # type: ignore[attr-defined]
 
 
-class SQLiteAdmin(Admin):
-    names = ("sqlite",)
-
-    def path(self, url: URL) -> Path:
-        name = url.database
-        if not name or name == ":memory:" or name.startswith("file:"):
-            raise ConfigurationError(
-                f"alembic-cleandb: {safe_url(url)!r} is not a SQLite file: an in-memory "
-                "database cannot be shared with the application or copied per pytest-xdist "
-                "worker. Use a file, e.g. sqlite:///test.db"
-            )
-        return Path(name)
-
-    def database(self, url: URL) -> str:
-        return str(self.path(url))
-
-    def guard_name(self, url: URL) -> str:
-        return self.path(url).stem  # as SQLiteBackend.current_database: app_test.db -> app_test
-
-    def copy_url(self, base: URL, suffix: str) -> URL:
-        path = self.path(base)
-        return base.set(database=str(path.with_name(f"{path.stem}_{suffix}{path.suffix}")))
-
-    def exists(self, url: URL) -> bool:
-        return self.path(url).exists()
-
-    def create_empty(self, url: URL) -> None:
-        check_database_name(self.guard_name(url), "create")
-        self.path(url).parent.mkdir(parents=True, exist_ok=True)
-
-    def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
-
-        source = sqlite3.connect(self.path(base))
-        try:
-            target = sqlite3.connect(self.path(copy))
-            try:
-                source.backup(target)
-            finally:
-                target.close()
-        finally:
-            source.close()
-        adopt(copy)
-
-    def drop(self, url: URL) -> None:
-        path = self.path(url)
-        for extra in ("", "-wal", "-shm", "-journal"):
-            with suppress(FileNotFoundError):
-                os.unlink(f"{path}{extra}")
-
-
-def _quote(connection: Connection, name: str) -> str:
+def quote(connection: Connection, name: str) -> str:
     return connection.dialect.identifier_preparer.quote(name)
 
 
-def _create_failed(url: URL, exc: BaseException) -> ConfigurationError:
+def create_failed(url: URL, exc: BaseException) -> ConfigurationError:
     return ConfigurationError(
         f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {_reason(exc)}. "
         "The URL's user needs the right to create databases (PostgreSQL: CREATEDB; MySQL: "
@@ -377,12 +251,21 @@ def _create_failed(url: URL, exc: BaseException) -> ConfigurationError:
     )
 
 
-_ADMINS: dict[str, type[Admin]] = {
-    name: cls for cls in (PostgreSQLAdmin, MySQLAdmin, SQLiteAdmin) for name in cls.names
-}
+_ADMINS: dict[str, type[Admin]] = {}
+
+
+def register_admin(cls: type[Admin]) -> None:
+    """Called by each dialect module for its :class:`Admin` (its server-level SQL lives there)."""
+    for name in cls.names:
+        _ADMINS[name] = cls
+
+
+register_admin(MySQLAdmin)
 
 
 def admin_for(url: str | URL) -> Admin:
+    from . import postgresql, sqlite  # noqa: F401  (modules register their admins)
+
     parsed = normalize_url(url)
     try:
         return _ADMINS[parsed.get_backend_name()]()

@@ -26,10 +26,13 @@ interrupted changes nothing and keeps every mark.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import ClassVar
 
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection
 
 from ._base import (
     SCHEMA_VERSION,
@@ -40,6 +43,10 @@ from ._base import (
     check_sync_target,
     register,
 )
+from ._connect import safe_url
+from ._databases import Admin, create_failed, quote, register_admin, server_connection
+from ._guard import check_database_name
+from .errors import ConfigurationError
 
 SCHEMA = "cleandb"
 TRIGGER = "cleandb_mark"
@@ -636,4 +643,79 @@ class PostgreSQLBackend(BackendBase):
         return f"{quote(str(schema))}.{name}"
 
 
+class PostgreSQLAdmin(Admin):
+    """Creating, copying (``CREATE DATABASE ... TEMPLATE``, then adopt) and dropping databases."""
+
+    names = ("postgresql",)
+    IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
+
+    def _maintenance(self, url: URL) -> AbstractContextManager[Connection]:
+        return server_connection(url, ("postgres", "template1"))
+
+    def exists(self, url: URL) -> bool:
+        with self._maintenance(url) as c:
+            found = c.exec_driver_sql(
+                "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": self.database(url)}
+            ).scalar()
+        return found is not None
+
+    def create_empty(self, url: URL) -> None:
+        name = self.database(url)
+        check_database_name(name, "create")
+        with self._maintenance(url) as c:
+            try:
+                c.exec_driver_sql(f"CREATE DATABASE {quote(c, name)}")
+            except sa.exc.DBAPIError as exc:
+                raise create_failed(url, exc) from None
+
+    def copy(self, base: URL, copy: URL) -> None:
+        from .cleaner import adopt
+
+        name, template = self.database(copy), self.database(base)
+        with self._maintenance(base) as c:
+            statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
+            deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
+            while True:
+                try:
+                    c.exec_driver_sql(statement)
+                    break
+                except sa.exc.DBAPIError as exc:
+                    in_use = getattr(exc.orig, "sqlstate", None) == self.IN_USE
+                    if in_use and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    if in_use:
+                        raise self._template_busy(c, base, template) from None
+                    raise create_failed(copy, exc) from None
+        adopt(copy)
+
+    @staticmethod
+    def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
+        sessions = c.exec_driver_sql(
+            "SELECT pid, coalesce(nullif(application_name, ''), '?'), "
+            "coalesce(client_addr::text, 'local') FROM pg_stat_activity WHERE datname = %(d)s",
+            {"d": template},
+        ).fetchall()
+        who = ", ".join(f"pid {p} ({app}, {addr})" for p, app, addr in sessions) or "none now"
+        return ConfigurationError(
+            f"alembic-cleandb: cannot copy {safe_url(base)!r} for a pytest-xdist worker: other "
+            f"sessions are connected to it ({who}). PostgreSQL copies a database only while "
+            "nobody is connected to it. Close those sessions (a GUI client, a running app, an "
+            "engine your conftest opened at import time) and run again."
+        )
+
+    def drop(self, url: URL) -> None:
+        with self._maintenance(url) as c:
+            version = c.dialect.server_version_info or (0,)
+            force = " WITH (FORCE)" if version >= (13,) else ""
+            if not force:
+                c.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %(d)s AND pid <> pg_backend_pid()",
+                    {"d": self.database(url)},
+                )
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}{force}")
+
+
 register(PostgreSQLBackend.names, PostgreSQLBackend)
+register_admin(PostgreSQLAdmin)

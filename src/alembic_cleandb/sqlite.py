@@ -9,13 +9,20 @@ off for that transaction, so neither their order nor ``ON DELETE CASCADE`` matte
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 
 from ._base import register
 from ._clientside import CONFIG, DIRTY, TABLES, ClientSideBackend, TableState, trigger_name
+from ._connect import safe_url
+from ._databases import Admin, register_admin
+from ._guard import check_database_name
+from .errors import ConfigurationError
 
 
 class SQLiteBackend(ClientSideBackend):
@@ -154,4 +161,56 @@ class SQLiteBackend(ClientSideBackend):
         return reset
 
 
+class SQLiteAdmin(Admin):
+    names = ("sqlite",)
+
+    def path(self, url: URL) -> Path:
+        name = url.database
+        if not name or name == ":memory:" or name.startswith("file:"):
+            raise ConfigurationError(
+                f"alembic-cleandb: {safe_url(url)!r} is not a SQLite file: an in-memory "
+                "database cannot be shared with the application or copied per pytest-xdist "
+                "worker. Use a file, e.g. sqlite:///test.db"
+            )
+        return Path(name)
+
+    def database(self, url: URL) -> str:
+        return str(self.path(url))
+
+    def guard_name(self, url: URL) -> str:
+        return self.path(url).stem  # as SQLiteBackend.current_database: app_test.db -> app_test
+
+    def copy_url(self, base: URL, suffix: str) -> URL:
+        path = self.path(base)
+        return base.set(database=str(path.with_name(f"{path.stem}_{suffix}{path.suffix}")))
+
+    def exists(self, url: URL) -> bool:
+        return self.path(url).exists()
+
+    def create_empty(self, url: URL) -> None:
+        check_database_name(self.guard_name(url), "create")
+        self.path(url).parent.mkdir(parents=True, exist_ok=True)
+
+    def copy(self, base: URL, copy: URL) -> None:
+        from .cleaner import adopt
+
+        source = sqlite3.connect(self.path(base))
+        try:
+            target = sqlite3.connect(self.path(copy))
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+        finally:
+            source.close()
+        adopt(copy)
+
+    def drop(self, url: URL) -> None:
+        path = self.path(url)
+        for extra in ("", "-wal", "-shm", "-journal"):
+            with suppress(FileNotFoundError):
+                os.unlink(f"{path}{extra}")
+
+
 register(SQLiteBackend.names, SQLiteBackend)
+register_admin(SQLiteAdmin)
