@@ -49,6 +49,10 @@ class TableState:
     rows: int
     counter: int | None  # next auto-increment value at baseline, if the table has one
     columns: tuple[str, ...]  # insertable (non-generated) columns
+    #: The counter that re-inserting the baseline rows (keys included) into the emptied table
+    #: leaves behind; ``None`` when unknown. Where it equals ``counter``, a reset that empties
+    #: the table and copies the baseline back needs no separate counter restore.
+    restored_counter: int | None = None
 
 
 class ClientSideBackend(BackendBase):
@@ -79,6 +83,10 @@ class ClientSideBackend(BackendBase):
     ) -> tuple[str, str | None, str | None]:
         """``(reset_sql, restore_sql, counter_sql)`` for one table (names already quoted)."""
         raise NotImplementedError
+
+    def bind(self, connection: Connection) -> None:
+        """Hook: learn what the server offers before installing or syncing (e.g. the MySQL
+        family's flavour), so that the emitted objects fit it."""
 
     def after_sync(
         self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
@@ -116,8 +124,9 @@ class ClientSideBackend(BackendBase):
         from ._guard import check_database_name
 
         check_database_name(database, "install tracking in")
+        self.bind(connection)
         try:
-            for ddl in self.bookkeeping_ddl:
+            for ddl in self.bookkeeping_statements():
                 ex(ddl)
             connection.exec_driver_sql(f"DELETE FROM {CONFIG}")
             connection.exec_driver_sql(
@@ -131,6 +140,10 @@ class ClientSideBackend(BackendBase):
             if wrapped is None:
                 raise
             raise wrapped from exc
+
+    def bookkeeping_statements(self) -> tuple[str, ...]:
+        """The statements that create the bookkeeping objects (default: ``bookkeeping_ddl``)."""
+        return self.bookkeeping_ddl
 
     @staticmethod
     def _param_marker(connection: Connection) -> str:
@@ -201,6 +214,7 @@ class ClientSideBackend(BackendBase):
         install, set_baseline): also re-take the baseline of the tables written since the last
         reset and clear the marks; otherwise (tables created outside migrations) only new
         tables take a baseline, and the marks stay for the next reset."""
+        self.bind(connection)
         excluded = self._excluded(connection)
         present = [
             t for t in self.list_tables(connection) if t not in excluded and not self.own_table(t)
@@ -282,6 +296,7 @@ class ClientSideBackend(BackendBase):
 
     def uninstall(self, ex: Executor) -> None:
         connection = self._require_online(ex, "remove tracking")
+        self.bind(connection)
         if TABLES in self.list_tables(connection):
             ids = [int(r[0]) for r in connection.exec_driver_sql(f"SELECT id FROM {TABLES}")]
             for table_id in ids:
