@@ -1,0 +1,220 @@
+"""The MySQL family's faster reset and cheaper triggers (issue 3): what is emitted for MariaDB
+and for MySQL 8 (no server for the latter here), and on MariaDB what the new paths do."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+import alembic_cleandb
+from alembic_cleandb import _clientside, mysql
+from conftest import alembic_config
+from dbutil import connect, execute, insert, rows
+
+SEED = [
+    (1, "new", "New"),
+    (2, "paid", "Paid"),
+    (3, "shipped", "Shipped"),
+    (4, "cancelled", "Cancelled"),
+]
+MARIADB = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+
+
+def backend(sequence: bool) -> mysql.MySQLBackend:
+    b = mysql.MySQLBackend()
+    b.sequence = sequence
+    return b
+
+
+def first_select(body: str) -> str:
+    """The procedure's first query: everything up to the fast exit."""
+    start = body.index("SELECT ", body.index("SET @cleandb_table = NULL"))
+    return body[start : body.index("LEAVE proc")]
+
+
+def test_mariadb_tickets_come_from_a_nocache_sequence() -> None:
+    b = backend(sequence=True)
+    assert "CREATE SEQUENCE IF NOT EXISTS cleandb_ticket_seq NOCACHE" in b.bookkeeping_statements()
+    ddl = b.trigger_ddl("`t`", 7, "i", "INSERT")
+    assert "INSERT INTO cleandb_tickets (id) VALUES (NEXT VALUE FOR cleandb_ticket_seq);" in ddl
+    head = first_select(mysql._procedure([(3, "`lookup`")], sequence=True))
+    assert "SELECT next_not_cached_value AS next_ticket FROM cleandb_ticket_seq" in head
+    assert "information_schema" not in head  # the MariaDB fast path reads no metadata
+    assert "id >= c.tickets AND id < s.next_ticket" in head
+
+
+def test_mysql8_tickets_come_from_the_tickets_auto_increment() -> None:
+    b = backend(sequence=False)
+    assert not any("SEQUENCE" in s for s in b.bookkeeping_statements())
+    ddl = b.trigger_ddl("`t`", 7, "u", "UPDATE")
+    assert "INSERT INTO cleandb_tickets () VALUES ();" in ddl and "NEXT VALUE" not in ddl
+    body = mysql._procedure([(3, "`lookup`")], sequence=False)
+    assert "SEQUENCE" not in body.upper() and "next_not_cached_value" not in body
+    head = first_select(body)
+    assert (
+        "(SELECT AUTO_INCREMENT AS next_ticket FROM information_schema.TABLES WHERE "
+        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cleandb_tickets') s" in head
+    )
+    # committed tickets are counted below the same position the first query read
+    assert "id >= c.tickets AND id < s.next_ticket" in head
+
+
+@pytest.mark.parametrize("sequence", [True, False])
+def test_one_first_select_decides_and_nothing_is_written_before_the_fast_exit(
+    sequence: bool,
+) -> None:
+    body = mysql._procedure([(3, "`lookup`"), (9, "`we``ird`")], sequence=sequence)
+    head = body[body.index("SET @cleandb_table = NULL") : body.index("LEAVE proc")]
+    head = "\n".join(line.split("--")[0] for line in head.splitlines())  # code, no comments
+    # the read, the no-configuration case, the result
+    assert head.count("SELECT ") - head.count("(SELECT ") == 3
+    for write in ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "ALTER", "foreign_key_checks = 0"):
+        assert write not in head
+    assert "EXISTS (SELECT 1 FROM cleandb_dirty)" in head
+    assert "c.database_name = DATABASE()" in head
+    assert "IF(EXISTS (SELECT 1 FROM `we``ird`), NULL, 9)" in head
+    assert "IF(EXISTS (SELECT 1 FROM `lookup`), NULL, 3)" in head
+    assert "IF v_next = v_seen AND NOT v_marks AND NOT v_done" in head
+
+
+def test_no_seeded_table_means_no_probe() -> None:
+    head = first_select(mysql._procedure([], sequence=True))
+    assert "CONCAT_WS" not in head and "''" in head
+
+
+@pytest.mark.parametrize("sequence", [True, False])
+def test_one_commit_besides_the_ddl(sequence: bool) -> None:
+    """Marks, seeded copies and the ticket position are pending in a transaction that the
+    next DDL's implicit commit (or the one COMMIT at the end) commits: never an autocommit
+    per statement, and a transaction is open again after every DDL."""
+    body = mysql._procedure([(3, "`lookup`")], sequence=sequence)
+    loop = body[body.index("OPEN cur;") : body.index("CLOSE cur;")]
+    assert body.index("START TRANSACTION;") < body.index("OPEN cur;")
+    # every DDL (stored TRUNCATE/ALTER, or the TRUNCATE built here) says the transaction ended
+    assert loop.count("v_open = 0") == 3
+    assert loop.count("START TRANSACTION;") == 2  # after a seeded TRUNCATE, after any DDL
+    assert "IF NOT v_open THEN\nSTART TRANSACTION;" in loop
+    assert loop.index("IF NOT v_open THEN") < loop.rindex("DELETE FROM cleandb_dirty WHERE tid")
+    tail = body[body.index("CLOSE cur;") :]
+    assert tail.index("UPDATE cleandb_config SET tickets = v_next") < tail.index("COMMIT;")
+    assert "ROLLBACK;" in body[: body.index("RESIGNAL")]  # a failure keeps every pending mark
+
+
+def test_the_triggers_swallow_only_their_own_duplicate_and_skip_the_ticket_then() -> None:
+    for sequence in (True, False):
+        b = backend(sequence)
+        for kind, event in (("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE")):
+            ddl = b.trigger_ddl("`t`", 7, kind, event)
+            assert "DECLARE EXIT HANDLER FOR 1062 BEGIN END;" in ddl
+            assert "CONTINUE HANDLER" not in ddl and "@" not in ddl  # no session state
+            assert ddl.index("INSERT INTO cleandb_dirty") < ddl.find("cleandb_tickets") or (
+                kind == "d" and "cleandb_tickets" not in ddl
+            )
+
+
+def test_seeded_statements_alter_only_when_the_copy_misses_the_counter() -> None:
+    b = mysql.MySQLBackend()
+    lands = _clientside.TableState("t", rows=3, counter=4, columns=("id",), restored_counter=4)
+    assert b.statements("`t`", "`cleandb_b1`", "`id`", lands) == (
+        "DELETE FROM `t`",
+        "INSERT INTO `t` (`id`) SELECT `id` FROM `cleandb_b1`",
+        None,
+    )
+    gap = _clientside.TableState("t", rows=3, counter=9, columns=("id",), restored_counter=4)
+    alter = b.statements("`t`", "`cleandb_b1`", "`id`", gap)[2]
+    assert alter == "ALTER TABLE `t` AUTO_INCREMENT = 9"
+
+
+# -- on MariaDB ---------------------------------------------------------------------------
+
+
+def tickets(url: str) -> tuple[int, int]:
+    with connect(url) as c:
+        return tuple(  # type: ignore[return-value]
+            c.execute(
+                sa.text(
+                    "SELECT s.next_not_cached_value, c.tickets "
+                    "FROM cleandb_ticket_seq s, cleandb_config c"
+                )
+            ).one()
+        )
+
+
+@MARIADB
+def test_mariadb_install_creates_the_sequence_and_uninstall_drops_it(migrated: str) -> None:
+    position, stored = tickets(migrated)
+    assert position == stored
+    insert(migrated, "user", name="a")
+    assert tickets(migrated) == (position + 1, stored)
+    assert alembic_cleandb.clean(migrated) == 1
+    assert tickets(migrated) == (position + 1, position + 1)
+    command.downgrade(alembic_config(migrated), "cleandb@base")
+    with connect(migrated) as c:
+        kinds = c.execute(
+            sa.text(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME LIKE 'cleandb%'"
+            )
+        ).fetchall()
+    assert kinds == []
+
+
+@MARIADB
+def test_seeded_table_whose_copy_misses_the_counter_gets_it_back(migrated: str) -> None:
+    # A baseline whose counter is past the highest key: the copy alone would land on 5.
+    execute(migrated, "INSERT INTO lookup_status (code, label) VALUES ('x', 'X')")
+    execute(migrated, "DELETE FROM lookup_status WHERE code = 'x'")
+    alembic_cleandb.set_baseline(migrated)
+    insert(migrated, "lookup_status", code="later", label="Later")
+    assert alembic_cleandb.clean(migrated) == 1
+    assert rows(migrated, "lookup_status") == SEED
+    assert insert(migrated, "lookup_status", code="later", label="Later") == 6
+
+
+@MARIADB
+def test_seeded_table_reset_by_truncate_and_copy_restarts_at_the_baseline(migrated: str) -> None:
+    for _ in range(2):
+        insert(migrated, "lookup_status", code="a", label="A")
+        insert(migrated, "user", name="b")
+        execute(migrated, "UPDATE lookup_status SET label = 'changed' WHERE id = 1")
+        assert alembic_cleandb.clean(migrated) == 2
+        assert rows(migrated, "lookup_status") == SEED
+        assert rows(migrated, "user") == []
+    assert insert(migrated, "lookup_status", code="later", label="Later") == 5
+    assert insert(migrated, "user", name="c") == 1
+
+
+@MARIADB
+def test_a_failure_in_a_seeded_copy_keeps_the_marks_of_what_it_did_not_reset(
+    migrated: str,
+) -> None:
+    """A seeded table that only lost a row is reset by DELETE + copy in the pending
+    transaction; when that fails (here: a row lock held by an open transaction), its marks
+    are kept, while a table truncated before it may keep its marks too (reset again)."""
+    insert(migrated, "user", name="a")
+    execute(migrated, "DELETE FROM lookup_status WHERE id = 4")
+    engine = sa.create_engine(migrated, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as holder:
+            holder.execute(sa.text("SELECT * FROM lookup_status WHERE id = 1 FOR UPDATE"))
+            with pytest.raises(alembic_cleandb.ResetError, match="Lock wait timeout"):
+                alembic_cleandb.clean(migrated, lock_timeout=1)
+            holder.rollback()
+    finally:
+        engine.dispose()
+    with connect(migrated) as c:
+        marked = {
+            str(n)
+            for (n,) in c.execute(
+                sa.text(
+                    "SELECT DISTINCT t.name FROM cleandb_dirty d "
+                    "JOIN cleandb_tables t ON t.id = d.tid"
+                )
+            )
+        }
+    assert "lookup_status" in marked
+    assert "user" in marked or rows(migrated, "user") == []  # not reached yet, or reset
+    assert alembic_cleandb.clean(migrated) >= 1
+    assert rows(migrated, "lookup_status") == SEED
+    assert insert(migrated, "user", name="b") == 1
