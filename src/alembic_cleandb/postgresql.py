@@ -385,14 +385,14 @@ BEGIN
   -- of cleandb.dirty (its statistics are always stale: it fills and empties every test); the
   -- pg_class probes are scalar subqueries, looked up per row, never a hash of all relations.
   -- A new epoch first: from here on every session marks again (see cleandb.mark()).
-  PERFORM nextval('cleandb.epoch');
+  PERFORM nextval('cleandb.epoch'), set_config('cleandb.resetting', 'on', true),
+    set_config('synchronous_commit', 'off', true);
   WITH d AS (DELETE FROM cleandb.dirty RETURNING relid)
   SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM d;
   SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
   WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
-  SELECT string_agg(format(t.ctes, t.relid), ', '),
-         set_config('cleandb.resetting', 'on', true), set_config('synchronous_commit', 'off', true)
-  INTO q FROM cleandb.tables t WHERE t.relid = ANY (units) AND t.ctes IS NOT NULL;
+  SELECT string_agg((SELECT format(t.ctes, t.relid) FROM cleandb.tables t WHERE t.relid = u), ', ')
+  INTO q FROM unnest(units) AS u;
   IF q IS NOT NULL THEN
     EXECUTE 'WITH ' || q || ' SELECT NULL';
   END IF;
