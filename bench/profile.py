@@ -108,6 +108,7 @@ class Profiler:
         self.b = b
         self.conn = b.connect(DB)
         self.notices: list[str] = []
+        self.seen = 0  # MariaDB: the last Query_ID already counted
         if b.name == "postgresql":
             self.conn.add_notice_handler(lambda d: self.notices.append(d.message_primary))
             definition = self.conn.execute(
@@ -146,11 +147,10 @@ class Profiler:
         wall = (time.perf_counter() - t0) * 1000
         cur.execute("SET profiling = 0")
         cur.execute("SHOW PROFILES")
-        for _, duration, query in cur.fetchall():
-            if not str(query).startswith("SET profiling"):
+        for query_id, duration, query in cur.fetchall():
+            if query_id > self.seen and not str(query).startswith("SET profiling"):
                 parts[label(str(query))] += float(duration) * 1000
-        cur.execute("SET profiling_history_size = 0")  # forget them
-        cur.execute("SET profiling_history_size = 100")
+            self.seen = max(self.seen, query_id)
         cur.close()
         return wall, parts
 
