@@ -111,18 +111,31 @@ def _procedure(seeded: Sequence[tuple[int, str]], sequence: bool = False) -> str
         empty = f"CONCAT_WS(',', {flags})"
     else:
         empty = "''"
-    return _compact(_PROCEDURE.format(tickets=_tickets_source(sequence))).replace(
-        "__CLEANDB_PROBES__", empty
-    )
+    if sequence:  # MariaDB: a DDL that would wait says so at once (error 1205)
+        attempt = """BEGIN
+            DECLARE EXIT HANDLER FOR 1205 SET v_busy = 1;
+            DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+            SET @cleandb_sql = CONCAT(v_ddl, ' NOWAIT');
+            PREPARE cleandb_stmt FROM @cleandb_sql;
+            EXECUTE cleandb_stmt;
+            SET v_ran = 1;
+          END;"""
+    else:  # MySQL 8: no NOWAIT for DDL: run the pending steps first
+        attempt = "SET v_busy = 1;"
+    text = _PROCEDURE.format(tickets=_tickets_source(sequence))
+    return _compact(text.replace("__CLEANDB_TRY__", attempt)).replace("__CLEANDB_PROBES__", empty)
 
 
 _PROCEDURE = f"""CREATE PROCEDURE cleandb_truncate()
 proc: BEGIN
   DECLARE v_id INT;
   DECLARE v_name VARCHAR(64);
-  DECLARE v_reset, v_restore, v_counter, v_empty, v_missing TEXT;
+  DECLARE v_reset, v_restore, v_counter, v_empty, v_missing, v_ddl TEXT;
+  DECLARE v_finished, v_later, v_freset, v_frestore TEXT;
+  DECLARE v_fname VARCHAR(64);
   DECLARE v_message VARCHAR(128);
-  DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here, v_open INT DEFAULT 0;
+  DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
+  DECLARE v_last, v_busy, v_ran, v_seeded, v_fid INT DEFAULT 0;
   DECLARE v_count, v_marks INT DEFAULT 0;
   DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
   -- Integers only: a cursor is materialized in a temporary table, and TEXT columns (or a
@@ -181,43 +194,31 @@ proc: BEGIN
     END IF;
     SET @cleandb_fk = @@SESSION.foreign_key_checks;
     SET SESSION foreign_key_checks = 0;
-    -- Tables in id order. Each table whose counter must go back gets one DDL, whose implicit
-    -- commit also commits the work pending before it; everything else - the DELETE + copy of
-    -- seeded tables, the copy into a seeded table just truncated, the deletion of each
-    -- finished table's marks - is pending in a transaction until then, or until the one
-    -- COMMIT at the end. So a reset killed during a table's DDL has committed every table
-    -- before it (marks gone) and nothing of the others; killed between two DDLs, it loses
-    -- the pending work, marks included: those tables are reset again next time.
-    START TRANSACTION;
-    SET v_open = 1, v_done = 0;
+    -- Tables in id order. A table whose counter must go back gets its DDL (TRUNCATE; ALTER
+    -- only where needed) right away; every other step - the DELETE + copy of seeded
+    -- tables (a seeded table just truncated gets its copy then too), the deletion of the
+    -- marks of finished tables - waits for one transaction at the end, so that the DDL's
+    -- implicit commits find nothing pending: k DDL + 1 commit. But before a DDL has to wait
+    -- for a lock (MariaDB: it is tried with NOWAIT first; MySQL 8 has no NOWAIT for DDL,
+    -- so there before every DDL once something is waiting), that transaction is run first,
+    -- and the DDL's implicit commit commits it: a reset killed while waiting has committed
+    -- every table before the one it waits for, marks gone. Killed elsewhere, it may keep
+    -- marks of tables it did reset: they are reset again next time, never lost.
+    SET v_done = 0;
     OPEN cur;
     tables: LOOP
       FETCH cur INTO v_id, v_inserted, v_updated, v_written;
-      IF v_done THEN
-        LEAVE tables;
-      END IF;
-      SELECT name, reset_sql, restore_sql, counter_sql, counter
-      INTO v_name, v_reset, v_restore, v_counter, v_base FROM {TABLES} WHERE id = v_id;
-      IF v_done THEN  -- a mark of a table no longer tracked (forgotten by a sync): drop it
-        SET v_done = 0;
-        DELETE FROM {DIRTY} WHERE tid = v_id;
-        ITERATE tables;
-      END IF;
-      SET @cleandb_table = v_name, v_gone = 0;
-      BEGIN
-        -- A table dropped or renamed behind the tracker's back: reset the others, keep its
-        -- marks, and say so at the end.
-        DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+      SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0;
+      IF NOT v_last THEN
+        SELECT name, reset_sql, restore_sql, counter_sql, counter
+        INTO v_name, v_reset, v_restore, v_counter, v_base FROM {TABLES} WHERE id = v_id;
+        IF v_done THEN  -- a mark of a table no longer tracked (forgotten by a sync): drop it
+          SET v_done = 0, v_finished = CONCAT_WS(',', v_finished, v_id);
+          ITERATE tables;
+        END IF;
+        SET @cleandb_table = v_name;
         IF v_restore IS NULL THEN
-          -- empty at baseline: v_reset is a TRUNCATE, which restarts the counter at 1
-          SET @cleandb_sql = v_reset, v_open = 0;
-          PREPARE cleandb_stmt FROM @cleandb_sql;
-          EXECUTE cleandb_stmt;
-          IF v_counter IS NOT NULL THEN
-            SET @cleandb_sql = v_counter;
-            PREPARE cleandb_stmt FROM @cleandb_sql;
-            EXECUTE cleandb_stmt;
-          END IF;
+          SET v_seeded = 0, v_ddl = v_reset;  -- empty at baseline: TRUNCATE (counter to 1)
         ELSE
           IF v_base IS NOT NULL AND v_updated AND NOT v_inserted THEN
             -- an UPDATE moves the counter only when it set the key higher: look first
@@ -226,40 +227,85 @@ proc: BEGIN
             -- (a table gone finds no row: that must not end the loop)
             SET v_inserted = v_now <> v_base, v_done = 0;
           END IF;
-          IF v_base IS NOT NULL AND v_inserted THEN
-            -- seeded, counter moved: TRUNCATE, then the copy (keys included) puts the
-            -- counter back where it was; an ALTER follows only where it does not
-            SET @cleandb_sql = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`'),
-                v_open = 0;
-            PREPARE cleandb_stmt FROM @cleandb_sql;
-            EXECUTE cleandb_stmt;
-            START TRANSACTION;
-            SET v_open = 1;
-          ELSE
-            SET @cleandb_sql = v_reset;  -- DELETE, pending
-            PREPARE cleandb_stmt FROM @cleandb_sql;
-            EXECUTE cleandb_stmt;
+          IF v_base IS NULL OR NOT v_inserted THEN
+            SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
+            ITERATE tables;
           END IF;
-          SET @cleandb_sql = v_restore;
+          -- seeded, counter moved: TRUNCATE; the copy of the baseline (keys included) then
+          -- puts the counter back where it was (ALTER only where it does not)
+          SET v_seeded = 1,
+              v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
+        END IF;
+        IF v_later IS NOT NULL OR v_finished IS NOT NULL THEN
+          __CLEANDB_TRY__
+        END IF;
+      END IF;
+      IF v_last OR v_busy THEN
+        -- the pending steps, in one transaction: at the end, or before a DDL that must wait
+        START TRANSACTION;
+        WHILE v_later IS NOT NULL DO
+          SET v_fid = SUBSTRING_INDEX(v_later, ',', 1);
+          SET v_later = NULLIF(SUBSTRING(v_later, LENGTH(v_fid) + 2), '');
+          SELECT name, reset_sql, restore_sql INTO v_fname, v_freset, v_frestore
+          FROM {TABLES} WHERE id = v_fid;
+          SET @cleandb_table = v_fname, v_gone = 0;
+          BEGIN
+            DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+            SET @cleandb_sql = v_freset;
+            PREPARE cleandb_stmt FROM @cleandb_sql;
+            EXECUTE cleandb_stmt;
+            SET @cleandb_sql = v_frestore;
+            PREPARE cleandb_stmt FROM @cleandb_sql;
+            EXECUTE cleandb_stmt;
+            DEALLOCATE PREPARE cleandb_stmt;
+          END;
+          IF v_gone THEN
+            SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_fname, '`', '``'), '`'));
+          ELSE
+            SET v_finished = CONCAT_WS(',', v_finished, v_fid);
+          END IF;
+        END WHILE;
+        IF v_finished IS NOT NULL THEN
+          SET @cleandb_sql = CONCAT('DELETE FROM {DIRTY} WHERE tid IN (', v_finished, ')');
           PREPARE cleandb_stmt FROM @cleandb_sql;
           EXECUTE cleandb_stmt;
-          IF v_base IS NOT NULL AND v_inserted AND v_counter IS NOT NULL THEN
-            SET @cleandb_sql = v_counter, v_open = 0;
+          DEALLOCATE PREPARE cleandb_stmt;
+          SET v_finished = NULL;
+        END IF;
+        IF v_last THEN
+          LEAVE tables;
+        END IF;
+        SET @cleandb_table = v_name, v_gone = 0;
+      END IF;
+      IF NOT v_gone THEN
+        BEGIN
+          -- A table dropped or renamed behind the tracker's back: reset the others, keep its
+          -- marks, and say so at the end.
+          DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+          IF NOT v_ran THEN
+            SET @cleandb_sql = v_ddl;  -- the TRUNCATE, waiting for locks if it must
             PREPARE cleandb_stmt FROM @cleandb_sql;
             EXECUTE cleandb_stmt;
           END IF;
-        END IF;
-        DEALLOCATE PREPARE cleandb_stmt;
-      END;
-      IF NOT v_open THEN
-        START TRANSACTION;
-        SET v_open = 1;
+          IF v_counter IS NOT NULL THEN
+            IF v_seeded THEN
+              SET @cleandb_sql = v_restore;
+              PREPARE cleandb_stmt FROM @cleandb_sql;
+              EXECUTE cleandb_stmt;
+            END IF;
+            SET @cleandb_sql = v_counter;  -- (its implicit commit commits that copy)
+            PREPARE cleandb_stmt FROM @cleandb_sql;
+            EXECUTE cleandb_stmt;
+          END IF;
+          DEALLOCATE PREPARE cleandb_stmt;
+        END;
       END IF;
       IF v_gone THEN
         SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
+      ELSEIF v_seeded AND v_counter IS NULL THEN
+        SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
       ELSE
-        DELETE FROM {DIRTY} WHERE tid = v_id;
-        SET v_count = v_count + v_written;
+        SET v_finished = CONCAT_WS(',', v_finished, v_id), v_count = v_count + v_written;
       END IF;
     END LOOP;
     CLOSE cur;
