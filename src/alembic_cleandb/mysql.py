@@ -87,8 +87,8 @@ def _procedure(seeded: Sequence[tuple[int, str]], sequence: bool = False) -> str
     0.2 ms; a ``TRUNCATE`` 1.3 ms, an ``ALTER TABLE ... AUTO_INCREMENT`` 2 ms. Hence:
 
     * one first ``SELECT`` reads everything that decides whether anything happened (ticket
-      position and stored position, the committed tickets between them, whether any mark
-      exists, the database guard, which seeded tables are empty) and the procedure leaves
+      position and stored position, whether any mark exists, the database guard, which
+      seeded tables are empty) and the procedure leaves
       right away when nothing did. The emptiness probes cost about 5 us per seeded table.
       Not used instead: the server's ``Com_truncate`` counter (skip the probes while it
       has not moved). Reading it (information_schema.GLOBAL_STATUS) costs 0.12-0.14 ms,
@@ -162,9 +162,8 @@ proc: BEGIN
   -- table is reset but not counted). TRUNCATE fires no trigger: a seeded table found empty
   -- counts as written.
   SELECT s.next_ticket, c.tickets,
-         (SELECT COUNT(*) FROM {TICKETS} WHERE id >= c.tickets AND id < s.next_ticket),
          EXISTS (SELECT 1 FROM {DIRTY}), c.database_name = DATABASE(), __CLEANDB_PROBES__
-  INTO v_next, v_seen, v_kept, v_marks, v_here, v_empty
+  INTO v_next, v_seen, v_marks, v_here, v_empty
   FROM {CONFIG} c, {{tickets}} LIMIT 1;
   IF v_done THEN  -- no configuration row: any mark makes the guard below refuse
     SELECT EXISTS (SELECT 1 FROM {DIRTY}) INTO v_marks;
@@ -179,6 +178,8 @@ proc: BEGIN
     SET v_marks = 1;
   END IF;
   IF v_next <> v_seen THEN
+    -- (counted below the position read first: a ticket taken since is not in the range)
+    SELECT COUNT(*) INTO v_kept FROM {TICKETS} WHERE id >= v_seen AND id < v_next;
     IF v_kept <> v_next - v_seen THEN
       INSERT IGNORE INTO {DIRTY} (tid, kind)
       SELECT t.id, 'a' FROM {TABLES} t JOIN information_schema.TABLES s
