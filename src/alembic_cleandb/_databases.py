@@ -1,7 +1,8 @@
 """Creating, copying and dropping whole test databases (for the pytest plugin).
 
-One :class:`Admin` per database family, picked by dialect name; PostgreSQL's and SQLite's live
-in their dialect modules with the rest of their SQL. Used to create a missing test database
+One :class:`Admin` per database family, picked by dialect name; each lives in its dialect module
+(``postgresql.py``, ``mysql.py``, ``sqlite.py``) with the rest of that dialect's SQL, and this
+module holds what they share. Used to create a missing test database
 before migrating it (``cleandb_migrate``) and to give every pytest-xdist worker its own copy of
 the migrated, tracked database:
 
@@ -14,17 +15,15 @@ the migrated, tracked database:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import Executor, backend_for
-from ._connect import autocommit_connection, connect, create_engine, normalize_url, safe_url
-from ._guard import check_database_name
+from ._base import backend_for
+from ._connect import connect, create_engine, normalize_url, safe_url
 from .errors import CleanDBError, ConfigurationError
 
 __all__ = ["admin_for", "fingerprint"]
@@ -94,151 +93,6 @@ def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[C
     )
 
 
-_DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
-
-
-class MySQLAdmin(Admin):
-    names = ("mysql", "mariadb")
-
-    def _server(self, url: URL) -> AbstractContextManager[Connection]:
-        return server_connection(url, (None,))
-
-    def exists(self, url: URL) -> bool:
-        with self._server(url) as c:
-            found = c.exec_driver_sql(
-                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s",
-                {"name": self.database(url)},
-            ).scalar()
-        return found is not None
-
-    def create_empty(self, url: URL) -> None:
-        name = self.database(url)
-        check_database_name(name, "create")
-        with self._server(url) as c:
-            try:
-                c.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {quote(c, name)}")
-            except sa.exc.DBAPIError as exc:
-                raise create_failed(url, exc) from None
-
-    def copy(self, base: URL, copy: URL) -> None:
-        name = self.database(copy)
-        with autocommit_connection(base) as src:
-            q = src.dialect.identifier_preparer.quote
-            charset, collation = src.exec_driver_sql(
-                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
-                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()"
-            ).one()
-            try:
-                src.exec_driver_sql(
-                    f"CREATE DATABASE {q(name)} CHARACTER SET {charset} COLLATE {collation}"
-                )
-            except sa.exc.DBAPIError as exc:
-                raise create_failed(copy, exc) from None
-            backend = backend_for(src.dialect.name)
-            # Track in the copy exactly what the base tracks: its exclusions, and the tables
-            # created outside migrations that no sync has attached yet.
-            excluded = set(backend._excluded(src))  # type: ignore[attr-defined]
-            tracked = set(backend.tracked_tables(src))
-            excluded.update(
-                str(t)
-                for (t,) in src.exec_driver_sql(
-                    "SELECT TABLE_NAME FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
-                )
-                if not backend.own_table(str(t)) and str(t) not in tracked
-            )
-            with autocommit_connection(copy) as dst:
-                run = Executor.for_connection(dst)
-                run("SET SESSION foreign_key_checks = 0")
-                self._copy_objects(src, run, q, backend.own_table)
-                run("SET SESSION foreign_key_checks = 1")
-                _install_tracking(dst, sorted(excluded))
-
-    @staticmethod
-    def _copy_objects(
-        src: Connection, run: Executor, q: Callable[[str], str], own: Callable[[str], bool]
-    ) -> None:
-        """Tables with their rows, then views, triggers and routines (not cleandb's own)."""
-        base_db = str(src.exec_driver_sql("SELECT DATABASE()").scalar())
-        tables = src.exec_driver_sql(
-            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
-        ).fetchall()
-        views = []
-        for table, kind in tables:
-            if own(table):
-                continue
-            if kind == "VIEW":
-                views.append(table)
-                continue
-            run(src.exec_driver_sql(f"SHOW CREATE TABLE {q(table)}").one()[1])
-            cols = ", ".join(
-                q(str(c))
-                for c, extra in src.exec_driver_sql(
-                    "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE "
-                    "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %(t)s ORDER BY ORDINAL_POSITION",
-                    {"t": table},
-                )
-                if not any(w in str(extra).upper() for w in ("GENERATED", "VIRTUAL", "PERSISTENT"))
-            )
-            run(f"INSERT INTO {q(table)} ({cols}) SELECT {cols} FROM {q(base_db)}.{q(table)}")
-        # Views may use views: create them in rounds until none is left.
-        while views:
-            left = []
-            for view in views:
-                ddl = _DEFINER.sub("", src.exec_driver_sql(f"SHOW CREATE VIEW {q(view)}").one()[1])
-                try:
-                    run(ddl)
-                except Exception:
-                    left.append(view)
-            if len(left) == len(views):
-                raise ConfigurationError(
-                    f"alembic-cleandb: cannot copy the views {', '.join(left)} of "
-                    f"{base_db!r} for a pytest-xdist worker"
-                )
-            views = left
-        triggers = src.exec_driver_sql(
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
-            "WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY TRIGGER_NAME"
-        ).fetchall()
-        for (trigger,) in triggers:
-            if own(trigger):
-                continue
-            row = src.exec_driver_sql(f"SHOW CREATE TRIGGER {q(trigger)}").one()
-            run(_sql_mode(row[1]))
-            run(_DEFINER.sub("", row[2]))
-        routines = src.exec_driver_sql(
-            "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES "
-            "WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY ROUTINE_NAME"
-        ).fetchall()
-        for routine, kind in routines:
-            if own(routine):
-                continue
-            row = src.exec_driver_sql(f"SHOW CREATE {kind} {q(routine)}").one()
-            run(_sql_mode(row[1]))
-            run(_DEFINER.sub("", row[2]))
-
-    def drop(self, url: URL) -> None:
-        with self._server(url) as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}")
-
-
-def _sql_mode(mode: object) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_,]*", str(mode)):
-        raise ConfigurationError(f"alembic-cleandb: unexpected sql_mode {mode!r}")
-    return f"SET SESSION sql_mode = '{mode}'"
-
-
-def _install_tracking(connection: Connection, exclude: list[str]) -> None:
-    from alembic.operations import Operations
-    from alembic.runtime.migration import MigrationContext
-
-    from . import operations  # noqa: F401  (registers the operation)
-
-    context = MigrationContext.configure(connection)
-    Operations(context).install_clean_tracking(exclude=exclude)  # type: ignore[attr-defined]
-
-
 def quote(connection: Connection, name: str) -> str:
     return connection.dialect.identifier_preparer.quote(name)
 
@@ -260,11 +114,8 @@ def register_admin(cls: type[Admin]) -> None:
         _ADMINS[name] = cls
 
 
-register_admin(MySQLAdmin)
-
-
 def admin_for(url: str | URL) -> Admin:
-    from . import postgresql, sqlite  # noqa: F401  (modules register their admins)
+    from . import mysql, postgresql, sqlite  # noqa: F401  (modules register their admins)
 
     parsed = normalize_url(url)
     try:
