@@ -153,3 +153,20 @@ def test_a_rolled_back_mark_is_forgotten_by_the_session_too(pg: str, undo: str) 
             assert first.scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_reset_inside_the_writing_transaction_leaves_its_next_writes_marked(pg: str) -> None:
+    """Within a transaction that marked a table, later statements skip the mark; a reset run
+    inside that transaction takes the mark, so the statements after it must mark again."""
+    engine = sa.create_engine(pg, poolclass=sa.pool.StaticPool)
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text('INSERT INTO "user" (name) VALUES (\'before\')'))
+            assert c.execute(sa.text("SELECT cleandb_truncate()")).scalar() == 1
+            c.execute(sa.text('INSERT INTO "user" (name) VALUES (\'after\')'))
+            c.commit()
+        assert count(pg, "user") == 1
+        assert alembic_cleandb.clean(pg) == 1
+        assert count(pg, "user") == 0
+    finally:
+        engine.dispose()

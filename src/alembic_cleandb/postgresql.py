@@ -130,17 +130,17 @@ VALUES ({SCHEMA_VERSION}, current_database(), current_schema(), {schemas},
 # pooled connection that carries the setting into the next test therefore marks again, and a
 # rollback (of the transaction or of a savepoint) reverts the setting with the mark it made.
 #
-# The same test is the trigger's WHEN condition (see _ATTACH), an expression the executor
-# evaluates without calling any function: a statement that needs no mark - every one after the
-# first per table, session and test, and every statement of the reset itself - costs that
-# expression only. The function repeats the test for whoever calls it otherwise.
+# Measured (PostgreSQL 15, 500 single-row INSERTs in one transaction, 23 us each untracked):
+# calling this function from a statement trigger costs about 1 us, these checks 1 us more; a
+# WHEN condition on the trigger would cost more than both (the executor compiles it again for
+# every statement: 4 us for WHEN (false), 13-20 us for one that reads settings).
 _EPOCH = "coalesce(pg_sequence_last_value('cleandb.epoch')::text, '')"
 _MARK = f"""CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
 DECLARE
   epoch text := {_EPOCH};
 BEGIN
-  IF current_setting('cleandb.m' || TG_RELID, true) IS NOT DISTINCT FROM epoch
-     OR current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on' THEN
+  IF current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on'
+     OR current_setting('cleandb.m' || TG_RELID, true) IS NOT DISTINCT FROM epoch THEN
     RETURN NULL;
   END IF;
   INSERT INTO cleandb.dirty (relid) VALUES (TG_RELID);
@@ -238,7 +238,6 @@ BEGIN
 END
 $cleandb$"""
 
-_EPOCH_LITERAL = _EPOCH.replace("'", "''")  # inside a plpgsql string literal
 _ATTACH = f"""CREATE OR REPLACE FUNCTION cleandb.attach(rel regclass) RETURNS void
 LANGUAGE plpgsql AS $cleandb$
 DECLARE
@@ -246,10 +245,7 @@ DECLARE
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = '{TRIGGER}') THEN
     EXECUTE format('CREATE TRIGGER {TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE '
-                   'ON %s FOR EACH STATEMENT WHEN (current_setting(%L, true) IS DISTINCT FROM '
-                   '{_EPOCH_LITERAL} AND current_setting(''cleandb.resetting'', true) '
-                   'IS DISTINCT FROM ''on'') EXECUTE FUNCTION cleandb.mark()',
-                   rel, 'cleandb.m' || rel::oid);
+                   'ON %s FOR EACH STATEMENT EXECUTE FUNCTION cleandb.mark()', rel);
   END IF;
   INSERT INTO cleandb.tables (relid, unit) VALUES (rel, root)
   ON CONFLICT (relid) DO UPDATE SET unit = excluded.unit;
