@@ -292,10 +292,21 @@ def run_write(b: Backend, setup: Setup) -> dict[str, Any]:
         return {"unavailable": "no untracked database"}
     pc = b.connect(plain)
     extra_conns.append(pc)
+    # The untracked table is emptied the way our reset empties a table without seeds on that
+    # backend (PostgreSQL: DELETE and the identity back to 1; MariaDB: TRUNCATE; SQLite:
+    # DELETE and sqlite_sequence), so that both tables take the next repetition's rows in the
+    # same physical state: a TRUNCATEd table against one full of deleted rows, or new ids
+    # against ids whose deleted index entries are still there, moved the 10,000-row INSERT by
+    # up to 40%.
+    if b.name == "postgresql":
+        empty = [
+            f"BEGIN; DELETE FROM {b.q(table)}; SELECT setval(pg_get_serial_sequence("
+            f"'{b.q(table)}', 'id'), 1, false); COMMIT"
+        ]
+    else:
+        empty = b.truncate_all_sql([table])
     targets.append(
-        write_bench.Target(
-            "untracked", b, plain, table, lambda: b.run_batch(pc, b.truncate_all_sql([table]))
-        )
+        write_bench.Target("untracked", b, plain, table, lambda: b.run_batch(pc, empty))
     )
     if "ours" in setup.dbs and "ours" not in setup.unavailable:
         oc = ours.Resetter(b, setup.dbs["ours"])
