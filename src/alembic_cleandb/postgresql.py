@@ -292,9 +292,8 @@ BEGIN
       PERFORM cleandb.snapshot(r);
     END IF;
   END LOOP;
-  PERFORM nextval('cleandb.epoch');
   DELETE FROM cleandb.dirty;
-  PERFORM setval('cleandb.tickets', 1, false);
+  PERFORM nextval('cleandb.epoch'), setval('cleandb.tickets', 1, false);  -- (see cleandb.reset())
   -- Fresh statistics keep the reset's plans on the indexes (a never-analyzed table is
   -- estimated at thousands of rows, which makes the planner hash-join whole tables).
   ANALYZE cleandb.tables, cleandb.sequences, cleandb.dirty;
@@ -380,11 +379,14 @@ BEGIN
   -- Arrays and = ANY keep every step on an index whatever the planner believes about the size
   -- of cleandb.dirty (its statistics are always stale: it fills and empties every test); the
   -- pg_class probes are scalar subqueries, looked up per row, never a hash of all relations.
-  -- A new epoch first: from here on every session marks again (see cleandb.mark()).
-  PERFORM nextval('cleandb.epoch'), set_config('cleandb.resetting', 'on', true),
-    set_config('synchronous_commit', 'off', true);
   WITH d AS (DELETE FROM cleandb.dirty RETURNING relid)
   SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM d;
+  -- A new epoch, only now that the marks to take are fixed (that statement's snapshot): from
+  -- here on every session marks again (see cleandb.mark()). A session that saw the new epoch
+  -- commits its mark after that snapshot, so this reset cannot take it; one that saw the old
+  -- epoch has its mark taken but remembers the old epoch, and marks again.
+  PERFORM nextval('cleandb.epoch'), set_config('cleandb.resetting', 'on', true),
+    set_config('synchronous_commit', 'off', true);
   SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
   WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
   SELECT string_agg((SELECT format(t.ctes, t.relid) FROM cleandb.tables t WHERE t.relid = u), ', ')
