@@ -16,7 +16,7 @@ the migrated, tracked database:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import ClassVar
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, Connection
 
 from ._base import backend_for
 from ._connect import connect, create_engine, normalize_url, safe_url
+from ._guard import check_database_name
 from .errors import CleanDBError, ConfigurationError
 
 __all__ = ["admin_for", "fingerprint"]
@@ -91,6 +92,32 @@ def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[C
         f"test databases: {errors[-1] if errors else 'no maintenance database'}. Check that the "
         "server runs and the URL's user may connect."
     )
+
+
+class ServerAdmin(Admin):
+    """A family with a server: its dialect module gives the maintenance databases to connect
+    to and the SQL that finds and creates a database (``{name}``: the quoted name)."""
+
+    maintenance: ClassVar[tuple[str | None, ...]] = (None,)
+    exists_sql: ClassVar[str] = ""  # one parameter, %(name)s
+    create_sql: ClassVar[str] = ""
+
+    def _server(self, url: URL) -> AbstractContextManager[Connection]:
+        return server_connection(url, self.maintenance)
+
+    def exists(self, url: URL) -> bool:
+        with self._server(url) as c:
+            found = c.exec_driver_sql(self.exists_sql, {"name": self.database(url)}).scalar()
+        return found is not None
+
+    def create_empty(self, url: URL) -> None:
+        name = self.database(url)
+        check_database_name(name, "create")
+        with self._server(url) as c:
+            try:
+                c.exec_driver_sql(self.create_sql.format(name=quote(c, name)))
+            except sa.exc.DBAPIError as exc:
+                raise create_failed(url, exc) from None
 
 
 def quote(connection: Connection, name: str) -> str:

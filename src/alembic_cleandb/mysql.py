@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -31,8 +30,7 @@ from sqlalchemy.engine import URL, Connection
 from ._base import Executor, call_routine, register
 from ._clientside import CONFIG, DIRTY, TABLES, ClientSideBackend, TableState, trigger_name
 from ._connect import autocommit_connection
-from ._databases import Admin, create_failed, quote, register_admin, server_connection
-from ._guard import check_database_name
+from ._databases import ServerAdmin, create_failed, quote, register_admin
 from .errors import CleanDBError, ConfigurationError
 
 PROCEDURES = ("cleandb_truncate",)
@@ -586,31 +584,14 @@ class MySQLBackend(ClientSideBackend):
 _DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
 
 
-class MySQLAdmin(Admin):
+class MySQLAdmin(ServerAdmin):
     """Creating, copying (tables with rows, views, triggers, routines, then tracking) and
     dropping databases."""
 
     names = ("mysql", "mariadb")
 
-    def _server(self, url: URL) -> AbstractContextManager[Connection]:
-        return server_connection(url, (None,))
-
-    def exists(self, url: URL) -> bool:
-        with self._server(url) as c:
-            found = c.exec_driver_sql(
-                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s",
-                {"name": self.database(url)},
-            ).scalar()
-        return found is not None
-
-    def create_empty(self, url: URL) -> None:
-        name = self.database(url)
-        check_database_name(name, "create")
-        with self._server(url) as c:
-            try:
-                c.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {quote(c, name)}")
-            except sa.exc.DBAPIError as exc:
-                raise create_failed(url, exc) from None
+    exists_sql = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s"
+    create_sql = "CREATE DATABASE IF NOT EXISTS {name}"
 
     def copy(self, base: URL, copy: URL) -> None:
         name = self.database(copy)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import ClassVar
 
 import sqlalchemy as sa
@@ -44,8 +43,7 @@ from ._base import (
     register,
 )
 from ._connect import safe_url
-from ._databases import Admin, create_failed, quote, register_admin, server_connection
-from ._guard import check_database_name
+from ._databases import ServerAdmin, create_failed, quote, register_admin
 from .errors import ConfigurationError
 
 SCHEMA = "cleandb"
@@ -639,36 +637,21 @@ class PostgreSQLBackend(BackendBase):
         return f"{quote(str(schema))}.{name}"
 
 
-class PostgreSQLAdmin(Admin):
+class PostgreSQLAdmin(ServerAdmin):
     """Creating, copying (``CREATE DATABASE ... TEMPLATE``, then adopt) and dropping databases."""
 
     names = ("postgresql",)
     IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
 
-    def _maintenance(self, url: URL) -> AbstractContextManager[Connection]:
-        return server_connection(url, ("postgres", "template1"))
-
-    def exists(self, url: URL) -> bool:
-        with self._maintenance(url) as c:
-            found = c.exec_driver_sql(
-                "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": self.database(url)}
-            ).scalar()
-        return found is not None
-
-    def create_empty(self, url: URL) -> None:
-        name = self.database(url)
-        check_database_name(name, "create")
-        with self._maintenance(url) as c:
-            try:
-                c.exec_driver_sql(f"CREATE DATABASE {quote(c, name)}")
-            except sa.exc.DBAPIError as exc:
-                raise create_failed(url, exc) from None
+    maintenance = ("postgres", "template1")
+    exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
+    create_sql = "CREATE DATABASE {name}"
 
     def copy(self, base: URL, copy: URL) -> None:
         from .cleaner import adopt
 
         name, template = self.database(copy), self.database(base)
-        with self._maintenance(base) as c:
+        with self._server(base) as c:
             statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
             deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
@@ -701,7 +684,7 @@ class PostgreSQLAdmin(Admin):
         )
 
     def drop(self, url: URL) -> None:
-        with self._maintenance(url) as c:
+        with self._server(url) as c:
             version = c.dialect.server_version_info or (0,)
             force = " WITH (FORCE)" if version >= (13,) else ""
             if not force:
