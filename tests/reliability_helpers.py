@@ -7,15 +7,28 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+import alembic_cleandb
+from alembic_cleandb import Cleaner
 from alembic_cleandb._base import backend_for
 from alembic_cleandb._connect import normalize_url
 
 #: How long a helper waits for something another thread or process must do (a hang guard,
 #: never an assertion on speed).
 PATIENCE = 60.0
+
+#: Every public entry point that opens a database by URL (or connection), by name.
+ENTRY_POINTS: dict[str, Callable[[Any], Any]] = {
+    "Cleaner": lambda target: Cleaner(target).close(),
+    "clean": alembic_cleandb.clean,
+    "set_baseline": alembic_cleandb.set_baseline,
+    "sync": alembic_cleandb.sync,
+    "adopt": alembic_cleandb.adopt,
+}
+entry_points = pytest.mark.parametrize("call", list(ENTRY_POINTS))
 
 
 def engine(url: str, **kw: Any) -> sa.Engine:

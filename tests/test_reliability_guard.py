@@ -7,29 +7,18 @@ import io
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
 import alembic_cleandb
-from alembic_cleandb import Cleaner, UnsafeDatabaseError
+from alembic_cleandb import UnsafeDatabaseError
 from alembic_cleandb._base import backend_for
 from conftest import Databases, alembic_config, server_engine, upgrade
-from reliability_helpers import connection, engine, full_dump, marks, q
+from reliability_helpers import ENTRY_POINTS, connection, engine, entry_points, full_dump, marks, q
 
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
-
-ENTRY_POINTS: dict[str, Callable[[Any], Any]] = {
-    "Cleaner": lambda target: Cleaner(target).close(),
-    "clean": alembic_cleandb.clean,
-    "set_baseline": alembic_cleandb.set_baseline,
-    "sync": alembic_cleandb.sync,
-    "adopt": alembic_cleandb.adopt,
-}
-entry_points = pytest.mark.parametrize("call", list(ENTRY_POINTS))
 
 
 def _elsewhere(url: str, other: str) -> str:

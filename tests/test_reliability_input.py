@@ -4,8 +4,6 @@ password, and loses nothing."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,25 +11,15 @@ from alembic import command
 
 import alembic_cleandb
 from alembic_cleandb import (
-    Cleaner,
     ConfigurationError,
     NotInstalledError,
     ResetError,
     VersionMismatchError,
 )
 from conftest import alembic_config, upgrade
-from reliability_helpers import connection, engine, full_dump, marks, q
+from reliability_helpers import ENTRY_POINTS, connection, engine, entry_points, full_dump, marks, q
 
 SECRET = "s3cret-pw"
-
-ENTRY_POINTS: dict[str, Callable[[Any], Any]] = {
-    "Cleaner": lambda url: Cleaner(url).close(),
-    "clean": alembic_cleandb.clean,
-    "set_baseline": alembic_cleandb.set_baseline,
-    "sync": alembic_cleandb.sync,
-    "adopt": alembic_cleandb.adopt,
-}
-entry_points = pytest.mark.parametrize("call", list(ENTRY_POINTS))
 
 
 def _with_password(url: str) -> str:
