@@ -216,9 +216,9 @@ class ClientSideBackend(BackendBase):
         tables take a baseline, and the marks stay for the next reset."""
         self.bind(connection)
         excluded = self._excluded(connection)
-        present = [
-            t for t in self.list_tables(connection) if t not in excluded and not self.own_table(t)
-        ]
+        tables = self.list_tables(connection)
+        existing = set(tables)
+        present = [t for t in tables if t not in excluded and not self.own_table(t)]
         tracked: dict[str, int] = {
             str(n): int(i) for n, i in connection.exec_driver_sql(f"SELECT name, id FROM {TABLES}")
         }
@@ -258,7 +258,7 @@ class ClientSideBackend(BackendBase):
             or (fresh and (table_id in dirty or table_id in seeded_before))
         ]
         for state in self.table_states(connection, todo):
-            self._snapshot(ex, connection, tracked[state.name], state)
+            self._snapshot(ex, connection, tracked[state.name], state, existing)
         seeded = connection.exec_driver_sql(
             f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
         ).fetchall()
@@ -267,12 +267,21 @@ class ClientSideBackend(BackendBase):
             connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
 
     def _snapshot(
-        self, ex: Executor, connection: Connection, table_id: int, state: TableState
+        self,
+        ex: Executor,
+        connection: Connection,
+        table_id: int,
+        state: TableState,
+        existing: set[str],
     ) -> None:
+        """``existing``: the tables of the database when the sync started. The old shadow is
+        dropped only if it is among them: on MariaDB even ``DROP TABLE IF EXISTS`` of a table
+        that is not there is DDL (1.8 ms), which was 0.37 s of an install on 200 tables."""
         q = self._q(connection, state.name)
         shadow = self._q(connection, shadow_name(table_id))
         cols = ", ".join(self._q(connection, c) for c in state.columns)
-        ex(f"DROP TABLE IF EXISTS {shadow}")
+        if shadow_name(table_id) in existing:
+            ex(f"DROP TABLE {shadow}")
         if state.rows:
             ex(f"CREATE TABLE {shadow} AS SELECT {cols} FROM {q}")
         reset_sql, restore_sql, counter_sql = self.statements(q, shadow, cols, state)
