@@ -41,6 +41,22 @@ def test_postgresql_offline_install_prints_guard_objects_and_triggers() -> None:
     assert sql.rstrip().endswith("SELECT cleandb.sync(false);")
 
 
+def test_postgresql_trigger_function_holds_only_the_already_marked_check() -> None:
+    """plpgsql compiles a trigger function per session and table: the marking itself lives in
+    cleandb.mark_table(), compiled once per session, created before the trigger function."""
+    statements = postgresql.install_statements(postgresql.TrackingOptions())
+    trigger = next(s for s in statements if "FUNCTION cleandb.mark()" in s)
+    marking = next(s for s in statements if "FUNCTION cleandb.mark_table(rel oid)" in s)
+    assert statements.index(marking) < statements.index(trigger)
+    body = trigger[trigger.index("BEGIN") :]
+    assert "INSERT" not in body and "nextval" not in body and "resetting" not in body
+    assert "IS DISTINCT FROM coalesce(pg_sequence_last_value('cleandb.epoch')" in body
+    assert "PERFORM cleandb.mark_table(TG_RELID);" in body
+    assert "INSERT INTO cleandb.dirty (relid) VALUES (rel);" in marking
+    assert "current_setting('cleandb.resetting', true)" in marking
+    assert "cleandb.mark_table(oid)" in postgresql.uninstall_statements()[0]
+
+
 def test_postgresql_guard_embeds_the_allowed_name_as_a_literal(monkeypatch) -> None:
     monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", "o'brien")
     op, buffer = offline("postgresql")
