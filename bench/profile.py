@@ -4,8 +4,9 @@
     .venv/bin/python bench/profile.py --backend postgresql,mariadb --tables 500 --k 1,5,20
 
 On one generated schema (the benchmark's, ``cleandb_bench_test_profile``, dropped at the
-end) a "test" writes 3 rows to each of k random tables, then the reset runs; repeated
-``--reps`` times per k. For each statement of the reset (grouped by its text, table names and
+end), once every table has been written and reset (the steady state, as in ``run.py``), a
+"test" writes 3 rows to each of k random tables, then the reset runs; repeated ``--reps``
+times per k. For each statement of the reset (grouped by its text, table names and
 oids folded) it prints the median time per reset, and the share of the server's time.
 
 - PostgreSQL: a copy of ``cleandb.reset()`` that takes ``clock_timestamp()`` after each of its
@@ -166,6 +167,9 @@ def profile(b: Backend, n: int, ks: list[int], reps: int, keep: bool) -> None:
         wcur = writer.cursor()
         prof = Profiler(b)
         rng = random.Random(7)
+        for i in range(0, n, 20):  # warm-up: every table reset once (see reset_bench.warm)
+            write_rows(b, wcur, schema.names[i : i + 20])
+            prof.reset()
         for k in ks:
             walls: list[float] = []
             per: dict[str, list[float]] = defaultdict(list)

@@ -32,6 +32,11 @@ class Strategy:
     writes = True
     check_ids = True
     checked = True  # semantics checked after each N (a floor that cleans nothing is not)
+    #: Its reset touches only the tables written: warmed on every table before timing (see
+    #: reset_bench.warm); one that empties every table is warm after its first reset.
+    warm_per_table = False
+    #: Timed in a second pass of each cell, after the others (see reset_bench.run_cell).
+    disturbs = False
 
     def __init__(self, backend: Backend, db: str, schema: Schema) -> None:
         self.backend, self.db, self.schema = backend, db, schema
@@ -52,6 +57,7 @@ class Strategy:
 
 class Ours(Strategy):
     name, label = "ours", "alembic-cleandb"
+    warm_per_table = True
 
     def __init__(self, backend: Backend, db: str, schema: Schema) -> None:
         super().__init__(backend, db, schema)
@@ -67,6 +73,7 @@ class Ours(Strategy):
 
 class Peer(Strategy):
     name, label = "peer", "pytest-clean-database 1.0.0"
+    warm_per_table = True
 
     def __init__(self, backend: Backend, db: str, schema: Schema, tracker: peer_mod.Peer) -> None:
         super().__init__(backend, db, schema)
@@ -95,6 +102,7 @@ class _Batch(Strategy):
 
 class TruncateAll(_Batch):
     name, label = "truncate_all", "truncate-all (one statement)"
+    disturbs = True
 
     def build(self, tables: Sequence[str]) -> list[str]:
         return self.backend.truncate_all_sql(tables)
