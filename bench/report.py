@@ -153,6 +153,11 @@ def suite_tables(data: dict[str, Any]) -> list[str]:
             elif r.get("tests"):
                 extra = " (%d tests only)" % r["tests"]
                 base = None
+            sa_floor = res.get("none_sa", {}).get("median_s")
+            if name == "ours" and sa_floor:
+                extra = " %s the floor with SQLAlchemy imported (none_sa)" % _ratio(
+                    r["median_s"], sa_floor
+                )
             out.append(
                 "%-16s%10.2f%6d%10s%11s%s"
                 % (

@@ -457,6 +457,11 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
         suite_bench.SuiteStrategy("truncate_all", py_main, conftest_extra=trunc, n_tests=sub)
     )
     strats.append(suite_bench.SuiteStrategy("none", py_main))
+    # The floor of a suite whose application imports SQLAlchemy (one migrated with Alembic
+    # does): our plugin imports it, the floor above and the peer do not.
+    strats.append(
+        suite_bench.SuiteStrategy("none_sa", py_main, conftest_extra="import sqlalchemy\n")
+    )
     # The -n 2 speed-up: the same suite and plugin, two xdist workers, one database copy each.
     strats.append(
         suite_bench.SuiteStrategy(
