@@ -67,6 +67,12 @@ class Backend:
         return self.dialect.identifier_preparer.quote(name)
 
     @property
+    def unprepared(self) -> dict[str, Any]:
+        """``cursor.execute`` keywords that keep a statement from being prepared on the server
+        (psycopg prepares a statement after its 5th execution on a connection)."""
+        return {"prepare": False} if self.name == "postgresql" else {}
+
+    @property
     def param(self) -> str:
         return "?" if self.name == "sqlite" else "%s"
 

@@ -1,6 +1,7 @@
 """Adapter for alembic-cleandb: the only place that knows its API. Fix here when it changes.
 
-- install: ``Operations(MigrationContext.configure(conn)).install_clean_tracking()`` + commit
+- install: ``Operations(MigrationContext.configure(conn)).install_clean_tracking(exclude=...)``
+           + commit
 - drop:    ``Operations(...).drop_clean_tracking()`` + commit
 - reset:   PostgreSQL ``SELECT cleandb_truncate()``, MariaDB ``CALL cleandb_truncate()``
            (raw DBAPI connection), SQLite ``alembic_cleandb.Cleaner(url).reset()``
@@ -60,19 +61,19 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _run_op(engine: sa.Engine, name: str) -> None:
+def _run_op(engine: sa.Engine, name: str, **kw: Any) -> None:
     """Run one of our Alembic operations (install/drop) on ``engine`` and commit."""
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
     load()
     with engine.connect() as conn:
-        getattr(Operations(MigrationContext.configure(conn)), name)()
+        getattr(Operations(MigrationContext.configure(conn)), name)(**kw)
         conn.commit()
 
 
-def install(engine: sa.Engine) -> None:
-    _run_op(engine, "install_clean_tracking")
+def install(engine: sa.Engine, exclude: tuple[str, ...] = ()) -> None:
+    _run_op(engine, "install_clean_tracking", exclude=list(exclude))
 
 
 def drop(engine: sa.Engine) -> None:

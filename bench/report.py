@@ -113,6 +113,8 @@ def write_tables(data: dict[str, Any]) -> list[str]:
                 for t in targets[1:]
             )
             out.append(row)
+        if "untracked" in w:
+            out.append("     untracked: " + w["untracked"])
         for t, why in w.get("unavailable_targets", {}).items():
             out.append(f"     {t}: unavailable: {why}")
     return out

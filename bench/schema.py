@@ -29,6 +29,17 @@ class Schema:
         return [t for t in self.names if t not in self.seeded and t not in self.fk_tables]
 
 
+#: The write benchmark's untracked table: a twin of the write table in the tracked database,
+#: excluded from tracking at install (see run.py ``run_write``).
+UNTRACKED = "w_untracked"
+
+
+def untracked_twin(schema: Schema) -> sa.Table:
+    """A copy of the write table (the last plain table) named :data:`UNTRACKED`."""
+    source = schema.metadata.tables[schema.plain_tables()[-1]]
+    return source.to_metadata(sa.MetaData(), name=UNTRACKED)
+
+
 def table_name(i: int) -> str:
     return "t%04d" % i
 

@@ -1,17 +1,24 @@
 """Write-side cost of tracking: the same INSERT workload on a tracked and an untracked table.
 
-Workloads (one table with no FK and no seed rows, same name in every database):
+Workloads (one table with no FK and no seed rows):
 - multi:       ``multi_rows`` rows in one multi-row INSERT (autocommit)
 - single_tx:   ``single_rows`` single-row INSERTs inside one transaction
 - single_auto: ``single_rows`` single-row INSERTs, each its own autocommit transaction
 
-Targets: ``untracked`` (plain database), ``ours`` (alembic-cleandb tracking) and ``peer``
-(pytest-clean-database's tracking). Between repetitions the table is reset (untimed) with
-the target's own reset, so every repetition starts from a clean, unmarked table, as a test
-does. Repetitions are interleaved across targets, order rotated.
+Targets: ``ours`` (alembic-cleandb tracking), ``untracked`` (a twin of that table in the same
+database, excluded from tracking, written on the same connection: only the trigger differs)
+and ``peer`` (pytest-clean-database's tracking, its own database). Between repetitions each
+table is reset (untimed) with its target's own reset, so every repetition starts from a
+clean, unmarked table, as a test does. The multi-row INSERT: repetitions interleaved across
+targets, order rotated; the single-row workloads: statement by statement across targets
+(see :func:`run_singles`).
 Statement text is rendered by the driver beforehand where it interpolates on the client
 (PyMySQL; the 10k-row statement on psycopg via ClientCursor.mogrify), so the timing is
-the server's work, not Python string building that is the same for every target.
+the server's work, not Python string building that is the same for every target. The
+10k-row statement is never prepared on the server: psycopg prepares a statement at its 5th
+execution, and then each repetition either reused the cached plan (0.01 ms) or, when the
+untimed VACUUM had invalidated it, planned the 10,000 rows again (26-28 ms, server log),
+by chance: the median flipped between those two modes from run to run.
 """
 
 from __future__ import annotations
@@ -28,11 +35,20 @@ WORKLOADS = ("multi", "single_tx", "single_auto")
 
 
 class Target:
+    """One table written by the workloads; ``share`` writes on another target's connection."""
+
     def __init__(
-        self, name: str, backend: Backend, db: str, table: str, reset: Callable[[], None]
+        self,
+        name: str,
+        backend: Backend,
+        db: str,
+        table: str,
+        reset: Callable[[], None],
+        share: Target | None = None,
     ) -> None:
         self.name, self.backend, self.db, self.table = name, backend, db, table
-        self.conn = backend.connect(db)
+        self._owns = share is None
+        self.conn = backend.connect(db) if share is None else share.conn
         self.cur = self.conn.cursor()
         self._reset = reset
 
@@ -41,7 +57,8 @@ class Target:
 
     def close(self) -> None:
         self.cur.close()
-        self.conn.close()
+        if self._owns:
+            self.conn.close()
 
 
 def _render(backend: Backend, conn: Any, sql: str, params: list[Any]) -> str | None:
@@ -88,27 +105,48 @@ def prepare(
     }
 
 
-def _exec(cur: Any, sql: str, params: list[Any] | None) -> None:
+def _exec(cur: Any, sql: str, params: list[Any] | None, **kw: Any) -> None:
     if params is None:
-        cur.execute(sql)
+        cur.execute(sql, **kw)
     else:
-        cur.execute(sql, params)
+        cur.execute(sql, params, **kw)
 
 
-def run_workload(t: Target, work: str, stmts: dict[str, Any]) -> int:
-    cur = t.cur
+def run_multi(t: Target, stmts: dict[str, Any]) -> int:
     t0 = time.perf_counter_ns()
-    if work == "multi":
-        _exec(cur, *stmts["multi"])
-    elif work == "single_tx":
-        cur.execute("BEGIN")
-        for sql, p in stmts["singles"]:
-            _exec(cur, sql, p)
-        cur.execute("COMMIT")
-    else:
-        for sql, p in stmts["singles"]:
-            _exec(cur, sql, p)
+    _exec(t.cur, *stmts["multi"], **t.backend.unprepared)
     return time.perf_counter_ns() - t0
+
+
+def run_singles(
+    targets: list[Target], work: str, stmts: dict[str, Any], shift: int
+) -> dict[str, int]:
+    """The single-row workloads of every target at once, statement by statement in turn (the
+    order rotated at every statement), each statement timed on its own: whatever the machine
+    does meanwhile (another process, a frequency change) falls on every target alike. Run one
+    target after another, the untracked table's 1,000 INSERTs in one transaction took 55 or
+    140 ms from run to run on the same connection. ``single_tx``: each connection runs its
+    statements in one transaction; BEGIN and COMMIT are not counted (the untracked and the
+    tracked table share a connection, hence a commit)."""
+    clock = time.perf_counter_ns
+    ns = {t.name: 0 for t in targets}
+    owners = list({id(t.conn): t for t in targets}.values())
+    if work == "single_tx":
+        for t in owners:
+            t.cur.execute("BEGIN")
+    try:
+        for i in range(len(stmts[targets[0].name]["singles"])):
+            k = (shift + i) % len(targets)
+            for t in targets[k:] + targets[:k]:
+                sql, p = stmts[t.name]["singles"][i]
+                t0 = clock()
+                _exec(t.cur, sql, p)
+                ns[t.name] += clock() - t0
+    finally:
+        if work == "single_tx":
+            for t in owners:
+                t.cur.execute("COMMIT")
+    return ns
 
 
 def run(
@@ -141,12 +179,19 @@ def run(
                 if not active:
                     break
                 shift = rep % len(active)
-                for t in active[shift:] + active[:shift]:
-                    ns = run_workload(t, work, stmts[t.name])
-                    t.reset()
-                    spent[t.name] += ns
+                if work == "multi":
+                    took = {}
+                    for t in active[shift:] + active[:shift]:
+                        took[t.name] = run_multi(t, stmts[t.name])
+                        t.reset()
+                else:
+                    took = run_singles(active, work, stmts, shift)
+                    for t in active:
+                        t.reset()
+                for name, ns in took.items():
+                    spent[name] += ns
                     if rep >= warmup:
-                        samples[t.name].append(ns)
+                        samples[name].append(ns)
         finally:
             gc.enable()
         results[work] = {
