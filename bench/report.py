@@ -100,6 +100,7 @@ def write_tables(data: dict[str, Any]) -> list[str]:
             "%-26s" % "workload"
             + "".join("%14s" % t for t in targets)
             + "".join("%12s" % (t + "/untr") for t in targets[1:])
+            + "".join("%13s" % (t + " paired") for t in targets[1:])
         )
         for work, label in (
             ("multi", "%d rows, 1 INSERT" % w["multi_rows"]),
@@ -112,9 +113,17 @@ def write_tables(data: dict[str, Any]) -> list[str]:
                 "%12s" % _ratio(res[t]["median_ms"], res["untracked"]["median_ms"])
                 for t in targets[1:]
             )
+            row += "".join(
+                "%13s" % ("%.2fx" % p if (p := res[t].get("paired_ratio")) is not None else "-")
+                for t in targets[1:]
+            )
             out.append(row)
         if "untracked" in w:
             out.append("     untracked: " + w["untracked"])
+        out.append(
+            "     x/untr: ratio of the medians; paired: median of the per-repetition ratios"
+            " (the goals use it)"
+        )
         for t, why in w.get("unavailable_targets", {}).items():
             out.append(f"     {t}: unavailable: {why}")
     return out

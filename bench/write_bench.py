@@ -159,11 +159,20 @@ def run(
     budget_s: float = 5.0,
 ) -> dict[str, Any]:
     """Interleaved repetitions; a target stops after ``min_reps`` once it has spent
-    ``budget_s`` on a workload (the peer's 10k-row INSERT takes seconds on MariaDB)."""
+    ``budget_s`` on a workload (the peer's 10k-row INSERT takes seconds on MariaDB).
+
+    Per target and workload: the median and minimum time, and ``paired_ratio``, the median
+    over repetitions of its time divided by the untracked table's in the same repetition.
+    The machine goes through phases that last several repetitions and move both tables
+    alike (the 10k-row INSERT took 41-45 ms for a few repetitions, then 60-70 ms, on both
+    tables): a ratio taken within each repetition cancels them, the ratio of the two
+    medians does not when the phases fall unevenly."""
     stmts = {t.name: prepare(t.backend, t.conn, t.table, multi_rows, single_rows) for t in targets}
     results: dict[str, Any] = {}
     for work in WORKLOADS:
         samples: dict[str, list[int]] = {t.name: [] for t in targets}
+        # each target's time over the untracked table's in the same repetition
+        ratios: dict[str, list[float]] = {t.name: [] for t in targets}
         for t in targets:
             t.reset()
         spent = {t.name: 0 for t in targets}
@@ -192,6 +201,9 @@ def run(
                     spent[name] += ns
                     if rep >= warmup:
                         samples[name].append(ns)
+                if rep >= warmup and "untracked" in took:
+                    for name, ns in took.items():
+                        ratios[name].append(ns / took["untracked"])
         finally:
             gc.enable()
         results[work] = {
@@ -199,6 +211,7 @@ def run(
                 "median_ms": statistics.median(v) / 1e6,
                 "min_ms": min(v) / 1e6,
                 "reps": len(v),
+                "paired_ratio": statistics.median(ratios[name]) if ratios[name] else None,
             }
             for name, v in samples.items()
         }
