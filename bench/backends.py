@@ -150,6 +150,20 @@ class Backend:
         finally:
             conn.close()
 
+    def set_file_per_table(self, on: bool) -> bool:
+        """MariaDB: set the server-wide ``innodb_file_per_table`` (read when a table is
+        created; a table keeps its tablespace through TRUNCATE); returns the previous value."""
+        conn = self._connect_url(self.admin_url, autocommit=True)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT @@GLOBAL.innodb_file_per_table")
+            old = bool(cur.fetchone()[0])
+            cur.execute("SET GLOBAL innodb_file_per_table = %s" % ("ON" if on else "OFF"))
+            cur.close()
+            return old
+        finally:
+            conn.close()
+
     def server_info(self) -> dict[str, Any]:
         if self.name == "sqlite":
             return {"version": sqlite3.sqlite_version}
@@ -165,12 +179,14 @@ class Backend:
                 cur.execute("SELECT VERSION()")
                 info["version"] = cur.fetchone()[0]
                 cur.execute(
-                    "SELECT @@innodb_flush_log_at_trx_commit, @@innodb_buffer_pool_size, @@log_bin"
+                    "SELECT @@innodb_flush_log_at_trx_commit, @@innodb_buffer_pool_size, "
+                    "@@log_bin, @@innodb_file_per_table"
                 )
                 row = cur.fetchone()
                 info["innodb_flush_log_at_trx_commit"] = row[0]
                 info["innodb_buffer_pool_size"] = row[1]
                 info["log_bin"] = row[2]
+                info["innodb_file_per_table"] = row[3]
         finally:
             conn.close()
         return info

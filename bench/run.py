@@ -89,6 +89,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pg-url", default=None, help="SQLAlchemy URL of the PostgreSQL server")
     p.add_argument("--mariadb-url", default=None, help="SQLAlchemy URL of the MariaDB server")
     p.add_argument("--no-peer", action="store_true", help="skip pytest-clean-database")
+    p.add_argument(
+        "--mariadb-file-per-table",
+        choices=("server", "on", "off"),
+        default="server",
+        help="MariaDB: innodb_file_per_table while the benchmark creates its tables (set "
+        "server-wide for the run, then restored; needs SUPER). off puts them in the system "
+        "tablespace, where TRUNCATE is cheaper. Default: leave the server as it is",
+    )
     p.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -649,6 +657,10 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{bname}: SKIPPED, server not reachable: {exc}")
             data["notes"].append(f"{bname} skipped: {exc}")
             continue
+        restore_fpt: bool | None = None
+        if bname == "mariadb" and ARGS.mariadb_file_per_table != "server":
+            restore_fpt = b.set_file_per_table(ARGS.mariadb_file_per_table == "on")
+            data["meta"]["servers"][bname] = b.server_info()
         log("== {} {}".format(bname, data["meta"]["servers"][bname]))
         bres: dict[str, Any] = {"by_n": {}, "unavailable": {}}
         data["reset"][bname] = bres
@@ -680,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             data["notes"].append(f"{bname} aborted: {type(exc).__name__}: {exc}")
         finally:
+            if restore_fpt is not None:
+                b.set_file_per_table(restore_fpt)
             b.dispose()
     data["goals"] = goals.evaluate(data)
     data["meta"]["elapsed_s"] = round(time.perf_counter() - T0, 1)
