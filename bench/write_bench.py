@@ -124,8 +124,8 @@ def run_singles(
     """The single-row workloads of every target at once, statement by statement in turn (the
     order rotated at every statement), each statement timed on its own: whatever the machine
     does meanwhile (another process, a frequency change) falls on every target alike. Run one
-    target after another, the untracked table's 1,000 INSERTs in one transaction took 55 or
-    140 ms from run to run on the same connection. ``single_tx``: each connection runs its
+    target after another, the untracked table's 1,000 INSERTs in one transaction took 57 or
+    144 ms from run to run on the same connection. ``single_tx``: each connection runs its
     statements in one transaction; BEGIN and COMMIT are not counted (the untracked and the
     tracked table share a connection, hence a commit)."""
     clock = time.perf_counter_ns
