@@ -170,3 +170,64 @@ def test_a_reset_inside_the_writing_transaction_leaves_its_next_writes_marked(pg
         assert count(pg, "user") == 0
     finally:
         engine.dispose()
+
+
+_AUDITED = (
+    'CREATE TABLE "Audit Log" (id bigserial PRIMARY KEY, what text NOT NULL)',
+    """CREATE FUNCTION "log it"() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO "Audit Log" (what) VALUES (TG_OP || ' ' || TG_TABLE_NAME); RETURN NULL; END
+    $$""",
+    'CREATE TRIGGER "log deletes" AFTER DELETE ON "user" FOR EACH ROW EXECUTE FUNCTION "log it"()',
+)
+
+
+@pytest.mark.parametrize("via", ["clean", "sql"])
+def test_an_application_trigger_does_not_fire_for_the_reset(pg: str, via: str) -> None:
+    """An audit trigger on DELETE would log the reset's own deletes into a table that no reset
+    removes again. The reset runs with triggers off (replica mode): through the library's
+    connection, and through a plain SELECT cleandb_truncate() on any superuser connection."""
+    execute(pg, *_AUDITED)
+    execute(pg, "INSERT INTO \"user\" (name) VALUES ('a'), ('b')")
+    if via == "clean":
+        assert alembic_cleandb.clean(pg) == 1
+    else:
+        with connect(pg) as c:
+            assert c.execute(sa.text("SELECT cleandb_truncate()")).scalar() == 1
+            # the caller's transaction goes on with triggers (and marks) on
+            assert c.execute(sa.text("SHOW session_replication_role")).scalar() == "origin"
+    assert count(pg, "user") == 0
+    assert count(pg, "Audit Log") == 0
+    # the application's own deletes still fire it, and are reset like any write
+    execute(pg, "INSERT INTO \"user\" (name) VALUES ('c')", 'DELETE FROM "user"')
+    assert rows(pg, "Audit Log") == [(1, "DELETE user")]
+    assert alembic_cleandb.clean(pg) == 2
+    assert count(pg, "Audit Log") == 0
+
+
+def _fk_open(url: str) -> bool:
+    with connect(url) as c:
+        return bool(c.execute(sa.text("SELECT fk_open FROM cleandb.config")).scalar())
+
+
+def test_a_foreign_key_from_an_untracked_table_keeps_the_checks_on(pg: str) -> None:
+    """billing is not a tracked schema: its rows may reference rows a test wrote to a tracked
+    table, so the reset keeps foreign-key checks on - it refuses to leave a dangling reference
+    and keeps its marks - until that constraint is gone and tracking is synced."""
+    assert not _fk_open(pg)
+    execute(
+        pg, 'CREATE TABLE billing.note (id serial PRIMARY KEY, user_id bigint REFERENCES "user")'
+    )
+    assert _fk_open(pg)  # the event trigger saw the new constraint
+    with connect(pg) as c:
+        new_user = sa.text("INSERT INTO \"user\" (name) VALUES ('u') RETURNING id")
+        user_id = c.execute(new_user).scalar()
+        c.execute(sa.text("INSERT INTO billing.note (user_id) VALUES (:u)"), {"u": user_id})
+    with pytest.raises(alembic_cleandb.ResetError, match="foreign key"):
+        alembic_cleandb.clean(pg)
+    assert count(pg, "user") == 1  # nothing was reset, the mark is kept
+    execute(pg, "DELETE FROM billing.note")
+    assert alembic_cleandb.clean(pg) == 1
+    assert count(pg, "user") == 0
+    execute(pg, "DROP TABLE billing.note")
+    alembic_cleandb.sync(pg)
+    assert not _fk_open(pg)

@@ -88,6 +88,56 @@ def test_postgresql_role_without_superuser(unprivileged: str) -> None:
         c.rollback()
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("granted", [False, True])
+def test_postgresql_role_granted_set_on_session_replication_role(
+    unprivileged: str, granted: bool
+) -> None:
+    """PostgreSQL 15 lets a superuser grant SET on session_replication_role: such a role's
+    reset runs with triggers off (an application's audit trigger does not log it); without
+    the grant the reset still works, with triggers on."""
+    url = unprivileged
+    role = sa.make_url(url).username
+    upgrade(url)
+    with connection(url) as c:
+        c.execute(sa.text("CREATE TABLE audit (what text)"))
+        c.execute(
+            sa.text(
+                "CREATE FUNCTION log_it() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "INSERT INTO audit VALUES (TG_OP); RETURN NULL; END $$"
+            )
+        )
+        c.execute(
+            sa.text(
+                f"CREATE TRIGGER log_it AFTER DELETE ON {q(c, 'user')} "
+                "FOR EACH ROW EXECUTE FUNCTION log_it()"
+            )
+        )
+        c.commit()
+    alembic_cleandb.sync(url)  # no event trigger for this role
+    if granted:
+        admin = server_engine("postgresql")
+        with admin.connect() as c:
+            c.exec_driver_sql(f"GRANT SET ON PARAMETER session_replication_role TO {role}")
+        admin.dispose()
+    try:
+        with connection(url) as c:
+            c.execute(sa.text(f"INSERT INTO {q(c, 'user')} (name) VALUES ('x')"))
+            c.commit()
+        with Cleaner(url, lock_timeout=1) as cleaner:
+            assert cleaner.reset() == 1
+        with connection(url) as c:
+            assert c.execute(sa.text(f"SELECT COUNT(*) FROM {q(c, 'user')}")).scalar() == 0
+            logged = c.execute(sa.text("SELECT COUNT(*) FROM audit")).scalar()
+        assert logged == (0 if granted else 1)
+    finally:
+        if granted:
+            admin = server_engine("postgresql")
+            with admin.connect() as c:
+                c.exec_driver_sql(f"REVOKE SET ON PARAMETER session_replication_role FROM {role}")
+            admin.dispose()
+
+
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_mariadb_user_without_super_or_process(unprivileged: str) -> None:
     url = unprivileged

@@ -57,6 +57,36 @@ def test_postgresql_trigger_function_holds_only_the_already_marked_check() -> No
     assert "cleandb.mark_table(oid)" in postgresql.uninstall_statements()[0]
 
 
+def test_postgresql_reset_switches_triggers_off_only_where_no_foreign_key_needs_them() -> None:
+    """The reset's writes run in replica mode (no application trigger, no foreign-key check)
+    unless a foreign key joins a tracked and an untracked table; a switch made for one reset
+    is undone before it returns, and every function it needs is created before it and
+    dropped on uninstall."""
+    statements = postgresql.install_statements(postgresql.TrackingOptions())
+    reset = next(s for s in statements if "FUNCTION cleandb.reset()" in s)
+    fks = next(s for s in statements if "FUNCTION cleandb.check_fks(rel regclass)" in s)
+    may = next(s for s in statements if "FUNCTION cleandb.may_skip_triggers()" in s)
+    on_ddl = next(s for s in statements if "FUNCTION cleandb.on_ddl()" in s)
+    attach_new = next(s for s in statements if "FUNCTION cleandb.attach_new()" in s)
+    assert statements.index(fks) < statements.index(attach_new)
+    assert statements.index(may) < statements.index(reset)
+    assert "fk_open boolean NOT NULL DEFAULT false" in "\n".join(statements)
+    body = reset[reset.index("BEGIN") :]
+    fk_branch = body.index("IF fk_open THEN")
+    replica = body.index("PERFORM set_config('session_replication_role', 'replica', true);")
+    origin = body.index("PERFORM set_config('session_replication_role', 'origin', true);")
+    execute = body.index("EXECUTE 'WITH ' || q")
+    restore = body.index("PERFORM set_config('session_replication_role', role, true);")
+    assert fk_branch < origin < replica < execute < restore
+    assert "AND cleandb.may_skip_triggers() THEN" in body
+    assert "NOT g.tgisinternal AND g.tgname <> 'cleandb_mark'" in body
+    assert "has_parameter_privilege('session_replication_role', 'SET')" in may
+    assert "PERFORM cleandb.check_fks(NULL);" in attach_new
+    assert "PERFORM cleandb.check_fks(r);" in on_ddl
+    uninstall = postgresql.uninstall_statements()[0]
+    assert "cleandb.check_fks(regclass), cleandb.may_skip_triggers()" in uninstall
+
+
 def test_postgresql_guard_embeds_the_allowed_name_as_a_literal(monkeypatch) -> None:
     monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", "o'brien")
     op, buffer = offline("postgresql")

@@ -15,7 +15,7 @@ from .errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchErro
 #: tracking was installed with another version must be re-installed.
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)

@@ -17,7 +17,9 @@ not - so it compares every tracked sequence with its baseline.
 
 Reset: one dynamic statement whose data-modifying CTEs delete what a test added, update rows
 it changed and insert rows it removed, for every dirty table at once; foreign keys are checked
-at the end of that one statement, so their order never matters. Sequences go back to their
+at the end of that one statement, so their order never matters - where checks are needed at
+all: the reset's writes run in replica mode (no application trigger, no foreign-key check)
+unless a foreign key joins a tracked table and an untracked one. Sequences go back to their
 baseline positions with ``setval``. The fragments name their table by oid, filled in at reset
 time, so a renamed table keeps working. All of it is one transaction: a reset that fails or is
 interrupted changes nothing and keeps every mark.
@@ -89,7 +91,8 @@ CREATE TABLE IF NOT EXISTS cleandb.config (
   database name NOT NULL,
   routine_schema name NOT NULL,
   schemas text[] NOT NULL,
-  excluded text[] NOT NULL
+  excluded text[] NOT NULL,
+  fk_open boolean NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS cleandb.tables (
   relid regclass PRIMARY KEY,
@@ -169,6 +172,28 @@ LANGUAGE sql STABLE AS $cleandb$
   WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
     AND n.nspname = ANY (g.schemas) AND n.nspname <> 'cleandb'
     AND NOT c.relname = ANY (g.excluded)
+$cleandb$"""
+
+# Whether a foreign key joins a tracked table and an untracked one (a table excluded from
+# tracking, or in a schema that is not tracked). Only then may the reset's writes break a
+# reference the baseline did not have, so only then does the reset keep foreign-key checks on
+# (see cleandb.reset()). Taken again by every sync and by the DDL event trigger.
+_CHECK_FKS = """CREATE OR REPLACE FUNCTION cleandb.check_fks(rel regclass) RETURNS void
+LANGUAGE plpgsql AS $cleandb$
+BEGIN
+  IF rel IS NULL THEN  -- every constraint (a sync)
+    UPDATE cleandb.config SET fk_open = EXISTS (
+      SELECT FROM pg_constraint c
+      WHERE c.contype = 'f'
+        AND EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.conrelid)
+            <> EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.confrelid));
+  ELSIF EXISTS (SELECT FROM pg_constraint c  -- the constraints of one table just created or altered
+                WHERE c.conrelid = rel AND c.contype = 'f'
+                  AND EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.conrelid)
+                      <> EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.confrelid)) THEN
+    UPDATE cleandb.config SET fk_open = true WHERE NOT fk_open;
+  END IF;
+END
 $cleandb$"""
 
 # Baseline of one unit (a table, or the root of a partitioned table): its rows as row
@@ -288,6 +313,7 @@ BEGIN
     PERFORM cleandb.attach(r);
     attached := attached + 1;
   END LOOP;
+  PERFORM cleandb.check_fks(NULL);
   RETURN attached;
 END
 $cleandb$"""
@@ -323,13 +349,15 @@ DECLARE
 BEGIN
   FOR r IN SELECT DISTINCT e.objid::regclass FROM pg_event_trigger_ddl_commands() e
            WHERE e.classid = 'pg_class'::regclass AND e.object_type = 'table' LOOP
-    CONTINUE WHEN r NOT IN (SELECT x FROM cleandb.candidates() AS x);
-    IF NOT EXISTS (SELECT FROM cleandb.tables WHERE relid = r) THEN
-      PERFORM cleandb.attach(r);
-    ELSIF r = (SELECT unit FROM cleandb.tables WHERE relid = r)
-          AND NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = r) THEN
-      PERFORM cleandb.snapshot(r);
+    IF r IN (SELECT x FROM cleandb.candidates() AS x) THEN
+      IF NOT EXISTS (SELECT FROM cleandb.tables WHERE relid = r) THEN
+        PERFORM cleandb.attach(r);
+      ELSIF r = (SELECT unit FROM cleandb.tables WHERE relid = r)
+            AND NOT EXISTS (SELECT FROM cleandb.dirty WHERE relid = r) THEN
+        PERFORM cleandb.snapshot(r);
+      END IF;
     END IF;
+    PERFORM cleandb.check_fks(r);  -- (an untracked table's foreign keys count too)
   END LOOP;
 END
 $cleandb$"""
@@ -349,15 +377,31 @@ BEGIN
 END
 $cleandb$"""
 
-_CHECK_DATABASE = """IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = current_database()) THEN
-    RAISE EXCEPTION USING
+_WRONG_DATABASE = """RAISE EXCEPTION USING
       MESSAGE = format('alembic-cleandb: tracking in database %s was installed in database %s; '
                        'refusing to reset a database it was not installed in',
                        quote_literal(current_database()),
                        (SELECT quote_literal(database) FROM cleandb.config)),
       HINT = 'If this database is a copy made for tests, adopt it with '
-             'alembic_cleandb.adopt(url); otherwise reinstall tracking.';
+             'alembic_cleandb.adopt(url); otherwise reinstall tracking.';"""
+_CHECK_DATABASE = f"""IF NOT EXISTS (SELECT FROM cleandb.config WHERE database = current_database()) THEN
+    {_WRONG_DATABASE}
   END IF;"""
+
+# Whether this session may turn triggers off for its own statements (session_replication_role
+# = replica): a superuser, or a role granted SET on the parameter (PostgreSQL 15 and later; a
+# branch not taken is never parsed, so older servers never see has_parameter_privilege).
+_MAY_SKIP_TRIGGERS = """CREATE OR REPLACE FUNCTION cleandb.may_skip_triggers() RETURNS boolean
+LANGUAGE plpgsql STABLE AS $cleandb$
+BEGIN
+  IF current_setting('is_superuser') = 'on' THEN
+    RETURN true;
+  ELSIF current_setting('server_version_num')::integer >= 150000 THEN
+    RETURN has_parameter_privilege('session_replication_role', 'SET');
+  END IF;
+  RETURN false;
+END
+$cleandb$"""
 
 # The reset: one probe when nothing is dirty (no mark, no ticket taken); otherwise one query
 # that takes exactly the marks seen now (a mark committed while the reset runs stays for the
@@ -384,9 +428,14 @@ DECLARE
   marked regclass[];
   units regclass[];
   q text;
+  fk_open boolean;
+  role text := current_setting('session_replication_role');
 BEGIN
   -- (cleandb_truncate() has already probed for anything to do)
-  {_CHECK_DATABASE}
+  SELECT c.fk_open INTO fk_open FROM cleandb.config c WHERE c.database = current_database();
+  IF NOT FOUND THEN
+    {_WRONG_DATABASE}
+  END IF;
   -- Arrays and = ANY keep every step on an index whatever the planner believes about the size
   -- of cleandb.dirty (its statistics are always stale: it fills and empties every test); the
   -- pg_class probes are scalar subqueries, looked up per row, never a hash of all relations.
@@ -402,12 +451,35 @@ BEGIN
   WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
   SELECT string_agg((SELECT format(t.ctes, t.relid) FROM cleandb.tables t WHERE t.relid = u), ', ')
   INTO q FROM unnest(units) AS u;
+  -- No trigger fires for the reset's own writes when the role may say so (replica mode): an
+  -- application's trigger (an audit log, a counter) would otherwise write rows that no reset
+  -- ever removes, and the foreign-key checks cost more than the rest of the reset (the rows of
+  -- tracked tables go back to a baseline that satisfied them). Unless a foreign key joins a
+  -- tracked table and an untracked one: then the checks stay on. The Cleaner's connection
+  -- (the pytest plugin's) is in replica mode already. Another connection switches only for the
+  -- dirty units with triggers of their own, for this statement only: the switch makes the
+  -- session re-plan every cached statement (twice), about 0.6 ms.
+  IF fk_open THEN
+    IF role = 'replica' THEN
+      PERFORM set_config('session_replication_role', 'origin', true);
+    END IF;
+  ELSIF role <> 'replica'
+        AND EXISTS (SELECT FROM (SELECT u FROM unnest(units) AS u  -- (and their partitions)
+                                 UNION ALL SELECT p.relid FROM unnest(units) AS u, pg_partition_tree(u) AS p)
+                                AS r (rel) JOIN pg_trigger g ON g.tgrelid = r.rel
+                    WHERE NOT g.tgisinternal AND g.tgname <> '{TRIGGER}')
+        AND cleandb.may_skip_triggers() THEN
+    PERFORM set_config('session_replication_role', 'replica', true);
+  END IF;
   IF q IS NOT NULL THEN
     EXECUTE 'WITH ' || q || ' SELECT NULL';
   END IF;
   -- setval is not transactional: only once the rows are back (a reset that fails before this
   -- point has changed nothing at all).
   PERFORM setval('cleandb.tickets', 1, false), set_config('cleandb.resetting', 'off', true);
+  IF current_setting('session_replication_role') <> role THEN
+    PERFORM set_config('session_replication_role', role, true);
+  END IF;
   IF marks = issued THEN  -- the usual case: the dirty units' sequences, by index
     PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
     WHERE s.unit = ANY (units) AND (SELECT true FROM pg_class c WHERE c.oid = s.seq);
@@ -474,7 +546,8 @@ BEGIN
   DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach_new(),
     cleandb.reset(),
     cleandb.attach(regclass),
-    cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark(), cleandb.mark_table(oid);
+    cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark(), cleandb.mark_table(oid),
+    cleandb.check_fks(regclass), cleandb.may_skip_triggers();
   DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config, cleandb.sequences;
   DROP SEQUENCE IF EXISTS cleandb.tickets, cleandb.epoch;
   DROP SCHEMA cleandb;
@@ -515,9 +588,11 @@ def install_statements(options: TrackingOptions) -> list[str]:
         _CANDIDATES,
         _SNAPSHOT,
         _ATTACH,
+        _CHECK_FKS,
         _ATTACH_NEW,
         _SYNC,
         _ON_DDL,
+        _MAY_SKIP_TRIGGERS,
         _RESET,
         _TRUNCATE,
         _SYNC_PUBLIC,
@@ -539,6 +614,15 @@ class PostgreSQLBackend(BackendBase):
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+        # This connection only resets: no trigger fires for its writes where the role may say
+        # so (the same test as cleandb.may_skip_triggers(), which a database without tracking
+        # lacks). cleandb.reset() turns them back on where a foreign key needs its checks.
+        may = "current_setting('is_superuser') = 'on'"
+        if (connection.dialect.server_version_info or (0,)) >= (15,):
+            may += " OR has_parameter_privilege('session_replication_role', 'SET')"
+        connection.exec_driver_sql(
+            f"SELECT set_config('session_replication_role', 'replica', false) WHERE {may}"
+        )
 
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         for sql in install_statements(options):
