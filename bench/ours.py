@@ -3,8 +3,8 @@
 - install: ``Operations(MigrationContext.configure(conn)).install_clean_tracking(exclude=...)``
            + commit
 - drop:    ``Operations(...).drop_clean_tracking()`` + commit
-- reset:   PostgreSQL ``SELECT cleandb_truncate()``, MariaDB ``CALL cleandb_truncate()``
-           (raw DBAPI connection), SQLite ``alembic_cleandb.Cleaner(url).reset()``
+- reset:   ``alembic_cleandb.Cleaner(url).reset()`` (PostgreSQL ``SELECT cleandb_truncate()``,
+           MariaDB ``CALL cleandb_truncate()`` on its raw DBAPI connection)
 - pytest:  pytest11 entry point ``alembic_cleandb.pytest_plugin`` configured by the ini
            option ``cleandb_urls``.
 """
@@ -80,64 +80,27 @@ def drop(engine: sa.Engine) -> None:
     _run_op(engine, "drop_clean_tracking")
 
 
-def reset(backend_name: str, dbapi_conn: Any) -> None:
-    """One post-test reset on a raw DBAPI connection in autocommit mode (PostgreSQL, MariaDB)."""
-    cur = dbapi_conn.cursor()
-    try:
-        if backend_name == "postgresql":
-            cur.execute("SELECT cleandb_truncate()")
-            cur.fetchall()
-        elif backend_name == "mariadb":
-            cur.execute("CALL cleandb_truncate()")
-            while cur.nextset():
-                pass
-        else:
-            raise ValueError("use make_resetter() for " + backend_name)
-    finally:
-        cur.close()
-
-
 class Resetter:
-    """The per-test reset of one database, opened once (as the pytest fixture does).
-
-    PostgreSQL/MariaDB: the routine called on a raw DBAPI connection. SQLite has no stored
-    routines: ``alembic_cleandb.Cleaner(url).reset()``, which is what the plugin's per-test
-    fixture calls (``alembic_cleandb.clean(url)`` would also re-open and re-check the
-    database on every call).
+    """The per-test reset of one database, opened once, as the pytest plugin does:
+    ``alembic_cleandb.Cleaner(url)`` and its ``reset()`` after every test (on PostgreSQL and
+    MariaDB that calls the database-side routine on the Cleaner's raw DBAPI connection; the
+    Cleaner also configures that connection, e.g. PostgreSQL's replica mode for the reset's
+    own writes, which a bare ``SELECT cleandb_truncate()`` on a fresh connection would not
+    have). SQLite has no stored routines: the Cleaner resets from Python.
     """
 
     def __init__(self, backend: Any, db: str) -> None:
         self.backend_name = backend.name
-        self._conn: Any = None
-        self._cleaner: Any = None
-        self.via = "routine on raw DBAPI connection"
+        mod, _ = load()
         url = backend.sa_url(db).render_as_string(hide_password=False)
-        if backend.name == "sqlite":
-            mod, _ = load()
-            self._cleaner = mod.Cleaner(url)
-            self.via = "Cleaner(url).reset()"
-            return
-        self._conn = backend.connect(db)
-        try:  # the routine may live in a schema off the search path: then ask the library
-            reset(self.backend_name, self._conn)
-        except Exception:
-            self._conn.close()
-            self._conn = None
-            mod, _ = load()
-            self._cleaner = mod.Cleaner(url)
-            self.via = "Cleaner(url).reset() (unqualified routine call failed)"
+        self._cleaner = mod.Cleaner(url)
+        self.via = "Cleaner(url).reset(), as the plugin's per-test fixture"
 
     def __call__(self) -> None:
-        if self._cleaner is not None:
-            self._cleaner.reset()
-        else:
-            reset(self.backend_name, self._conn)
+        self._cleaner.reset()
 
     def close(self) -> None:
-        if self._cleaner is not None:
-            self._cleaner.close()
-        if self._conn is not None:
-            self._conn.close()
+        self._cleaner.close()
 
 
 # ------------------------------------------------------------------ pytest plugin

@@ -111,6 +111,9 @@ class Profiler:
         self.notices: list[str] = []
         self.seen = 0  # MariaDB: the last Query_ID already counted
         if b.name == "postgresql":
+            # as the Cleaner configures its connection (PostgreSQLBackend.configure_session):
+            # the reset's own writes fire no trigger
+            self.conn.execute("SET session_replication_role = replica")
             self.conn.add_notice_handler(lambda d: self.notices.append(d.message_primary))
             definition = self.conn.execute(
                 "SELECT pg_get_functiondef('cleandb.reset()'::regprocedure)"

@@ -432,15 +432,17 @@ DECLARE
   role text := current_setting('session_replication_role');
 BEGIN
   -- (cleandb_truncate() has already probed for anything to do)
-  SELECT c.fk_open INTO fk_open FROM cleandb.config c WHERE c.database = current_database();
-  IF NOT FOUND THEN
-    {_WRONG_DATABASE}
-  END IF;
   -- Arrays and = ANY keep every step on an index whatever the planner believes about the size
   -- of cleandb.dirty (its statistics are always stale: it fills and empties every test); the
   -- pg_class probes are scalar subqueries, looked up per row, never a hash of all relations.
+  -- The database guard is read by the same statement (an exception undoes the DELETE).
   WITH d AS (DELETE FROM cleandb.dirty RETURNING relid)
-  SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM d;
+  SELECT count(*), array_agg(relid::regclass),
+         (SELECT c.fk_open FROM cleandb.config c WHERE c.database = current_database())
+  INTO marks, marked, fk_open FROM d;
+  IF fk_open IS NULL THEN
+    {_WRONG_DATABASE}
+  END IF;
   -- A new epoch, only now that the marks to take are fixed (that statement's snapshot): from
   -- here on every session marks again (see cleandb.mark()). A session that saw the new epoch
   -- commits its mark after that snapshot, so this reset cannot take it; one that saw the old
@@ -463,13 +465,14 @@ BEGIN
     IF role = 'replica' THEN
       PERFORM set_config('session_replication_role', 'origin', true);
     END IF;
-  ELSIF role <> 'replica'
-        AND EXISTS (SELECT FROM (SELECT u FROM unnest(units) AS u  -- (and their partitions)
-                                 UNION ALL SELECT p.relid FROM unnest(units) AS u, pg_partition_tree(u) AS p)
-                                AS r (rel) JOIN pg_trigger g ON g.tgrelid = r.rel
-                    WHERE NOT g.tgisinternal AND g.tgname <> '{TRIGGER}')
-        AND cleandb.may_skip_triggers() THEN
-    PERFORM set_config('session_replication_role', 'replica', true);
+  ELSIF role <> 'replica' THEN  -- (a condition of its own: the query below costs 30 us)
+    IF EXISTS (SELECT FROM (SELECT u FROM unnest(units) AS u  -- (and their partitions)
+                            UNION ALL SELECT p.relid FROM unnest(units) AS u, pg_partition_tree(u) AS p)
+                           AS r (rel) JOIN pg_trigger g ON g.tgrelid = r.rel
+               WHERE NOT g.tgisinternal AND g.tgname <> '{TRIGGER}')
+       AND cleandb.may_skip_triggers() THEN
+      PERFORM set_config('session_replication_role', 'replica', true);
+    END IF;
   END IF;
   IF q IS NOT NULL THEN
     EXECUTE 'WITH ' || q || ' SELECT NULL';
