@@ -2,7 +2,8 @@
 
 SQLite has no routines, so the reset is done by the library: one query finds the dirty
 tables (nothing more happens when none is), then one transaction deletes their rows, copies
-the baselines back and restores ``sqlite_sequence``. The reset connection turns foreign keys
+the baselines back and restores ``sqlite_sequence`` - and does it again for any table that an
+application's trigger wrote to meanwhile. The reset connection turns foreign keys
 off for that transaction, so neither their order nor ``ON DELETE CASCADE`` matters.
 """
 
@@ -22,7 +23,7 @@ from ._clientside import CONFIG, DIRTY, TABLES, ClientSideBackend, TableState, t
 from ._connect import safe_url
 from ._databases import Admin, register_admin
 from ._guard import check_database_name
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ResetError
 
 
 class SQLiteBackend(ClientSideBackend):
@@ -125,30 +126,52 @@ class SQLiteBackend(ClientSideBackend):
             )
         return f"DELETE FROM {q}", restore, counter_sql
 
+    #: Passes of one reset: a trigger of the application's that writes another table while the
+    #: reset deletes or restores rows marks that table, and the next pass resets it too.
+    MAX_PASSES = 5
+
     def resetter(self, connection: Connection) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
+        find = (
+            f"SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i') "
+            f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id"
+        )
 
         def reset() -> int:
-            dirty = dbapi.execute(
-                f"SELECT t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i') "
-                f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id"
-            ).fetchall()
+            dirty = dbapi.execute(find).fetchall()
             if not dirty:
                 return 0
             foreign_keys = dbapi.execute("PRAGMA foreign_keys").fetchone()[0]
             if foreign_keys:
                 dbapi.execute("PRAGMA foreign_keys = OFF")
+            done: set[int] = set()
             try:
                 dbapi.execute("BEGIN IMMEDIATE")
                 try:
-                    for name, reset_sql, restore_sql, counter_sql, inserted in dirty:
-                        dbapi.execute(reset_sql)
-                        if restore_sql:
-                            dbapi.execute(restore_sql)
-                        if counter_sql and inserted:
-                            dbapi.execute(counter_sql, (name,))
-                    dbapi.execute(f"DELETE FROM {DIRTY}")
+                    for _ in range(self.MAX_PASSES):
+                        for table_id, name, reset_sql, restore_sql, counter_sql, inserted in dirty:
+                            dbapi.execute(reset_sql)
+                            if restore_sql:
+                                dbapi.execute(restore_sql)
+                            if counter_sql and inserted:
+                                dbapi.execute(counter_sql, (name,))
+                            # its marks, its own statements' included: what is marked from
+                            # here on was written by a trigger, and gets the next pass
+                            dbapi.execute(f"DELETE FROM {DIRTY} WHERE tid = ?", (table_id,))
+                            done.add(table_id)
+                        dirty = dbapi.execute(find).fetchall()
+                        if not dirty:
+                            break
+                    else:
+                        names = ", ".join(sorted(str(row[1]) for row in dirty))
+                        raise ResetError(
+                            f"alembic-cleandb: triggers keep writing tracked tables ({names}) "
+                            f"while the reset restores them, {self.MAX_PASSES} passes in a "
+                            "row; nothing was reset. Make those triggers stop writing when "
+                            "nothing changes, or exclude their tables from tracking"
+                        )
+                    dbapi.execute(f"DELETE FROM {DIRTY}")  # (marks of tables no longer tracked)
                 except BaseException:
                     dbapi.execute("ROLLBACK")
                     raise
@@ -156,7 +179,7 @@ class SQLiteBackend(ClientSideBackend):
             finally:
                 if foreign_keys:
                     dbapi.execute("PRAGMA foreign_keys = ON")
-            return len(dirty)
+            return len(done)
 
         return reset
 
