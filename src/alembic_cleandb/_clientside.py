@@ -30,6 +30,9 @@ CONFIG = "cleandb_config"
 TABLES = "cleandb_tables"
 DIRTY = "cleandb_dirty"
 KINDS = (("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE"))
+#: Passes of one reset at most: a trigger of the application's that writes a table while the
+#: reset deletes or restores rows of another marks that table, and the next pass resets it.
+MAX_PASSES = 5
 
 
 def trigger_name(table_id: int, kind: str) -> str:

@@ -5,9 +5,11 @@ in prepared statements, error 1295), so offline (``--sql``) mode cannot install 
 The reset is the stored procedure ``cleandb_truncate()``: one first query tells whether
 anything happened since the last reset (and returns at once when nothing did); then each
 table whose AUTO_INCREMENT counter must go back gets one DDL (``TRUNCATE``, ``ALTER`` only
-where needed), and one final transaction copies seeded tables' baselines back, deletes the
-marks of every finished table and stores the ticket position - foreign-key checks off
-throughout (no cascades either). An interrupted reset may leave marks of tables it did reset
+where needed), and one final transaction copies seeded tables' baselines back and stores
+the ticket position - foreign-key checks off throughout (no cascades either). Each table's
+marks are deleted right after its own statements (riding on the next DDL's implicit commit),
+so a mark left meanwhile by a trigger of the application's (an audit log written while the
+reset deleted or restored rows) survives, and another pass resets that table too. An interrupted reset may leave marks of tables it did reset
 (reset again next time), never lose those of a table it did not. ``TRUNCATE`` fires no
 trigger in MySQL: a seeded table found empty counts as written.
 
@@ -28,7 +30,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
 from ._base import Executor, call_routine, register
-from ._clientside import CONFIG, DIRTY, TABLES, ClientSideBackend, TableState, trigger_name
+from ._clientside import (
+    CONFIG,
+    DIRTY,
+    MAX_PASSES,
+    TABLES,
+    ClientSideBackend,
+    TableState,
+    trigger_name,
+)
 from ._connect import autocommit_connection
 from ._databases import ServerAdmin, create_failed, quote, register_admin
 from .errors import CleanDBError, ConfigurationError
@@ -107,7 +117,11 @@ def _procedure(seeded: Sequence[tuple[int, str]], sequence: bool = False) -> str
       where it was, so ``ALTER`` runs only where that is not enough);
     * everything else - the DELETE + copy of seeded tables whose counter did not move, the
       deletion of the marks of every finished table and the stored ticket position - is one
-      transaction at the end: one commit. An interrupted reset may leave the marks of tables
+      transaction at the end: one commit (a table reset by DDL has its marks deleted right
+      after, in a transaction that the next DDL's implicit commit commits);
+    * a pass ends with that commit; a mark of this connection's left then was written by an
+      application's trigger during the pass, and the tables loop runs again (at most
+      ``MAX_PASSES`` times). An interrupted reset may leave the marks of tables
       it did reset (they are reset again next time), never lose those of one it did not.
     """
     if seeded:
@@ -152,7 +166,7 @@ proc: BEGIN
   DECLARE v_message VARCHAR(128);
   DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
   DECLARE v_last, v_busy, v_ran, v_seeded, v_fid INT DEFAULT 0;
-  DECLARE v_count, v_marks, v_tries INT DEFAULT 0;
+  DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
   DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
   -- Integers only: a cursor is materialized in a temporary table, and TEXT columns (or a
   -- GROUP BY over them) would put it on disk. The statements are read per table below.
@@ -221,6 +235,7 @@ proc: BEGIN
     -- and the DDL's implicit commit commits it: a reset killed while waiting has committed
     -- every table before the one it waits for, marks gone. Killed elsewhere, it may keep
     -- marks of tables it did reset: they are reset again next time, never lost.
+    passes: LOOP
     SET v_done = 0;
     OPEN cur;
     tables: LOOP
@@ -278,8 +293,8 @@ proc: BEGIN
           END;
           IF v_gone THEN
             SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_fname, '`', '``'), '`'));
-          ELSE
-            SET v_finished = CONCAT_WS(',', v_finished, v_fid);
+          ELSE  -- its marks, its own statements' included, right after them (see passes)
+            DELETE FROM {DIRTY} WHERE tid = v_fid;
           END IF;
         END WHILE;
         IF v_finished IS NOT NULL THEN
@@ -322,13 +337,31 @@ proc: BEGIN
       ELSEIF v_seeded AND v_counter IS NULL THEN
         SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
       ELSE
-        SET v_finished = CONCAT_WS(',', v_finished, v_id), v_count = v_count + v_written;
+        START TRANSACTION;  -- (committed by the next DDL's implicit commit, or the last one)
+        DELETE FROM {DIRTY} WHERE tid = v_id;
+        SET v_count = v_count + v_written;
       END IF;
     END LOOP;
     CLOSE cur;
     SET @cleandb_table = NULL;
-  END IF;
-  IF v_next <> v_seen THEN
+    IF v_pass = 0 AND v_next <> v_seen THEN
+      UPDATE {CONFIG} SET tickets = v_next;
+    END IF;
+    COMMIT;
+    -- Each table's marks went right after its own statements: a mark of this connection's
+    -- now was left by a trigger of the application's that wrote a table while the reset
+    -- deleted or restored rows of another. Another pass resets those tables too.
+    SELECT EXISTS (SELECT 1 FROM {DIRTY} WHERE conn = CONNECTION_ID()) INTO v_again;
+    IF NOT v_again OR v_missing IS NOT NULL THEN
+      LEAVE passes;
+    END IF;
+    SET v_pass = v_pass + 1;
+    IF v_pass >= {MAX_PASSES} THEN
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
+        'alembic-cleandb: triggers keep writing tracked tables while the reset restores them, {MAX_PASSES} passes in a row; their marks are kept.';
+    END IF;
+    END LOOP;
+  ELSEIF v_next <> v_seen THEN
     UPDATE {CONFIG} SET tickets = v_next;
   END IF;
   COMMIT;

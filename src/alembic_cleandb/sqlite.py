@@ -19,7 +19,15 @@ from typing import ClassVar
 from sqlalchemy.engine import URL, Connection
 
 from ._base import register
-from ._clientside import CONFIG, DIRTY, TABLES, ClientSideBackend, TableState, trigger_name
+from ._clientside import (
+    CONFIG,
+    DIRTY,
+    MAX_PASSES,
+    TABLES,
+    ClientSideBackend,
+    TableState,
+    trigger_name,
+)
 from ._connect import safe_url
 from ._databases import Admin, register_admin
 from ._guard import check_database_name
@@ -126,10 +134,6 @@ class SQLiteBackend(ClientSideBackend):
             )
         return f"DELETE FROM {q}", restore, counter_sql
 
-    #: Passes of one reset: a trigger of the application's that writes another table while the
-    #: reset deletes or restores rows marks that table, and the next pass resets it too.
-    MAX_PASSES = 5
-
     def resetter(self, connection: Connection) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
@@ -149,7 +153,7 @@ class SQLiteBackend(ClientSideBackend):
             try:
                 dbapi.execute("BEGIN IMMEDIATE")
                 try:
-                    for _ in range(self.MAX_PASSES):
+                    for _ in range(MAX_PASSES):
                         for table_id, name, reset_sql, restore_sql, counter_sql, inserted in dirty:
                             dbapi.execute(reset_sql)
                             if restore_sql:
@@ -167,7 +171,7 @@ class SQLiteBackend(ClientSideBackend):
                         names = ", ".join(sorted(str(row[1]) for row in dirty))
                         raise ResetError(
                             f"alembic-cleandb: triggers keep writing tracked tables ({names}) "
-                            f"while the reset restores them, {self.MAX_PASSES} passes in a "
+                            f"while the reset restores them, {MAX_PASSES} passes in a "
                             "row; nothing was reset. Make those triggers stop writing when "
                             "nothing changes, or exclude their tables from tracking"
                         )
