@@ -6,10 +6,11 @@ The reset is the stored procedure ``cleandb_truncate()``: one first query tells 
 anything happened since the last reset (and returns at once when nothing did); then each
 table whose AUTO_INCREMENT counter must go back gets one DDL (``TRUNCATE``, ``ALTER`` only
 where needed), and one final transaction copies seeded tables' baselines back and stores
-the ticket position - foreign-key checks off throughout (no cascades either). Each table's
-marks are deleted right after its own statements (riding on the next DDL's implicit commit),
-so a mark left meanwhile by a trigger of the application's (an audit log written while the
-reset deleted or restored rows) survives, and another pass resets that table too. An interrupted reset may leave marks of tables it did reset
+the ticket position - foreign-key checks off throughout (no cascades either). Right after a
+table's own statements go the marks this connection holds on it, so a mark that a trigger of
+the application's leaves later in the reset (an audit log written while the reset deleted or
+restored rows of another table) survives the final deletion, which spares this connection's
+marks, and another pass resets that table too. An interrupted reset may leave marks of tables it did reset
 (reset again next time), never lose those of a table it did not. ``TRUNCATE`` fires no
 trigger in MySQL: a seeded table found empty counts as written.
 
@@ -117,11 +118,13 @@ def _procedure(seeded: Sequence[tuple[int, str]], sequence: bool = False) -> str
       where it was, so ``ALTER`` runs only where that is not enough);
     * everything else - the DELETE + copy of seeded tables whose counter did not move, the
       deletion of the marks of every finished table and the stored ticket position - is one
-      transaction at the end: one commit (a table reset by DDL has its marks deleted right
-      after, in a transaction that the next DDL's implicit commit commits);
+      transaction at the end: one commit (right after a table reset by DDL, this
+      connection's marks of it are deleted: none in the usual case, so nothing to commit);
     * a pass ends with that commit; a mark of this connection's left then was written by an
-      application's trigger during the pass, and the tables loop runs again (at most
-      ``MAX_PASSES`` times). An interrupted reset may leave the marks of tables
+      application's trigger during the pass (a seeded table's own DELETE + copy has its
+      marks deleted right after it, in the final transaction), and the tables loop runs
+      again, at most ``MAX_PASSES`` times. A trigger that writes the very table whose reset
+      fired it is not seen (MySQL refuses that anyway, error 1442). An interrupted reset may leave the marks of tables
       it did reset (they are reset again next time), never lose those of one it did not.
     """
     if seeded:
@@ -245,7 +248,8 @@ proc: BEGIN
         SELECT name, reset_sql, restore_sql, counter_sql, counter
         INTO v_name, v_reset, v_restore, v_counter, v_base FROM {TABLES} WHERE id = v_id;
         IF v_done THEN  -- a mark of a table no longer tracked (forgotten by a sync): drop it
-          SET v_done = 0, v_finished = CONCAT_WS(',', v_finished, v_id);
+          SET v_done = 0;
+          DELETE FROM {DIRTY} WHERE tid = v_id;
           ITERATE tables;
         END IF;
         SET @cleandb_table = v_name;
@@ -298,7 +302,7 @@ proc: BEGIN
           END IF;
         END WHILE;
         IF v_finished IS NOT NULL THEN
-          SET @cleandb_sql = CONCAT('DELETE FROM {DIRTY} WHERE tid IN (', v_finished, ')');
+          SET @cleandb_sql = CONCAT('DELETE FROM {DIRTY} WHERE tid IN (', v_finished, ') AND conn <> CONNECTION_ID()');
           PREPARE cleandb_stmt FROM @cleandb_sql;
           EXECUTE cleandb_stmt;
           DEALLOCATE PREPARE cleandb_stmt;
@@ -337,9 +341,10 @@ proc: BEGIN
       ELSEIF v_seeded AND v_counter IS NULL THEN
         SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
       ELSE
-        START TRANSACTION;  -- (committed by the next DDL's implicit commit, or the last one)
-        DELETE FROM {DIRTY} WHERE tid = v_id;
-        SET v_count = v_count + v_written;
+        -- this connection's marks of it (none, unless a trigger wrote it earlier in this
+        -- reset): right away, so that one written from now on stays for the next pass
+        DELETE FROM {DIRTY} WHERE tid = v_id AND conn = CONNECTION_ID();
+        SET v_finished = CONCAT_WS(',', v_finished, v_id), v_count = v_count + v_written;
       END IF;
     END LOOP;
     CLOSE cur;
