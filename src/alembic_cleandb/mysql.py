@@ -366,10 +366,10 @@ proc: BEGIN
         'alembic-cleandb: triggers keep writing tracked tables while the reset restores them, {MAX_PASSES} passes in a row; their marks are kept.';
     END IF;
     END LOOP;
-  ELSEIF v_next <> v_seen THEN
+  ELSEIF v_next <> v_seen THEN  -- (each pass above commits its own work)
     UPDATE {CONFIG} SET tickets = v_next;
+    COMMIT;
   END IF;
-  COMMIT;
   IF v_marks THEN
     SET SESSION foreign_key_checks = @cleandb_fk;
     SET @cleandb_fk = NULL;

@@ -178,19 +178,15 @@ $cleandb$"""
 # tracking, or in a schema that is not tracked). Only then may the reset's writes break a
 # reference the baseline did not have, so only then does the reset keep foreign-key checks on
 # (see cleandb.reset()). Taken again by every sync and by the DDL event trigger.
-_CHECK_FKS = """CREATE OR REPLACE FUNCTION cleandb.check_fks(rel regclass) RETURNS void
+_CROSSING = """SELECT FROM pg_constraint c WHERE c.contype = 'f'
+      AND EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.conrelid)
+          <> EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.confrelid)"""
+_CHECK_FKS = f"""CREATE OR REPLACE FUNCTION cleandb.check_fks(rel regclass) RETURNS void
 LANGUAGE plpgsql AS $cleandb$
 BEGIN
   IF rel IS NULL THEN  -- every constraint (a sync)
-    UPDATE cleandb.config SET fk_open = EXISTS (
-      SELECT FROM pg_constraint c
-      WHERE c.contype = 'f'
-        AND EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.conrelid)
-            <> EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.confrelid));
-  ELSIF EXISTS (SELECT FROM pg_constraint c  -- the constraints of one table just created or altered
-                WHERE c.conrelid = rel AND c.contype = 'f'
-                  AND EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.conrelid)
-                      <> EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.confrelid)) THEN
+    UPDATE cleandb.config SET fk_open = EXISTS ({_CROSSING});
+  ELSIF EXISTS ({_CROSSING} AND c.conrelid = rel) THEN  -- one table just created or altered
     UPDATE cleandb.config SET fk_open = true WHERE NOT fk_open;
   END IF;
 END
@@ -391,13 +387,15 @@ _CHECK_DATABASE = f"""IF NOT EXISTS (SELECT FROM cleandb.config WHERE database =
 # Whether this session may turn triggers off for its own statements (session_replication_role
 # = replica): a superuser, or a role granted SET on the parameter (PostgreSQL 15 and later; a
 # branch not taken is never parsed, so older servers never see has_parameter_privilege).
-_MAY_SKIP_TRIGGERS = """CREATE OR REPLACE FUNCTION cleandb.may_skip_triggers() RETURNS boolean
+_SUPERUSER = "current_setting('is_superuser') = 'on'"
+_GRANTED = "has_parameter_privilege('session_replication_role', 'SET')"  # PostgreSQL 15+
+_MAY_SKIP_TRIGGERS = f"""CREATE OR REPLACE FUNCTION cleandb.may_skip_triggers() RETURNS boolean
 LANGUAGE plpgsql STABLE AS $cleandb$
 BEGIN
-  IF current_setting('is_superuser') = 'on' THEN
+  IF {_SUPERUSER} THEN
     RETURN true;
   ELSIF current_setting('server_version_num')::integer >= 150000 THEN
-    RETURN has_parameter_privilege('session_replication_role', 'SET');
+    RETURN {_GRANTED};
   END IF;
   RETURN false;
 END
@@ -620,9 +618,9 @@ class PostgreSQLBackend(BackendBase):
         # This connection only resets: no trigger fires for its writes where the role may say
         # so (the same test as cleandb.may_skip_triggers(), which a database without tracking
         # lacks). cleandb.reset() turns them back on where a foreign key needs its checks.
-        may = "current_setting('is_superuser') = 'on'"
+        may = _SUPERUSER
         if (connection.dialect.server_version_info or (0,)) >= (15,):
-            may += " OR has_parameter_privilege('session_replication_role', 'SET')"
+            may += f" OR {_GRANTED}"
         connection.exec_driver_sql(
             f"SELECT set_config('session_replication_role', 'replica', false) WHERE {may}"
         )
