@@ -10,15 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from ._connect import safe_url
 from ._databases import admin_for, fingerprint
 from ._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
-from .errors import ConfigurationError
+from .errors import CleanDBError, ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
 
@@ -71,7 +70,9 @@ def prepare_one(
             if admin.exists(make_url(copy)):
                 admin.drop(make_url(copy))
             admin.copy(make_url(base), make_url(copy))
-        except SQLAlchemyError as exc:
+        except CleanDBError:
+            raise
+        except Exception as exc:  # a driver's own error (raw cursor), or a file that is in the way
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise ConfigurationError(
                 f"alembic-cleandb: cannot copy {safe_url(base)!r} to {safe_url(copy)!r} for "
@@ -101,7 +102,9 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
             except Exception as exc:
                 errors.append(exc)
     if errors:  # leave no half-made set behind (a failed copy may exist too)
-        drop([worker_url(bases[i], w) for w, i in jobs])
+        for w, i in jobs:
+            with suppress(Exception):  # what made a copy fail may stop its removal: report that
+                drop([worker_url(bases[i], w)])
         raise errors[0]
     return result
 
