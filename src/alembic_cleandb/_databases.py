@@ -40,6 +40,9 @@ class Admin:
     """Server-level operations on one database family."""
 
     names: ClassVar[tuple[str, ...]] = ()
+    #: Rows (schema or NULL, table) of every table with a ``version_num`` column: Alembic's
+    #: version table, whatever ``version_table``/``version_table_schema`` named it.
+    version_tables_sql: ClassVar[str] = ""
 
     def database(self, url: URL) -> str:
         if not url.database:
@@ -168,12 +171,35 @@ def fingerprint(url: str | URL) -> str | None:
         with connection:
             try:
                 version = backend_for(connection.dialect.name).installed_version(connection)
-                heads: list[str] = []
-                if sa.inspect(connection).has_table("alembic_version"):
-                    rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
-                    heads = sorted(str(r[0]) for r in rows)
+                heads = alembic_heads(connection, admin_for(url))
             except sa.exc.DBAPIError:
                 return None
         return f"tracking={version};alembic={','.join(heads)}"
     finally:
         engine.dispose()
+
+
+#: The revision of the cleandb branch (``environment.REVISION``; importing that loads Alembic).
+_CLEANDB_REVISION = "cleandb_0001"
+
+
+def alembic_heads(connection: Connection, admin: Admin) -> list[str]:
+    """The revisions in the database's Alembic version table, sorted.
+
+    A custom ``version_table`` (and ``version_table_schema``) is found by its ``version_num``
+    column; among several such tables, the one holding the cleandb revision wins, then
+    ``alembic_version``.
+    """
+    tables: dict[str, list[str]] = {}
+    for schema, table in connection.exec_driver_sql(admin.version_tables_sql):
+        name = quote(connection, str(table))
+        if schema is not None:
+            name = f"{quote(connection, str(schema))}.{name}"
+        rows = connection.exec_driver_sql(f"SELECT version_num FROM {name}")
+        heads = sorted(str(r[0]) for r in rows)
+        if _CLEANDB_REVISION in heads:
+            return heads
+        tables[str(table)] = heads
+    if "alembic_version" in tables:
+        return tables["alembic_version"]
+    return next(iter(tables.values()), [])

@@ -745,6 +745,11 @@ class PostgreSQLAdmin(ServerAdmin):
     IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
 
     maintenance = ("postgres", "template1")
+    version_tables_sql = (
+        "SELECT table_schema, table_name FROM information_schema.columns "
+        "WHERE column_name = 'version_num' "
+        "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+    )
     exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
     create_sql = "CREATE DATABASE {name}"
 

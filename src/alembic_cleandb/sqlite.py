@@ -190,6 +190,10 @@ class SQLiteBackend(ClientSideBackend):
 
 class SQLiteAdmin(Admin):
     names = ("sqlite",)
+    version_tables_sql = (
+        "SELECT NULL, m.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
+        "WHERE m.type = 'table' AND p.name = 'version_num' ORDER BY 2"
+    )
 
     def path(self, url: URL) -> Path:
         name = url.database
