@@ -90,7 +90,13 @@ def test_a_failure_while_copying_worker_databases(pytester: pytest.Pytester, dat
     _usage_error(result, "cannot copy * for pytest-xdist worker gw0*")
 
 
-@pytest.mark.parametrize("setting", ["path_separator = os", "version_path_separator = os"])
+# Alembic < 1.16 reads version_path_separator only (path_separator = os is ignored there);
+# 1.16 and later read path_separator, and version_path_separator when it is absent.
+MODERN = hasattr(Config, "get_version_locations_list")
+SEPARATORS = ["version_path_separator = os"] + (["path_separator = os"] if MODERN else [])
+
+
+@pytest.mark.parametrize("setting", SEPARATORS)
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_path_separator_os_in_cleandb_migrate(
     pytester: pytest.Pytester, databases, setting: str
@@ -100,16 +106,20 @@ def test_path_separator_os_in_cleandb_migrate(
     _usage_error(result, "version location(s) * do not exist*path_separator = space*")
 
 
-def test_enable_refuses_path_separator_os(tmp_path: Path) -> None:
-    ini = _ini(tmp_path / "alembic.ini", "path_separator = os")
+@pytest.mark.parametrize("setting", SEPARATORS)
+def test_enable_refuses_path_separator_os(tmp_path: Path, setting: str) -> None:
+    ini = _ini(tmp_path / "alembic.ini", setting)
     config = Config(str(ini), ini_section="cleandb")
     with pytest.raises(CommandError, match="do not exist.*path_separator = space"):
         alembic_cleandb.enable(config)
 
 
+@pytest.mark.parametrize("setting", SEPARATORS)
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_alembic_command_line_with_path_separator_os_fails(db_url: str, tmp_path: Path) -> None:
-    ini = _ini(tmp_path / "alembic.ini", "path_separator = os")
+def test_alembic_command_line_with_path_separator_os_fails(
+    db_url: str, tmp_path: Path, setting: str
+) -> None:
+    ini = _ini(tmp_path / "alembic.ini", setting)
     ini.write_text(ini.read_text() + f"sqlalchemy.url = {db_url}\n")
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "-c", str(ini), "-n", "cleandb", "upgrade", "heads"],

@@ -215,7 +215,7 @@ def enable(config: Config) -> Config:
                 "alembic-cleandb: the Alembic config has no script_location; enable() needs "
                 "the config your env.py uses"
             )
-        base = alembic_util.coerce_resource_to_filename(script_location)
+        base = Path(alembic_util.coerce_resource_to_filename(script_location))  # str < 1.16
         locations = [str(base / "versions")]
     if VERSIONS in locations:
         return config
