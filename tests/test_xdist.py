@@ -7,11 +7,12 @@ and the real pytest-xdist.
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import sqlalchemy as sa
 
-from alembic_cleandb import clean
+from alembic_cleandb import Cleaner, UnsafeDatabaseError, _xdist, clean
 from alembic_cleandb._databases import admin_for
 from alembic_cleandb.pytest_plugin import worker_url
 from conftest import upgrade
@@ -157,7 +158,52 @@ def test_an_explicitly_allowed_base_allows_its_copies(
     upgrade(url)
     pytester.makeini(_ini(url))
     pytester.makepyfile(test_iso=ISOLATION)
-    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=8)
+    # The allowance reaches the workers' resets as an argument: the environment the tests and
+    # the application see keeps what the user set.
+    pytester.makepyfile(
+        test_env=f"import os\n\ndef test_env():\n"
+        f"    assert os.environ['CLEANDB_ALLOW_DATABASE'] == {allowed!r}\n"
+    )
+    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=10)
+
+
+def _watch_environment(stop: threading.Event, seen: set[str | None]) -> None:
+    while not stop.is_set():
+        seen.add(os.environ.get("CLEANDB_ALLOW_DATABASE"))
+
+
+def test_copies_of_an_allowed_base_are_made_without_touching_the_environment(
+    databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The allowance is an argument: copies made by several threads at once need no lock
+    around os.environ, and no other thread ever sees it change."""
+    url = databases.create(f"cleandb_allowed_{os.getpid()}")
+    name = sa.make_url(url).database
+    allowed = os.path.splitext(os.path.basename(name))[0] if databases.backend == "sqlite" else name
+    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", allowed)
+    upgrade(url)
+    copies = [worker_url(url, w) for w in ("gw0", "gw1")]
+    if databases.backend != "sqlite":
+        databases.created.extend(str(sa.make_url(u).database) for u in copies)
+    stop, seen = threading.Event(), set()
+    watcher = threading.Thread(target=_watch_environment, args=(stop, seen))
+    watcher.start()
+    try:
+        made = _xdist.prepare([url], ["gw0", "gw1"], "recreate")
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == {allowed}
+    assert made == {"gw0": [copies[0]], "gw1": [copies[1]]}
+    # Each copy is reset through the allowance argument, and only so.
+    monkeypatch.delenv("CLEANDB_ALLOW_DATABASE")
+    copy_name = os.path.splitext(os.path.basename(sa.make_url(copies[0]).database or ""))[0]
+    with pytest.raises(UnsafeDatabaseError, match="refuses to reset"):
+        Cleaner(copies[0])
+    with Cleaner(copies[0], allowed_database=copy_name) as cleaner:
+        assert cleaner.reset() == 0
+    _xdist.drop(copies)
+    assert not any(_exists(u) for u in copies)
 
 
 def test_a_base_without_tracking_stops_the_run_before_any_worker(

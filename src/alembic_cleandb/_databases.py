@@ -7,9 +7,10 @@ before migrating it (``cleandb_migrate``) and to give every pytest-xdist worker 
 the migrated, tracked database:
 
 - PostgreSQL: ``CREATE DATABASE copy TEMPLATE base``, then :func:`~alembic_cleandb.adopt`;
-- MySQL/MariaDB: ``CREATE DATABASE``, each table from ``SHOW CREATE TABLE`` with its rows, the
-  views, triggers and routines, then tracking installed afresh (the base was just reset, so the
-  copy's baseline is the base's baseline);
+- MySQL/MariaDB: ``CREATE DATABASE``, then an image of the base: each table from ``SHOW CREATE
+  TABLE`` (AUTO_INCREMENT included) with its rows, the views, routines and triggers, cleandb's
+  own among them (the base was just reset, so its baseline and marks are the copy's), then
+  :func:`~alembic_cleandb.adopt`; tables and triggers are made by several connections at once;
 - SQLite: the file, copied with SQLite's backup API, then :func:`~alembic_cleandb.adopt`.
 """
 
@@ -59,8 +60,11 @@ class Admin:
     def create_empty(self, url: URL) -> None:
         raise NotImplementedError
 
-    def copy(self, base: URL, copy: URL) -> None:
-        """Create ``copy`` (which does not exist) as a tracked copy of ``base``."""
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
+        """Create ``copy`` (which does not exist) as a tracked copy of ``base``.
+
+        ``allowed``: the copy's name when the guard must accept it although it lacks ``test``
+        (its base was allowed explicitly)."""
         raise NotImplementedError
 
     def drop(self, url: URL) -> None:

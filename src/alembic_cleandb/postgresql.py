@@ -748,12 +748,23 @@ class PostgreSQLAdmin(ServerAdmin):
     exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
     create_sql = "CREATE DATABASE {name}"
 
-    def copy(self, base: URL, copy: URL) -> None:
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         from .cleaner import adopt
 
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:
             statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
+            # Our own sessions on the base (the first reset, the fingerprint) are closed, but a
+            # server process ends a little after its client left, and CREATE DATABASE then
+            # sleeps in steps of 100 ms: wait for them in steps of 5 ms instead (at most 1 s).
+            settle = time.monotonic() + 1
+            while (
+                time.monotonic() < settle
+                and c.exec_driver_sql(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = %(d)s LIMIT 1", {"d": template}
+                ).first()
+            ):
+                time.sleep(0.005)
             deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
                 try:
@@ -767,7 +778,7 @@ class PostgreSQLAdmin(ServerAdmin):
                     if in_use:
                         raise self._template_busy(c, base, template) from None
                     raise create_failed(copy, exc) from None
-        adopt(copy)
+        adopt(copy, allowed_database=allowed)
 
     @staticmethod
     def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:

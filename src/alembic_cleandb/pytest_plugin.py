@@ -31,7 +31,6 @@ from sqlalchemy.engine import make_url
 
 from . import _xdist
 from ._connect import normalize_url, safe_url
-from ._guard import ALLOW_ENV
 from ._report import Probe, Report, measure
 from .cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo
 from .errors import CleanDBError, ResetError
@@ -195,6 +194,8 @@ class _State:
     #: Controller: worker id -> its copies' URLs.
     copies: dict[str, list[str]] = field(default_factory=dict)
     copy_seconds: float = 0.0
+    #: Worker: copy URL -> the name the guard accepts for it (copies of an allowed base).
+    allowed: dict[str, str | None] = field(default_factory=dict)
     report: Report | None = None
 
 
@@ -243,10 +244,10 @@ def pytest_configure(config: pytest.Config) -> None:
             if copies
             else [_xdist.worker_url(u, state.worker_id) for u in settings.urls]
         )
+        # The guard's allowance for copies of an explicitly allowed base: an argument of the
+        # Cleaner, never written into os.environ.
         for base, copy in zip(settings.urls, state.urls):
-            allowed = _xdist.allowance(base, copy)
-            if allowed is not None:
-                os.environ[ALLOW_ENV] = allowed
+            state.allowed[copy] = _xdist.allowance(base, copy)
     if settings.url_env and state.urls:
         os.environ[settings.url_env] = state.urls[0]
     if settings.report and workerinput is None:
@@ -325,8 +326,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(state_key, None)
     if state is None or not state.copies or state.settings.worker_dbs != "recreate":
         return
-    for urls in state.copies.values():
-        _xdist.drop(urls)
+    _xdist.drop([url for urls in state.copies.values() for url in urls])
 
 
 def _where(info: DatabaseInfo, url: str) -> str:
@@ -391,7 +391,7 @@ def cleandb_url(cleandb_urls: Sequence[str]) -> str:
 
 @pytest.fixture(scope="session")
 def cleandb_cleaners(
-    cleandb_urls: Sequence[str], cleandb_settings: Settings
+    cleandb_urls: Sequence[str], cleandb_settings: Settings, pytestconfig: pytest.Config
 ) -> Iterator[list[Cleaner]]:
     """One open :class:`~alembic_cleandb.Cleaner` per configured database.
 
@@ -400,10 +400,15 @@ def cleandb_cleaners(
     """
     __tracebackhide__ = True
     cleaners: list[Cleaner] = []
+    allowed = pytestconfig.stash[state_key].allowed
     try:
         for url in cleandb_urls:
             try:
-                cleaner = Cleaner(url, lock_timeout=cleandb_settings.lock_timeout)
+                cleaner = Cleaner(
+                    url,
+                    lock_timeout=cleandb_settings.lock_timeout,
+                    allowed_database=allowed.get(url),
+                )
             except CleanDBError as exc:
                 pytest.exit(f"{exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             cleaners.append(cleaner)

@@ -218,7 +218,7 @@ class SQLiteAdmin(Admin):
         check_database_name(self.guard_name(url), "create")
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
-    def copy(self, base: URL, copy: URL) -> None:
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         from .cleaner import adopt
 
         source = sqlite3.connect(self.path(base))
@@ -230,7 +230,7 @@ class SQLiteAdmin(Admin):
                 target.close()
         finally:
             source.close()
-        adopt(copy)
+        adopt(copy, allowed_database=allowed)
 
     def drop(self, url: URL) -> None:
         path = self.path(url)
