@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from ._base import Backend, Executor, backend_for, require_schema_version
 from ._connect import Target, autocommit_connection, connect, create_engine, safe_url
 from ._guard import check_database_name
-from .errors import NotInstalledError, ResetError
+from .errors import ConfigurationError, NotInstalledError, ResetError
 
 __all__ = ["Cleaner", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
 
@@ -42,6 +42,18 @@ def _check_installed(backend: Backend, connection: Connection, display: str) -> 
     return version
 
 
+def _check_synced(backend: Backend, connection: Connection, display: str) -> None:
+    if backend.sync_pending(connection):
+        raise ConfigurationError(
+            f"alembic-cleandb: a migration run on {display} stopped before its last step, so "
+            "tracking does not know what the steps it did changed (tables they created are "
+            "untracked, tables they wrote keep their old baseline). Nothing was reset. Fix: "
+            "finish the migration (`alembic -n cleandb upgrade heads`: a run's last step syncs "
+            "tracking), or take the database as it is now as its baseline: "
+            "alembic_cleandb.set_baseline(url)."
+        )
+
+
 class Cleaner:
     """One open connection to a tracked test database; :meth:`reset` is the per-test call.
 
@@ -65,6 +77,7 @@ class Cleaner:
             database = self.backend.current_database(self._connection)
             check_database_name(database, "reset", allowed_database)
             version = _check_installed(self.backend, self._connection, self.display)
+            _check_synced(self.backend, self._connection, self.display)
             self.info = DatabaseInfo(self.display, self._connection.dialect.name, database, version)
             self.backend.configure_session(self._connection, lock_timeout)
             self._reset: Callable[[], int] = self.backend.resetter(self._connection)
@@ -137,6 +150,7 @@ def clean(
     settings).
     """
     with _tracked(target, "reset", allowed_database) as (backend, connection, display):
+        _check_synced(backend, connection, display)
         if not isinstance(target, Connection):
             backend.configure_session(connection, lock_timeout)
         try:

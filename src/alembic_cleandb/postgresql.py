@@ -51,6 +51,8 @@ from .errors import ConfigurationError
 SCHEMA = "cleandb"
 TRIGGER = "cleandb_mark"
 EVENT_TRIGGER = "cleandb_ddl"
+#: Exists while a migration run has steps done and its closing sync still to come.
+PENDING = "cleandb.sync_pending"
 
 
 def _start(query: str, length: int = 80) -> str:
@@ -643,6 +645,19 @@ class PostgreSQLBackend(BackendBase):
             # After a migration step, tables it wrote to take a new baseline; otherwise (a
             # table created outside migrations) only new tables do, and the marks stay.
             ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
+            if after_migration:
+                ex(f"DROP TABLE IF EXISTS {PENDING}")
+
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: say "sync pending" until :meth:`sync` runs."""
+        if ex.connection is None or self.installed_version(ex.connection) is None:
+            return False
+        ex(f"CREATE TABLE IF NOT EXISTS {PENDING} ()")
+        return True
+
+    def sync_pending(self, connection: Connection) -> bool:
+        found = connection.exec_driver_sql(f"SELECT to_regclass('{PENDING}')").scalar()
+        return found is not None
 
     def installed_database(self, connection: Connection) -> str | None:
         name = connection.exec_driver_sql("SELECT database FROM cleandb.config").scalar()
@@ -689,6 +704,7 @@ class PostgreSQLBackend(BackendBase):
     def set_baseline(self, connection: Connection) -> None:
         routine = self._routine(connection, "cleandb_set_baseline")
         connection.exec_driver_sql(f"SELECT {routine}()")
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
 
     def adopt(self, connection: Connection) -> None:
         connection.exec_driver_sql("UPDATE cleandb.config SET database = current_database()")
