@@ -1,7 +1,8 @@
 """A generated Alembic migration history (for bench/migrate_bench.py and the tests).
 
 ``write_history(root, steps)`` writes ``root/env.py`` (wired with ``env_options()``,
-``transaction_per_migration`` from ``config.attributes``) and ``root/versions/`` with a linear
+``transaction_per_migration`` from ``config.attributes``; ``sync_every_step`` drops the step
+count so the hook syncs after every step, as before 2026-12-03) and ``root/versions/`` with a linear
 chain of ``steps`` revisions. The steps cycle through what applications do: every fifth creates
 a table, every tenth inserts two seed rows into a table an earlier step created, the others add
 a column or an index to an existing table. ``fail_at`` makes that step raise after its work.
@@ -23,12 +24,15 @@ config = context.config
 
 
 def run() -> None:
+    options = alembic_cleandb.env_options()
+    if config.attributes.get("sync_every_step"):  # the hook as it was: no step count known
+        options.pop("fn", None)
     engine = create_engine(config.attributes["url"], poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
             transaction_per_migration=bool(config.attributes.get("per_migration")),
-            **alembic_cleandb.env_options(),
+            **options,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -345,6 +345,9 @@ LANGUAGE plpgsql AS $cleandb$
 DECLARE
   r regclass;
 BEGIN
+  IF current_setting('cleandb.deferred', true) = 'on' THEN
+    RETURN;  -- a migration run in this session: its last step syncs everything at once
+  END IF;
   FOR r IN SELECT DISTINCT e.objid::regclass FROM pg_event_trigger_ddl_commands() e
            WHERE e.classid = 'pg_class'::regclass AND e.object_type = 'table' LOOP
     IF r IN (SELECT x FROM cleandb.candidates() AS x) THEN
@@ -647,12 +650,15 @@ class PostgreSQLBackend(BackendBase):
             ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
             if after_migration:
                 ex(f"DROP TABLE IF EXISTS {PENDING}")
+                ex("SELECT set_config('cleandb.deferred', '', false)")
 
     def mark_sync_pending(self, ex: Executor) -> bool:
         """Online, where tracking is installed: say "sync pending" until :meth:`sync` runs."""
         if ex.connection is None or self.installed_version(ex.connection) is None:
             return False
         ex(f"CREATE TABLE IF NOT EXISTS {PENDING} ()")
+        # The event trigger leaves this session's DDL to the sync after the last step.
+        ex("SELECT set_config('cleandb.deferred', 'on', false)")
         return True
 
     def sync_pending(self, connection: Connection) -> bool:
