@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,9 @@ class _State:
     #: Controller: worker id -> its copies' URLs.
     copies: dict[str, list[str]] = field(default_factory=dict)
     copy_seconds: float = 0.0
+    #: Controller: the copies being made while the workers start.
+    making: ThreadPoolExecutor | None = None
+    made: Future[Any] | None = None
     #: Worker: copy URL -> the name the guard accepts for it (copies of an allowed base).
     allowed: dict[str, str | None] = field(default_factory=dict)
     report: Report | None = None
@@ -286,12 +290,47 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if state.report is not None:
             state.report.labels = [i.database for i in state.infos]
         if _distributing(config):
+            # The copies are made while xdist starts the workers: their names are known now,
+            # and no test (nor fixture) runs before every worker's collection is in, which
+            # waits for them (pytest_xdist_node_collection_finished).
             ids = [f"gw{i}" for i in range(_worker_count(config))]
-            start = time.perf_counter()
-            state.copies = _xdist.prepare(settings.urls, ids, settings.worker_dbs)
-            state.copy_seconds = time.perf_counter() - start
+            state.copies = {w: [_xdist.worker_url(u, w) for u in settings.urls] for w in ids}
+            state.making = ThreadPoolExecutor(max_workers=1)
+            state.made = state.making.submit(
+                _timed, state, _xdist.prepare, settings.urls, ids, settings.worker_dbs
+            )
     except CleanDBError as exc:
         raise _usage_error(exc) from None
+
+
+def _timed(state: _State, fn: Callable[..., Any], *args: Any) -> Any:
+    start = time.perf_counter()
+    try:
+        return fn(*args)
+    finally:
+        state.copy_seconds = time.perf_counter() - start
+
+
+def _wait_for_copies(state: _State) -> None:
+    """Controller: until the copies are made; their failure stops the run (usage error)."""
+    made, state.made = state.made, None
+    if made is None:
+        return
+    try:
+        made.result()
+    except CleanDBError as exc:
+        state.copies = {}  # prepare() dropped what it had made
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    finally:
+        if state.making is not None:
+            state.making.shutdown()
+            state.making = None
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None:
+    """xdist controller, before any test is scheduled: the workers' copies are ready."""
+    _wait_for_copies(node.config.stash[state_key])
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -324,7 +363,15 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """xdist controller, after the workers are gone: drop the copies unless reused."""
     state = session.config.stash.get(state_key, None)
-    if state is None or not state.copies or state.settings.worker_dbs != "recreate":
+    if state is None:
+        return
+    if state.made is not None:  # no worker finished its collection: wait before dropping
+        try:
+            state.made.result()
+        except CleanDBError:
+            state.copies = {}
+        state.made = None
+    if not state.copies or state.settings.worker_dbs != "recreate":
         return
     _xdist.drop([url for urls in state.copies.values() for url in urls])
 
@@ -355,7 +402,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         )
         lines.append(
             f"cleandb: {len(workers)} worker databases ({names}; "
-            f"{state.settings.worker_dbs}) ready in {state.copy_seconds:.2f} s"
+            f"{state.settings.worker_dbs}), made while the workers start"
         )
     return lines
 
