@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from alembic import context as alembic_context
 from alembic import util as alembic_util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from .backends.base import backend_for
+from .backends import backend_for
 from .operations import executor
 
 __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]
@@ -120,8 +121,6 @@ def env_options(
         "include_object": _include_object,
         "on_version_apply": _on_version_apply,
     }
-    from alembic import context as alembic_context
-
     environment = getattr(alembic_context, "_proxy", None)
     fn = getattr(environment, "context_opts", {}).get("fn")
     if fn is not None:

@@ -15,7 +15,8 @@ from alembic.operations import MigrateOperation, Operations
 from alembic.runtime.migration import MigrationContext
 
 from ._guard import allowed_name, check_database_name
-from .backends.base import Executor, TrackingOptions, backend_for
+from .backends import backend_for
+from .backends.base import Executor, TrackingOptions
 
 __all__ = ["InstallCleanTrackingOp", "DropCleanTrackingOp"]
 

@@ -16,14 +16,16 @@ The dialect modules supply the SQL; this module supplies the order of things.
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from sqlalchemy.engine import Connection
 
+from .._guard import check_database_name
 from ..errors import ConfigurationError
-from .base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions, check_sync_target
+from .base import SCHEMA_VERSION, Backend, Executor, TrackingOptions, check_sync_target
 
 PREFIX = "cleandb_"
 CONFIG = "cleandb_config"
@@ -58,7 +60,7 @@ class TableState:
     restored_counter: int | None = None
 
 
-class ClientSideBackend(BackendBase):
+class ClientSideBackend(Backend):
     """The shared algorithm; subclasses provide the dialect's SQL."""
 
     names: ClassVar[tuple[str, ...]] = ()
@@ -68,24 +70,26 @@ class ClientSideBackend(BackendBase):
     extra_tables: ClassVar[tuple[str, ...]] = ()
 
     # -- dialect hooks ------------------------------------------------------------------
+    @abstractmethod
     def list_tables(self, connection: Connection) -> list[str]:
         """Every base table of the database, cleandb's own included."""
-        raise NotImplementedError
 
+    @abstractmethod
     def table_states(self, connection: Connection, names: Sequence[str]) -> list[TableState]:
-        raise NotImplementedError
+        """Rows, counter and insertable columns of each table, for its baseline."""
 
+    @abstractmethod
     def trigger_ddl(self, quote_table: str, table_id: int, kind: str, event: str) -> str:
-        raise NotImplementedError
+        """``CREATE TRIGGER`` that marks the table (``kind``) after ``event``."""
 
     def drop_trigger_ddl(self, quoted_name: str) -> str:
         return f"DROP TRIGGER IF EXISTS {quoted_name}"
 
+    @abstractmethod
     def statements(
         self, q: str, shadow: str, cols: str, state: TableState
     ) -> tuple[str, str | None, str | None]:
         """``(reset_sql, restore_sql, counter_sql)`` for one table (names already quoted)."""
-        raise NotImplementedError
 
     def bind(self, connection: Connection) -> None:
         """Hook: learn what the server offers before installing or syncing (e.g. the MySQL
@@ -124,8 +128,6 @@ class ClientSideBackend(BackendBase):
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         connection = self._require_online(ex, "install tracking")
         database = self.current_database(connection)
-        from .._guard import check_database_name
-
         check_database_name(database, "install tracking in")
         self.bind(connection)
         try:
@@ -316,6 +318,3 @@ class ClientSideBackend(BackendBase):
         self.uninstall_routines(ex)
         for table in (*self.extra_tables, DIRTY, TABLES, CONFIG):
             ex(f"DROP TABLE IF EXISTS {self._q(connection, table)}")
-
-    def current_database(self, connection: Connection) -> str:
-        raise NotImplementedError

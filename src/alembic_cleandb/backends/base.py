@@ -1,15 +1,26 @@
-"""What every dialect module provides, and the registry that picks one by ``dialect.name``."""
+"""The :class:`Backend` base class every dialect module subclasses, and what they share:
+the options of an install, the :class:`Executor` that runs or prints SQL, the schema version
+checks and the server connection that creates and drops databases."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
-from sqlalchemy.engine import Connection, Dialect
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Dialect
 
+from .._connect import autocommit_connection, create_engine, safe_url
 from .._guard import check_database_name
-from ..errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchError
+from ..errors import (
+    ConfigurationError,
+    NotInstalledError,
+    UnsafeDatabaseError,
+    VersionMismatchError,
+)
 
 #: Version of the database-side objects. Bumped whenever their shape changes; a database whose
 #: tracking was installed with another version must be re-installed.
@@ -75,8 +86,157 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(orig).__name__
 
 
-class BackendBase:
-    """Defaults shared by every backend."""
+def require_schema_version(version: int, display: str) -> None:
+    """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
+    if version != SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
+            f"library uses version {SCHEMA_VERSION}. Re-install it: "
+            "`alembic -n cleandb downgrade cleandb@base` then "
+            "`alembic -n cleandb upgrade cleandb@head` (or recreate the test database)."
+        )
+
+
+def check_sync_target(backend: Backend, connection: Connection, version: int) -> None:
+    """Before a migration step re-syncs tracking: the same checks as the reset.
+
+    A test database, tracking of this library's schema version, installed in this very
+    database (not in the one a dump or copy came from).
+    """
+    database = backend.current_database(connection)
+    check_database_name(database, "sync tracking in")
+    require_schema_version(version, repr(database))
+    installed = backend.installed_database(connection)
+    if installed is not None and installed != database:
+        raise UnsafeDatabaseError(
+            f"alembic-cleandb: tracking in database {database!r} was installed in database "
+            f"{installed!r} (a copy or a restored dump?); nothing was changed. If this is a "
+            "copy made for tests, adopt it first: alembic_cleandb.adopt(url); otherwise "
+            "remove tracking: `alembic -n cleandb downgrade cleandb@base`."
+        )
+
+
+def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
+    """A reset that calls the database-side routine on the raw driver connection.
+
+    ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
+    overhead, which matters when the reset runs after every test.
+    """
+    dbapi = connection.connection.driver_connection
+    assert dbapi is not None
+
+    def reset() -> int:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(statement)
+            row = cursor.fetchone()
+            while cursor.nextset():  # CALL on MySQL returns a trailing status result
+                pass
+        finally:
+            cursor.close()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    return reset
+
+
+def require_installed(backend: Backend, connection: Connection, display: str) -> int:
+    """The schema version of the tracking in ``connection``'s database; raises
+    :class:`NotInstalledError` without tracking, :class:`VersionMismatchError` with another
+    version's."""
+    version = backend.installed_version(connection)
+    if version is None:
+        raise NotInstalledError(
+            f"alembic-cleandb: tracking is not installed in {display}. Install it in test "
+            "setup: `alembic -n cleandb upgrade cleandb@head` (or "
+            "`command.upgrade(alembic_cleandb.enable(config), 'cleandb@head')`)."
+        )
+    require_schema_version(version, display)
+    return version
+
+
+@contextmanager
+def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[Connection]:
+    """An AUTOCOMMIT connection to the first maintenance database that accepts us."""
+    errors = []
+    for name in databases:
+        engine = create_engine(url._replace(database=name))
+        try:
+            try:
+                connection = engine.connect()
+            except sa.exc.DBAPIError as exc:
+                errors.append(first_line(exc))
+                continue
+            with connection:
+                yield connection
+            return
+        finally:
+            engine.dispose()
+    raise ConfigurationError(
+        f"alembic-cleandb: cannot connect to the server of {safe_url(url)!r} to create or drop "
+        f"test databases: {errors[-1] if errors else 'no maintenance database'}. Check that the "
+        "server runs and the URL's user may connect."
+    )
+
+
+def quote(connection: Connection, name: str) -> str:
+    return connection.dialect.identifier_preparer.quote(name)
+
+
+def create_failed(url: URL, exc: BaseException) -> ConfigurationError:
+    return ConfigurationError(
+        f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {first_line(exc)}. "
+        "The URL's user needs the right to create databases (PostgreSQL: CREATEDB; MySQL: "
+        "CREATE), or create the database yourself."
+    )
+
+
+class Backend(ABC):
+    """One database family: the tracking it installs, its reset, and the server-level SQL that
+    creates, copies and drops whole test databases (for ``cleandb_migrate`` and the
+    pytest-xdist worker copies). One subclass per dialect module, picked by
+    :func:`alembic_cleandb.backends.backend_for`."""
+
+    #: The SQLAlchemy dialect names this backend serves.
+    names: ClassVar[tuple[str, ...]] = ()
+
+    # -- tracking ---------------------------------------------------------------------
+    @abstractmethod
+    def install(self, ex: Executor, options: TrackingOptions) -> None:
+        """Create the tracking objects and attach tracking to every table (idempotent)."""
+
+    @abstractmethod
+    def uninstall(self, ex: Executor) -> None:
+        """Remove every object tracking created, and nothing else."""
+
+    @abstractmethod
+    def sync(self, ex: Executor, after_migration: bool = True) -> None:
+        """Attach tracking to new tables, forget dropped ones (after a migration step, the
+        tables it wrote to take a new baseline)."""
+
+    @abstractmethod
+    def set_baseline(self, connection: Connection) -> None:
+        """Declare the current rows and counters of every tracked table its baseline."""
+
+    @abstractmethod
+    def installed_version(self, connection: Connection) -> int | None:
+        """The schema version of the installed tracking; ``None`` without tracking."""
+
+    @abstractmethod
+    def current_database(self, connection: Connection) -> str:
+        """The name the test-database guard checks."""
+
+    @abstractmethod
+    def resetter(self, connection: Connection) -> Callable[[], int]:
+        """The per-test call: resets the dirty tables, returns how many."""
+
+    @abstractmethod
+    def adopt(self, connection: Connection) -> None:
+        """Let a copy of a tracked database be reset (tracking records its database)."""
+
+    @abstractmethod
+    def configure_session(self, connection: Connection, lock_timeout: float) -> None:
+        """Session settings of the connection that resets (lock wait, trigger switches)."""
+
 
     #: Substrings of driver messages meaning "a tracked table is gone or was renamed".
     missing_table_markers: ClassVar[tuple[str, ...]] = ()
@@ -138,6 +298,7 @@ class BackendBase:
     def own_table(self, name: str) -> bool:
         return False
 
+    # -- diagnostics -------------------------------------------------------------------
     # Optional, for ``--cleandb-report`` only (never on the per-test hot path). Names are
     # display names: ``table``, or ``schema.table`` outside the current schema.
     def dirty_tables(self, connection: Connection) -> list[str]:
@@ -148,118 +309,59 @@ class BackendBase:
         """Every table tracking is attached to."""
         return []
 
+    # -- whole test databases ---------------------------------------------------------
+    #: Maintenance databases to connect to for CREATE/DROP DATABASE (``None``: the server's
+    #: default).
+    maintenance: ClassVar[tuple[str | None, ...]] = (None,)
+    #: Finds a database by name (one parameter, ``%(name)s``).
+    exists_sql: ClassVar[str] = ""
+    #: Creates an empty database (``{name}``: the quoted name).
+    create_sql: ClassVar[str] = ""
 
-def require_schema_version(version: int, display: str) -> None:
-    """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
-    if version != SCHEMA_VERSION:
-        raise VersionMismatchError(
-            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
-            f"library uses version {SCHEMA_VERSION}. Re-install it: "
-            "`alembic -n cleandb downgrade cleandb@base` then "
-            "`alembic -n cleandb upgrade cleandb@head` (or recreate the test database)."
-        )
+    def database(self, url: URL) -> str:
+        if not url.database:
+            raise ConfigurationError(
+                f"alembic-cleandb: {safe_url(url)!r} names no database; put the test "
+                "database's name in the URL"
+            )
+        return url.database
 
+    def guard_name(self, url: URL) -> str:
+        """The name the test-database guard checks (what ``current_database`` returns)."""
+        return self.database(url)
 
-class _SyncTarget(Protocol):
-    def current_database(self, connection: Connection) -> str: ...
+    def copy_url(self, base: URL, suffix: str) -> URL:
+        return base.set(database=f"{self.database(base)}_{suffix}")
 
-    def installed_database(self, connection: Connection) -> str | None: ...
+    def _server(self, url: URL) -> AbstractContextManager[Connection]:
+        return server_connection(url, self.maintenance)
 
+    def exists(self, url: URL) -> bool:
+        with self._server(url) as c:
+            found = c.exec_driver_sql(self.exists_sql, {"name": self.database(url)}).scalar()
+        return found is not None
 
-def check_sync_target(backend: _SyncTarget, connection: Connection, version: int) -> None:
-    """Before a migration step re-syncs tracking: the same checks as the reset.
+    def create_empty(self, url: URL) -> None:
+        name = self.database(url)
+        check_database_name(name, "create")
+        with self._server(url) as c:
+            try:
+                c.exec_driver_sql(self.create_sql.format(name=quote(c, name)))
+            except sa.exc.DBAPIError as exc:
+                raise create_failed(url, exc) from None
 
-    A test database, tracking of this library's schema version, installed in this very
-    database (not in the one a dump or copy came from).
-    """
-    database = backend.current_database(connection)
-    check_database_name(database, "sync tracking in")
-    require_schema_version(version, repr(database))
-    installed = backend.installed_database(connection)
-    if installed is not None and installed != database:
-        raise UnsafeDatabaseError(
-            f"alembic-cleandb: tracking in database {database!r} was installed in database "
-            f"{installed!r} (a copy or a restored dump?); nothing was changed. If this is a "
-            "copy made for tests, adopt it first: alembic_cleandb.adopt(url); otherwise "
-            "remove tracking: `alembic -n cleandb downgrade cleandb@base`."
-        )
+    @abstractmethod
+    def copy(self, base: URL, copy: URL) -> None:
+        """Create ``copy`` (which does not exist) as a tracked copy of ``base``."""
 
+    @abstractmethod
+    def drop(self, url: URL) -> None:
+        """Drop the database if it exists."""
 
-class Backend(Protocol):
-    """One database family's SQL, all in one module."""
-
-    names: ClassVar[tuple[str, ...]]
-
-    def install(self, ex: Executor, options: TrackingOptions) -> None: ...
-
-    def uninstall(self, ex: Executor) -> None: ...
-
-    def sync(self, ex: Executor, after_migration: bool = True) -> None: ...
-
-    def set_baseline(self, connection: Connection) -> None: ...
-
-    def installed_version(self, connection: Connection) -> int | None: ...
-
-    def current_database(self, connection: Connection) -> str: ...
-
-    def resetter(self, connection: Connection) -> Callable[[], int]: ...
-
-    def own_table(self, name: str) -> bool: ...
-
-    def adopt(self, connection: Connection) -> None: ...
-
-    def configure_session(self, connection: Connection, lock_timeout: float) -> None: ...
-
-    def explain(
-        self, exc: BaseException, display: str, connection: Connection | None = None
-    ) -> str: ...
-
-    def installed_database(self, connection: Connection) -> str | None: ...
-
-    def dirty_tables(self, connection: Connection) -> list[str]: ...
-
-    def tracked_tables(self, connection: Connection) -> list[str]: ...
-
-
-def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
-    """A reset that calls the database-side routine on the raw driver connection.
-
-    ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
-    overhead, which matters when the reset runs after every test.
-    """
-    dbapi = connection.connection.driver_connection
-    assert dbapi is not None
-
-    def reset() -> int:
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(statement)
-            row = cursor.fetchone()
-            while cursor.nextset():  # CALL on MySQL returns a trailing status result
-                pass
-        finally:
-            cursor.close()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    return reset
-
-
-_REGISTRY: dict[str, Callable[[], Backend]] = {}
-
-
-def register(names: Sequence[str], factory: Callable[[], Backend]) -> None:
-    for name in names:
-        _REGISTRY[name] = factory
-
-
-def backend_for(dialect_name: str) -> Backend:
-    """The backend for a SQLAlchemy dialect name (``postgresql``, ``mysql``, ``mariadb``, ...)."""
-    from . import mysql, postgresql, sqlite  # noqa: F401  (modules register themselves)
-
-    try:
-        return _REGISTRY[dialect_name]()
-    except KeyError:
-        supported = ", ".join(sorted(_REGISTRY))
-        raise ConfigurationError(
-            f"alembic-cleandb does not support the {dialect_name!r} dialect; supported: {supported}"
-        ) from None
+    def adopt_copy(self, url: URL) -> None:
+        """After a byte-for-byte copy: the same checks as :func:`alembic_cleandb.adopt`, then
+        :meth:`adopt` in the copy."""
+        with autocommit_connection(url) as connection:
+            check_database_name(self.current_database(connection), "adopt")
+            require_installed(self, connection, safe_url(url))
+            self.adopt(connection)

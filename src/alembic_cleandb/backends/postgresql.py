@@ -37,15 +37,15 @@ from sqlalchemy.engine import URL, Connection
 
 from .._connect import safe_url
 from ..errors import ConfigurationError
-from ._admin import ServerAdmin, create_failed, quote, register_admin
 from .base import (
     SCHEMA_VERSION,
-    BackendBase,
+    Backend,
     Executor,
     TrackingOptions,
     call_routine,
     check_sync_target,
-    register,
+    create_failed,
+    quote,
 )
 
 SCHEMA = "cleandb"
@@ -607,7 +607,7 @@ def uninstall_statements() -> list[str]:
     return [_UNINSTALL]
 
 
-class PostgreSQLBackend(BackendBase):
+class PostgreSQLBackend(Backend):
     names: ClassVar[tuple[str, ...]] = ("postgresql",)
     missing_table_markers = ("does not exist",)
     lock_timeout_markers = ("lock timeout",)
@@ -737,20 +737,14 @@ class PostgreSQLBackend(BackendBase):
         quote = connection.dialect.identifier_preparer.quote
         return f"{quote(str(schema))}.{name}"
 
+    # -- whole test databases -----------------------------------------------------
+    IN_USE: ClassVar[str] = "55006"  # object_in_use: "source database ... is being accessed by other users"
 
-class PostgreSQLAdmin(ServerAdmin):
-    """Creating, copying (``CREATE DATABASE ... TEMPLATE``, then adopt) and dropping databases."""
-
-    names = ("postgresql",)
-    IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
-
-    maintenance = ("postgres", "template1")
+    maintenance: ClassVar[tuple[str | None, ...]] = ("postgres", "template1")
     exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
     create_sql = "CREATE DATABASE {name}"
 
     def copy(self, base: URL, copy: URL) -> None:
-        from ..cleaner import adopt
-
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:
             statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
@@ -767,7 +761,7 @@ class PostgreSQLAdmin(ServerAdmin):
                     if in_use:
                         raise self._template_busy(c, base, template) from None
                     raise create_failed(copy, exc) from None
-        adopt(copy)
+        self.adopt_copy(copy)
 
     @staticmethod
     def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
@@ -795,7 +789,3 @@ class PostgreSQLAdmin(ServerAdmin):
                     {"d": self.database(url)},
                 )
             c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}{force}")
-
-
-register(PostgreSQLBackend.names, PostgreSQLBackend)
-register_admin(PostgreSQLAdmin)

@@ -164,6 +164,8 @@ class Settings:
         migrate = None
         target = str(value("cleandb_migrate") or "").strip()
         if target:
+            # Only here, and in pytest_sessionstart: .migrate imports Alembic (~0.4 s), which a
+            # run that does not migrate never needs (this plugin loads in every pytest run).
             from .migrate import parse_target
 
             from_cli = bool(config.getoption("cleandb_migrate"))
@@ -269,7 +271,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     try:
         if settings.migrate is not None:
-            from .migrate import migrate
+            from .migrate import migrate  # imports Alembic: only when migrating (see above)
 
             for url in settings.urls:
                 migrate(url, *settings.migrate, url_env=settings.url_env)
@@ -277,10 +279,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             with Cleaner(url, lock_timeout=settings.lock_timeout) as cleaner:
                 cleaner.reset()
                 state.infos.append(cleaner.info)
-        from ..backends._admin import fingerprint
-
         state.heads = [
-            (fingerprint(u) or "").rpartition("alembic=")[2] or "-" for u in settings.urls
+            (_xdist.fingerprint(u) or "").rpartition("alembic=")[2] or "-" for u in settings.urls
         ]
         if state.report is not None:
             state.report.labels = [i.database for i in state.infos]
