@@ -22,8 +22,10 @@ from ..errors import (
     VersionMismatchError,
 )
 
-#: Version of the database-side objects. Bumped whenever their shape changes; a database whose
-#: tracking was installed with another version must be re-installed.
+#: Version of the database-side objects. Bumped whenever their shape changes, together with a
+#: new revision in ``versions/`` that calls ``op.upgrade_clean_tracking()`` and says
+#: ``schema_version = N``: ``alembic -n cleandb upgrade heads`` then re-installs tracking of an
+#: older version (test_upgrade.py checks that the branch's head brings this version).
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
 SCHEMA_VERSION = 4
@@ -88,12 +90,17 @@ def first_line(exc: BaseException) -> str:
 
 def require_schema_version(version: int, display: str) -> None:
     """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
+    if version > SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, newer than "
+            f"this library's version {SCHEMA_VERSION}: it was installed by a newer "
+            "alembic-cleandb. Use that version, or recreate the test database."
+        )
     if version != SCHEMA_VERSION:
         raise VersionMismatchError(
             f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
-            f"library uses version {SCHEMA_VERSION}. Re-install it: "
-            "`alembic -n cleandb downgrade cleandb@base` then "
-            "`alembic -n cleandb upgrade cleandb@head` (or recreate the test database)."
+            f"library uses version {SCHEMA_VERSION}. Upgrade it: "
+            "`alembic -n cleandb upgrade heads` (the cleandb_migrate option does it too)."
         )
 
 
@@ -106,6 +113,11 @@ def check_sync_target(backend: Backend, connection: Connection, version: int) ->
     database = backend.current_database(connection)
     check_database_name(database, "sync tracking in")
     require_schema_version(version, repr(database))
+    check_installed_here(backend, connection, database)
+
+
+def check_installed_here(backend: Backend, connection: Connection, database: str) -> None:
+    """Refuse tracking that was installed in another database (a copy not adopted yet)."""
     installed = backend.installed_database(connection)
     if installed is not None and installed != database:
         raise UnsafeDatabaseError(
@@ -236,6 +248,55 @@ class Backend(ABC):
     @abstractmethod
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         """Session settings of the connection that resets (lock wait, trigger switches)."""
+
+    # -- upgrades ---------------------------------------------------------------------
+    @abstractmethod
+    def installed_options(self, connection: Connection) -> TrackingOptions:
+        """What the installed tracking (of any version) was asked to track."""
+
+    @abstractmethod
+    def has_marks(self, connection: Connection) -> bool:
+        """Whether the installed tracking (of any version) has tables marked dirty."""
+
+    def upgrade(self, ex: Executor, after_migration: bool = False) -> None:
+        """Bring tracking installed by an older version of the library to this version.
+
+        Removes every object of the old tracking (:meth:`uninstall` reads them from the
+        catalog) and installs this version's with the same options; the current rows become
+        the baseline. A no-op without tracking or with this version's. Refuses, changing
+        nothing, while tables are marked dirty (their rows are not a baseline) - unless a
+        migration step just wrote them (``after_migration``), whose rows are the baseline.
+        """
+        connection = ex.connection
+        if connection is None:
+            self.upgrade_offline(ex)
+            return
+        version = self.installed_version(connection)
+        if version is None or version == SCHEMA_VERSION:
+            return
+        database = self.current_database(connection)
+        check_database_name(database, "upgrade tracking in")
+        if version > SCHEMA_VERSION:
+            require_schema_version(version, repr(database))
+        check_installed_here(self, connection, database)
+        if not after_migration and self.has_marks(connection):
+            raise VersionMismatchError(
+                f"alembic-cleandb: tracking in {database!r} has schema version {version} and "
+                "tables marked dirty, so their rows are not the baseline an upgrade would take; "
+                "nothing was changed. Reset them with the alembic-cleandb version that "
+                "installed tracking, or recreate the test database, then upgrade again."
+            )
+        options = self.installed_options(connection)
+        self.uninstall(ex)
+        self.install(ex, options)
+
+    def upgrade_offline(self, ex: Executor) -> None:
+        """``--sql`` mode: the upgrade must read the installed version, so it needs a server."""
+        raise ConfigurationError(
+            f"alembic-cleandb cannot upgrade tracking in offline (--sql) mode on {self.names[0]}: "
+            "it reads the installed version and options from the database. Run "
+            "`alembic -n cleandb upgrade heads` against the test database instead."
+        )
 
 
     #: Substrings of driver messages meaning "a tracked table is gone or was renamed".

@@ -469,7 +469,6 @@ class MySQLBackend(ClientSideBackend):
         f"CREATE TABLE IF NOT EXISTS {TICKETS} (id BIGINT AUTO_INCREMENT PRIMARY KEY) "
         "ENGINE=InnoDB",
     )
-    extra_tables: ClassVar[tuple[str, ...]] = (TICKETS,)
 
     def bookkeeping_statements(self) -> tuple[str, ...]:
         if not self.sequence:
@@ -611,11 +610,30 @@ class MySQLBackend(ClientSideBackend):
         source = _tickets_source(self.sequence)
         ex(f"UPDATE {CONFIG} SET tickets = (SELECT next_ticket FROM {source})")
 
-    def uninstall_routines(self, ex: Executor) -> None:
-        for name in PROCEDURES:
-            ex(f"DROP PROCEDURE IF EXISTS {name}")
-        if self.sequence:
-            ex(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        found = [
+            ("TRIGGER", str(name))
+            for (name,) in connection.exec_driver_sql(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE()"
+            )
+        ]
+        found += [
+            (str(kind), str(name))
+            for name, kind in connection.exec_driver_sql(
+                "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES "
+                "WHERE ROUTINE_SCHEMA = DATABASE()"
+            )
+        ]
+        kinds = {"VIEW": "VIEW", "SEQUENCE": "SEQUENCE"}
+        found += [
+            (kinds.get(str(kind), "TABLE"), str(name))
+            for name, kind in connection.exec_driver_sql(
+                "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE()"
+            )
+        ]
+        return [(kind, name) for kind, name in found if self.own_table(name)]
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
         return call_routine(connection, "CALL cleandb_truncate()")

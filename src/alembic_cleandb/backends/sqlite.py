@@ -132,6 +132,15 @@ class SQLiteBackend(ClientSideBackend):
             )
         return f"DELETE FROM {q}", restore, counter_sql
 
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        return [
+            (str(kind).upper(), str(name))
+            for kind, name in connection.exec_driver_sql(
+                "SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"
+            )
+            if self.own_table(str(name))
+        ]
+
     def resetter(self, connection: Connection) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
