@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 import alembic_cleandb
 from alembic_cleandb import SCHEMA_VERSION, VersionMismatchError
 from alembic_cleandb.backends import backend_for
-from conftest import alembic_config, upgrade
+from conftest import ROOT, alembic_config, upgrade
 from dbutil import connect, dump, execute, insert, q
 
 FROZEN = Path(__file__).resolve().parent / "data" / "tracking_v3"
@@ -234,3 +234,34 @@ def test_a_step_run_before_the_upgrade_revision_keeps_its_rows(databases, backen
     execute(url, "DELETE FROM lookup_status WHERE id = 5")
     assert alembic_cleandb.clean(url) == 1
     assert dump(url) == baseline
+
+
+PLUGIN_TESTS = """
+import sqlalchemy as sa
+
+def test_writes(cleandb_url):
+    engine = sa.create_engine(cleandb_url)
+    with engine.begin() as c:
+        user = sa.Table("user", sa.MetaData(), autoload_with=c)
+        assert c.execute(user.insert().values(name="x")).inserted_primary_key[0] == 1
+    engine.dispose()
+
+def test_writes_again(cleandb_url):
+    test_writes(cleandb_url)
+"""
+
+
+def test_cleandb_migrate_upgrades_tracking_of_an_older_version(
+    pytester: pytest.Pytester, databases, backend
+) -> None:
+    url = databases.create()
+    upgrade(url, cleandb=False)
+    install_v3(url, backend)
+    pytester.makeini(
+        f"[pytest]\ncleandb_urls = {url}\ncleandb_migrate = {ROOT / 'alembic.ini'}:cleandb\n"
+    )
+    pytester.makepyfile(test_plugin_upgrade=PLUGIN_TESTS)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"cleandb: *tracking schema v{SCHEMA_VERSION}, *cleandb_0002)"])
+    assert installed_version(url) == SCHEMA_VERSION
