@@ -330,7 +330,7 @@ def xdist_main(argv: list[str]) -> int:
     import ours
     from schema import build_schema, create_schema
 
-    from alembic_cleandb import _xdist
+    from alembic_cleandb.testing import xdist as _xdist
 
     p = argparse.ArgumentParser(
         description=XDIST_DOC, formatter_class=argparse.RawTextHelpFormatter

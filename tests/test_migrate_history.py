@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 
 from alembic_cleandb import Cleaner, ConfigurationError, clean, enable, set_baseline
-from alembic_cleandb._base import backend_for
+from alembic_cleandb.backends import backend_for
 from conftest import ROOT, upgrade
 from dbutil import connect, execute, insert, q
 

@@ -12,9 +12,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from alembic_cleandb import Cleaner, UnsafeDatabaseError, _xdist, clean
-from alembic_cleandb._databases import admin_for
-from alembic_cleandb.pytest_plugin import worker_url
+from alembic_cleandb import Cleaner, UnsafeDatabaseError, clean
+from alembic_cleandb.backends import backend_for_url
+from alembic_cleandb.testing import xdist as _xdist
+from alembic_cleandb.testing.plugin import worker_url
 from conftest import upgrade
 from dbutil import count, execute
 
@@ -74,7 +75,7 @@ def _ini(url: str, *extra: str) -> str:
 
 
 def _exists(url: str) -> bool:
-    return admin_for(url).exists(sa.make_url(url))
+    return backend_for_url(url).exists(sa.make_url(url))
 
 
 def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> None:

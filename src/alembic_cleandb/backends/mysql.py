@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import URL, Connection
 
-from ._base import Executor, call_routine, register
+from .._connect import autocommit_connection
+from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -42,9 +43,7 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
-from ._connect import autocommit_connection
-from ._databases import ServerAdmin, create_failed, quote, register_admin
-from .errors import CleanDBError, ConfigurationError
+from .base import Executor, call_routine, create_failed, quote
 
 PROCEDURES = ("cleandb_truncate",)
 TICKETS = "cleandb_tickets"
@@ -386,6 +385,19 @@ proc: BEGIN
 END"""
 
 
+_DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
+
+#: Connections that create a worker copy's tables (with their rows) at once. Each CREATE
+#: TABLE waits for its own file syncs, which overlap across connections: on a busy disk, 4
+#: connections made 40 tables 4-5x faster than one.
+COPY_CONNECTIONS = 4
+#: Triggers are created one at a time, by one connection, for one database at a time:
+#: MariaDB 10.11 sometimes leaves a ``<table>.TRG-`` backup file behind when CREATE TRIGGERs
+#: run at once (seen with 4 connections on one database, and on two databases), and that
+#: stray file makes the database impossible to drop ("Directory not empty").
+_TRIGGERS_LOCK = threading.Lock()
+
+
 class MySQLBackend(ClientSideBackend):
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     missing_table_markers = ("doesn't exist",)
@@ -468,7 +480,6 @@ class MySQLBackend(ClientSideBackend):
         f"CREATE TABLE IF NOT EXISTS {TICKETS} (id BIGINT AUTO_INCREMENT PRIMARY KEY) "
         "ENGINE=InnoDB",
     )
-    extra_tables: ClassVar[tuple[str, ...]] = (TICKETS,)
 
     def bookkeeping_statements(self) -> tuple[str, ...]:
         if not self.sequence:
@@ -610,11 +621,30 @@ class MySQLBackend(ClientSideBackend):
         source = _tickets_source(self.sequence)
         ex(f"UPDATE {CONFIG} SET tickets = (SELECT next_ticket FROM {source})")
 
-    def uninstall_routines(self, ex: Executor) -> None:
-        for name in PROCEDURES:
-            ex(f"DROP PROCEDURE IF EXISTS {name}")
-        if self.sequence:
-            ex(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        found = [
+            ("TRIGGER", str(name))
+            for (name,) in connection.exec_driver_sql(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE()"
+            )
+        ]
+        found += [
+            (str(kind), str(name))
+            for name, kind in connection.exec_driver_sql(
+                "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES "
+                "WHERE ROUTINE_SCHEMA = DATABASE()"
+            )
+        ]
+        kinds = {"VIEW": "VIEW", "SEQUENCE": "SEQUENCE"}
+        found += [
+            (kinds.get(str(kind), "TABLE"), str(name))
+            for name, kind in connection.exec_driver_sql(
+                "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE()"
+            )
+        ]
+        return [(kind, name) for kind, name in found if self.own_table(name)]
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
         return call_routine(connection, "CALL cleandb_truncate()")
@@ -632,27 +662,7 @@ class MySQLBackend(ClientSideBackend):
             )
         return None
 
-
-_DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
-
-
-#: Connections that create a worker copy's tables (with their rows) at once. Each CREATE
-#: TABLE waits for its own file syncs, which overlap across connections: on a busy disk, 4
-#: connections made 40 tables 4-5x faster than one.
-COPY_CONNECTIONS = 4
-#: Triggers are created one at a time, by one connection, for one database at a time:
-#: MariaDB 10.11 sometimes leaves a ``<table>.TRG-`` backup file behind when CREATE TRIGGERs
-#: run at once (seen with 4 connections on one database, and on two databases), and that
-#: stray file makes the database impossible to drop ("Directory not empty").
-_TRIGGERS_LOCK = threading.Lock()
-
-
-class MySQLAdmin(ServerAdmin):
-    """Creating, copying (an image of every table with its rows and counters, views, triggers
-    and routines, cleandb's own among them, then adopted) and dropping databases."""
-
-    names = ("mysql", "mariadb")
-
+    # -- whole test databases -----------------------------------------------------
     exists_sql = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s"
     create_sql = "CREATE DATABASE IF NOT EXISTS {name}"
 
@@ -662,8 +672,6 @@ class MySQLAdmin(ServerAdmin):
         needed, only :func:`~alembic_cleandb.adopt`. Everything is read first, through one
         connection to the base; the copy's tables are created by :data:`COPY_CONNECTIONS`
         connections at once, its triggers by one."""
-        from .cleaner import adopt
-
         name = self.database(copy)
         with autocommit_connection(base) as src:
             charset, collation = src.exec_driver_sql(
@@ -688,7 +696,7 @@ class MySQLAdmin(ServerAdmin):
             _create_views(run, plan.views, plan.database)
         with _TRIGGERS_LOCK:
             _in_parallel(copy, plan.triggers, connections=1)
-        adopt(copy, allowed_database=allowed)
+        self.adopt_copy(copy, allowed)
 
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
@@ -839,7 +847,3 @@ def _sql_mode(mode: object) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_,]*", str(mode)):
         raise ConfigurationError(f"alembic-cleandb: unexpected sql_mode {mode!r}")
     return f"SET SESSION sql_mode = '{mode}'"
-
-
-register(MySQLBackend.names, MySQLBackend)
-register_admin(MySQLAdmin)
