@@ -738,7 +738,8 @@ class _CopyPlan:
         #: One job per table: its triggers, in their order.
         self.triggers: list[list[str]] = []
         self.routines: list[list[str]] = []
-        self.views: list[str] = []
+        #: (name, CREATE VIEW) of each view.
+        self.views: list[tuple[str, str]] = []
 
     @classmethod
     def read(cls, src: Connection) -> _CopyPlan:
@@ -758,7 +759,7 @@ class _CopyPlan:
             table = str(table)
             if kind == "VIEW":
                 ddl = _raw(src, f"SHOW CREATE VIEW {q(table)}")[0][1]
-                plan.views.append(_DEFINER.sub("", str(ddl)))
+                plan.views.append((table, _DEFINER.sub("", str(ddl))))
                 continue
             cols = ", ".join(columns.get(table, []))
             plan.tables.append(
@@ -826,19 +827,19 @@ def _in_parallel(
         raise errors[0]
 
 
-def _create_views(run: Executor, views: list[str], database: str) -> None:
+def _create_views(run: Executor, views: list[tuple[str, str]], database: str) -> None:
     """Views may use views: create them in rounds until none is left."""
     while views:
         left = []
-        for ddl in views:
+        for name, ddl in views:
             try:
                 run(ddl)
             except Exception:
-                left.append(ddl)
+                left.append((name, ddl))
         if len(left) == len(views):
             raise ConfigurationError(
-                f"alembic-cleandb: cannot copy {len(left)} view(s) of {database!r} for a "
-                "pytest-xdist worker (does a view use another database's objects?)"
+                f"alembic-cleandb: cannot copy the views {', '.join(n for n, _ in left)} of "
+                f"{database!r} for a pytest-xdist worker"
             )
         views = left
 
