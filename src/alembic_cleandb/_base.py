@@ -15,7 +15,10 @@ from .errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchErro
 #: tracking was installed with another version must be re-installed.
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
-SCHEMA_VERSION = 4
+#: 5: PostgreSQL mark function SECURITY DEFINER and PUBLIC grants, mark trigger ENABLE ALWAYS,
+#: the foreign keys to or from untracked tables listed (cleandb.config.crossing), sequences tied
+#: to no table tracked, fragments with ONLY and qualified row types.
+SCHEMA_VERSION = 5
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
