@@ -75,6 +75,15 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(orig).__name__
 
 
+#: Said once, after the sessions, when one of them is idle in a transaction.
+IDLE_IN_TRANSACTION = (
+    "a session idle in transaction wrote and has neither committed nor rolled back: usually "
+    "an ORM session a test flushed without commit (Flask-SQLAlchemy's scoped session keeps it "
+    "open until db.session.remove(); call it in a fixture that requests cleandb_reset, so it "
+    "runs before the reset - see docs/recipes.md), or end that session as shown"
+)
+
+
 class BackendBase:
     """Defaults shared by every backend."""
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import Executor, call_routine, register
+from ._base import IDLE_IN_TRANSACTION, Executor, call_routine, register
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -437,8 +437,10 @@ class MySQLBackend(ClientSideBackend):
             quoted = str(table) if str(table).startswith("`") else f"`{table}`"
             parts.append(f"the reset was waiting for a lock on table {quoted}")
         sessions = []
+        idle_in_transaction = False
         for thread, user, host, command, seconds, state, started, query in rows:
             idle = command == "Sleep"
+            idle_in_transaction = idle_in_transaction or bool(idle and state)
             status = "idle in transaction" if idle and state else ("idle" if idle else command)
             text = f"thread {thread} ({user}@{host}, {status} for {seconds} s"
             if started is not None:
@@ -448,6 +450,8 @@ class MySQLBackend(ClientSideBackend):
             sessions.append(text + f"; end it with KILL {thread})")
         if sessions:
             parts.append(f"{what}: " + "; ".join(sessions))
+        if idle_in_transaction:
+            parts.append(IDLE_IN_TRANSACTION)
         return "; ".join(parts)
 
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (

@@ -30,12 +30,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
 from ._base import (
+    IDLE_IN_TRANSACTION,
     SCHEMA_VERSION,
     BackendBase,
     Executor,
@@ -675,15 +676,27 @@ class PostgreSQLBackend(BackendBase):
         if waited is not None:
             quoted = connection.dialect.identifier_preparer.quote(waited)
             parts.append(f"the reset was waiting for a lock on table {quoted}")
+        # One entry per session, whatever the number of tables it holds locks on.
+        by_pid: dict[Any, list[Any]] = {}
+        for row in rows:
+            by_pid.setdefault(row[2], []).append(row)
         sessions = []
-        for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
+        idle = False
+        for pid, held in list(by_pid.items())[:5]:
+            _, _, _, app, state, started, query, _, _ = held[0]
+            idle = idle or state == "idle in transaction"
+            tables = ", ".join(f"{table} ({mode})" for table, mode, *_ in held[:5])
+            if len(held) > 5:
+                tables += f" and {len(held) - 5} more"
             sessions.append(
                 f"pid {pid} (application {app!r}, {state}, transaction started {started}, "
-                f"holds {mode} on {table}, query {_start(str(query or ''))!r}; end it with "
-                f"SELECT pg_terminate_backend({pid}))"
+                f"holds locks on {tables}, last query {_start(str(query or ''))!r}; end it "
+                f"with SELECT pg_terminate_backend({pid}))"
             )
         if sessions:
             parts.append("sessions holding locks on tracked tables: " + "; ".join(sessions))
+        if idle:
+            parts.append(IDLE_IN_TRANSACTION)
         return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:
