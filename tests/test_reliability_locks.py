@@ -85,9 +85,8 @@ def test_a_session_idle_in_transaction_is_named_once_with_how_to_end_it(migrated
         session = _session_id(blocker)
         blocker.execute(sa.text(f"UPDATE {q(blocker, 'user')} SET name = 'flushed'"))
         blocker.execute(sa.text("UPDATE lookup_status SET label = 'flushed' WHERE id = 1"))
-        with Cleaner(migrated, lock_timeout=1) as cleaner:
-            with pytest.raises(ResetError) as info:
-                cleaner.reset()
+        with Cleaner(migrated, lock_timeout=1) as cleaner, pytest.raises(ResetError) as info:
+            cleaner.reset()
         blocker.rollback()
     message = str(info.value)
     named = f"pid {session} (" if blocker.dialect.name == "postgresql" else f"thread {session} ("

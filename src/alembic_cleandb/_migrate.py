@@ -3,21 +3,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from ._connect import normalize_url, safe_url
 from ._databases import admin_for
 from ._guard import temporary_env
-from .environment import enable
+from .environment import EXPECTED_URL, enable
 from .errors import ConfigurationError
 
-__all__ = ["parse_target", "migrate"]
+__all__ = ["parse_target", "migrate", "migrate_url", "EXPECTED_URL"]
 
 
 def parse_target(value: str, base: Path) -> tuple[Path, str | None]:
@@ -52,16 +53,69 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
         raise ConfigurationError(
             f"alembic-cleandb: {str(ini)!r} has no [{section}] section (cleandb_migrate)"
         )
+    if config.get_main_option("script_location") is None and (ini.parent / "env.py").is_file():
+        # Flask-Migrate's layout: migrations/alembic.ini, beside env.py, with no
+        # script_location (`flask db` sets it to the folder).
+        config.set_main_option("script_location", str(ini.parent).replace("%", "%%"))
+    _upgrade(url, config, str(ini), url_env)
+
+
+def _upgrade(url: str, config: Config, where: str, url_env: str | None) -> None:
     enable(config)
     # env.py gets the URL with the driver alembic-cleandb uses (postgresql:// -> +psycopg).
     full = normalize_url(url).render_as_string(hide_password=False)
     config.set_main_option("sqlalchemy.url", full.replace("%", "%%"))
     config.attributes["url"] = full
+    config.attributes[EXPECTED_URL] = full
     try:
         with temporary_env(url_env, url):
             command.upgrade(config, "heads")
     except (CommandError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigurationError(
-            f"alembic-cleandb: migrating {safe_url(url)!r} with {str(ini)!r} failed: {reason}"
+            f"alembic-cleandb: migrating {safe_url(url)!r} with {where!r} failed: {reason}"
         ) from exc
+
+
+def migrate_url(
+    url: str | URL,
+    config: str | os.PathLike[str] | Config = "alembic.ini",
+    *,
+    section: str | None = None,
+    url_env: str | None = None,
+) -> str:
+    """Create the test database behind ``url`` if missing, run every migration on it with
+    the ``cleandb`` branch (tracking) enabled, and return ``url`` as a string.
+
+    For a database known only at run time (pytest-postgresql, testcontainers, a copy)::
+
+        @pytest.fixture(scope="session")
+        def cleandb_urls(postgresql_noproc):
+            return [alembic_cleandb.migrate(url_of(postgresql_noproc), "alembic.ini")]
+
+    ``config`` is an ``alembic.ini`` path (relative to the working directory; a Flask-Migrate
+    ``migrations/alembic.ini`` works too) or an Alembic ``Config``; ``section`` picks an ini
+    section (default ``[alembic]``; the branch is added either way). env.py learns the URL
+    from ``sqlalchemy.url``, ``config.attributes["url"]`` and, if ``url_env`` names one, that
+    environment variable (set while migrating). An env.py wired with ``env_options()`` that
+    connects to another database is stopped before any migration runs. Refuses a database
+    whose name lacks ``test`` like every other entry point. Errors:
+    :class:`~alembic_cleandb.ConfigurationError`.
+    """
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+    normalize_url(text)  # a clear error for a malformed URL
+    if isinstance(config, Config):
+        admin = admin_for(text)
+        parsed = make_url(text)
+        if not admin.exists(parsed):
+            admin.create_empty(parsed)
+        _upgrade(text, config, config.config_file_name or "the Alembic config", url_env)
+    else:
+        ini = Path(config).expanduser().resolve()
+        if not ini.is_file():
+            raise ConfigurationError(
+                f"alembic-cleandb: migrate() was given {str(ini)!r}, which is not a file. Pass "
+                "the path of your alembic.ini (or an alembic.config.Config)."
+            )
+        migrate(text, ini, section, url_env)
+    return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,7 @@ from alembic import util as alembic_util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 from ._base import backend_for
 from .operations import executor
@@ -22,6 +24,8 @@ REVISION = "cleandb_0001"
 BRANCH = "cleandb"
 _OWN_PREFIX = "cleandb_"
 _OWN_SCHEMA = "cleandb"
+#: ``config.attributes`` key set by cleandb_migrate / migrate(): the database to migrate.
+EXPECTED_URL = "cleandb_expected_url"
 
 IncludeName = Callable[[Any, str, Any], bool]
 IncludeObject = Callable[[Any, Any, str, bool, Any], bool]
@@ -58,8 +62,54 @@ def sync_after_step(context: MigrationContext) -> None:
     backend_for(context.dialect.name).sync(executor(context))
 
 
-def _explain_missing_branch(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _database_of(connection: Any) -> tuple[str, str]:
+    """(backend, database) the connection is really in; SQLite: the main file's path."""
+    name = connection.dialect.name
+    if name == "sqlite":
+        rows = connection.exec_driver_sql("PRAGMA database_list").fetchall()
+        path = next((str(r[2]) for r in rows if r[1] == "main"), "")
+        return "sqlite", os.path.realpath(path) if path else ""
+    if name == "postgresql":
+        return name, str(connection.exec_driver_sql("SELECT current_database()").scalar())
+    return "mysql", str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
+
+
+def _expected_database(url: str) -> tuple[str, str]:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ""
+        return "sqlite", os.path.realpath(path) if path and path != ":memory:" else ""
+    return ("mysql" if backend == "mariadb" else backend), parsed.database or ""
+
+
+def check_target_database(context: MigrationContext, expected: str) -> None:
+    """Before any step: the database env.py connected to is the one we were asked to migrate
+    (cleandb_migrate / migrate()), not one env.py found elsewhere (e.g. its own DATABASE_URL)."""
+    connection = context.connection
+    if connection is None or context.as_sql:
+        return
+    want = _expected_database(expected)
+    got = _database_of(connection)
+    if want[1] and got != want:
+        raise alembic_util.CommandError(
+            f"alembic-cleandb: env.py connected to database {got[1]!r}, not to the test "
+            f"database {want[1]!r} it was asked to migrate; nothing was migrated. env.py must "
+            f"take its URL from config.get_main_option('sqlalchemy.url') (set to the test "
+            f"database), or from the environment variable named by cleandb_url_env (e.g. "
+            f"cleandb_url_env = DATABASE_URL, which the plugin sets before migrating)"
+        )
+
+
+def _explain_missing_branch(
+    fn: Callable[..., Any], expected: str | None = None
+) -> Callable[..., Any]:
+    checked: list[bool] = []
+
     def wrapped(rev: Any, context: Any) -> Any:
+        if expected and not checked:
+            check_target_database(context, expected)
+            checked.append(True)
         try:
             return fn(rev, context)
         except alembic_util.CommandError as exc:
@@ -69,8 +119,11 @@ def _explain_missing_branch(fn: Callable[..., Any]) -> Callable[..., Any]:
                 f"{exc}. This database has alembic-cleandb's test tracking installed (revision "
                 f"{REVISION!r} of the {BRANCH!r} branch), but this Alembic config does not "
                 f"include that branch. Use the test config: `alembic -n cleandb ...`, or "
-                f"`alembic_cleandb.enable(config)` in code. To remove tracking from this "
-                f"database: `alembic -n cleandb downgrade cleandb@base`."
+                f"`alembic_cleandb.enable(config)` in code; with Flask-Migrate, "
+                f"`FLASK_TESTING=1 flask db upgrade heads` with a @migrate.configure callback "
+                f"that calls alembic_cleandb.enable(config) when app.testing (docs/recipes.md). "
+                f"To remove tracking from this database: "
+                f"`alembic -n cleandb downgrade cleandb@base`."
             ) from exc
 
     return wrapped
@@ -125,7 +178,8 @@ def env_options(
     environment = getattr(alembic_context, "_proxy", None)
     fn = getattr(environment, "context_opts", {}).get("fn")
     if fn is not None:
-        options["fn"] = _explain_missing_branch(fn)
+        attributes = getattr(getattr(environment, "config", None), "attributes", {})
+        options["fn"] = _explain_missing_branch(fn, attributes.get(EXPECTED_URL))
     return options
 
 
