@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._base import SCHEMA_VERSION
+from .backends.base import SCHEMA_VERSION
 from .cleaner import Cleaner, DatabaseInfo, adopt, clean, set_baseline, sync
 from .errors import (
     CleanDBError,
@@ -34,8 +34,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._migrate import migrate_url as migrate
     from .environment import BRANCH, REVISION, VERSIONS, enable, env_options
+    from .testing.migrate import migrate_url as migrate
 
 __version__ = "0.1.0"
 
@@ -47,7 +47,7 @@ _ALEMBIC_SIDE = {"BRANCH", "REVISION", "VERSIONS", "enable", "env_options"}
 
 def __getattr__(name: str) -> Any:
     if name == "migrate":
-        return importlib.import_module("._migrate", __name__).migrate_url
+        return importlib.import_module(".testing.migrate", __name__).migrate_url
     if name in _ALEMBIC_SIDE:
         return getattr(importlib.import_module(".environment", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

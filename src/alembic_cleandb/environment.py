@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from ._base import backend_for
+from .backends.base import backend_for
 from .operations import executor
 
 __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]

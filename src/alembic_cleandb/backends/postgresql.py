@@ -35,7 +35,10 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import (
+from .._connect import safe_url
+from ..errors import ConfigurationError
+from ._admin import ServerAdmin, create_failed, quote, register_admin
+from .base import (
     IDLE_IN_TRANSACTION,
     SCHEMA_VERSION,
     BackendBase,
@@ -45,9 +48,6 @@ from ._base import (
     check_sync_target,
     register,
 )
-from ._connect import safe_url
-from ._databases import ServerAdmin, create_failed, quote, register_admin
-from .errors import ConfigurationError
 
 SCHEMA = "cleandb"
 TRIGGER = "cleandb_mark"
@@ -762,7 +762,7 @@ class PostgreSQLAdmin(ServerAdmin):
     create_sql = "CREATE DATABASE {name}"
 
     def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
+        from ..cleaner import adopt
 
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:

@@ -12,11 +12,11 @@ from alembic.util import CommandError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from ._connect import normalize_url, safe_url
-from ._databases import admin_for
-from ._guard import temporary_env
-from .environment import EXPECTED_URL, enable
-from .errors import ConfigurationError
+from .._connect import normalize_url, safe_url
+from .._guard import temporary_env
+from ..backends._admin import admin_for
+from ..environment import EXPECTED_URL, enable
+from ..errors import ConfigurationError
 
 __all__ = ["parse_target", "migrate", "migrate_url", "EXPECTED_URL"]
 

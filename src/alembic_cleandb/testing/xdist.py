@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ._connect import safe_url
-from ._databases import admin_for, fingerprint
-from ._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
-from .errors import ConfigurationError
+from .._connect import safe_url
+from .._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
+from ..backends._admin import admin_for, fingerprint
+from ..errors import ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
 

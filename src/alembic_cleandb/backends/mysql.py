@@ -30,7 +30,9 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import IDLE_IN_TRANSACTION, Executor, call_routine, register
+from .._connect import autocommit_connection
+from ..errors import CleanDBError, ConfigurationError
+from ._admin import ServerAdmin, create_failed, quote, register_admin
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -40,9 +42,7 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
-from ._connect import autocommit_connection
-from ._databases import ServerAdmin, create_failed, quote, register_admin
-from .errors import CleanDBError, ConfigurationError
+from .base import IDLE_IN_TRANSACTION, Executor, call_routine, register
 
 PROCEDURES = ("cleandb_truncate",)
 TICKETS = "cleandb_tickets"
@@ -760,7 +760,7 @@ def _install_tracking(connection: Connection, exclude: list[str]) -> None:
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
-    from . import operations  # noqa: F401  (registers the operation)
+    from .. import operations  # noqa: F401  (registers the operation)
 
     context = MigrationContext.configure(connection)
     Operations(context).install_clean_tracking(exclude=exclude)  # type: ignore[attr-defined]

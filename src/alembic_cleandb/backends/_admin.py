@@ -22,10 +22,10 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import backend_for
-from ._connect import connect, create_engine, normalize_url, safe_url
-from ._guard import check_database_name
-from .errors import CleanDBError, ConfigurationError
+from .._connect import connect, create_engine, normalize_url, safe_url
+from .._guard import check_database_name
+from ..errors import CleanDBError, ConfigurationError
+from .base import backend_for
 
 __all__ = ["admin_for", "fingerprint"]
 
