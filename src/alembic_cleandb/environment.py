@@ -94,7 +94,7 @@ def check_target_database(context: MigrationContext, expected: str) -> None:
     if want[1] and got != want:
         raise alembic_util.CommandError(
             f"alembic-cleandb: env.py connected to database {got[1]!r}, not to the test "
-            f"database {want[1]!r} it was asked to migrate; nothing was migrated. env.py must "
+            f"database {want[1]!r} it was asked to migrate; no migration step ran. env.py must "
             f"take its URL from config.get_main_option('sqlalchemy.url') (set to the test "
             f"database), or from the environment variable named by cleandb_url_env (e.g. "
             f"cleandb_url_env = DATABASE_URL, which the plugin sets before migrating)"
