@@ -137,3 +137,32 @@ def test_without_the_plugin_the_flask_tests_fail(tmp_path: Path) -> None:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "test_user_schema2 - assert 2 == 1" in result.stdout
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_fastapi_app(tmp_path: Path, databases, backend: str, workers: str) -> None:
+    """FastAPI + async SQLAlchemy (asyncpg / aiosqlite / aiomysql), pytest-asyncio, httpx."""
+    env = {}
+    if backend != "sqlite":
+        env["CLEANDB_URLS"] = databases.create(f"todo_test_{os.getpid()}_{workers}")
+    result = run_example("fastapi_app", tmp_path, "-n", workers, "-p", "no:randomly", **env)
+    assert "4 passed" in _passed(result)
+
+
+def test_without_the_plugin_the_fastapi_tests_fail(tmp_path: Path) -> None:
+    assert "4 passed" in _passed(run_example("fastapi_app", tmp_path))  # migrates todo_test.db
+    result = run_example(
+        "fastapi_app",
+        tmp_path,
+        "-p",
+        "no:cleandb",
+        "-p",
+        "no:randomly",
+        "-o",
+        "cleandb_urls=",
+        "--override-ini=cleandb_url_env=",
+        "--override-ini=cleandb_migrate=",
+        **{"DATABASE_URL": f"sqlite:///{tmp_path / 'fastapi_app' / 'todo_test.db'}"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 failed, 2 passed" in result.stdout
