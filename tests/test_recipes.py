@@ -295,3 +295,47 @@ def test_env_py_reading_database_url_migrates_the_test_database(tmp_path: Path, 
                 assert c.exec_driver_sql("SELECT COUNT(*) FROM alembic_version").scalar() == 0
     finally:
         engine.dispose()
+
+
+def _flask(app: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "CLEANDB_", "FLASK_")) and k != "DATABASE_URL"
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "flaskr", "db", *args],
+        cwd=app,
+        env={**clean_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@SERVERS
+def test_flask_db_upgrade_installs_tracking_when_testing(tmp_path: Path, databases) -> None:
+    """`FLASK_TESTING=1 flask db upgrade heads` (the @migrate.configure callback) installs
+    tracking; a plain `flask db upgrade` on that database says what to run."""
+    app = tmp_path / "flask_app"
+    shutil.copytree(
+        ROOT / "examples" / "flask_app", app, ignore=shutil.ignore_patterns("__pycache__", "*.db")
+    )
+    url = databases.create(f"recipes_{uuid.uuid4().hex[:8]}_test")
+    result = _flask(app, "upgrade", "heads", FLASK_TESTING="1", DATABASE_URL=url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as c:
+            versions = {r[0] for r in c.exec_driver_sql("SELECT version_num FROM alembic_version")}
+            assert versions == {"0001", alembic_cleandb.REVISION}
+            c.execute(sa.text("DELETE FROM notice"))
+        assert alembic_cleandb.clean(url) == 1
+        with engine.connect() as c:
+            assert c.execute(sa.text("SELECT COUNT(*) FROM notice")).scalar() == 1
+    finally:
+        engine.dispose()
+    result = _flask(app, "upgrade", DATABASE_URL=url)
+    assert result.returncode != 0
+    assert "Can't locate revision identified by 'cleandb_0001'" in result.stderr
+    assert "FLASK_TESTING=1 flask db upgrade heads" in result.stderr
