@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator
 from functools import cache
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 # DATABASE_URL may name a sync driver (the form Alembic and alembic-cleandb use); the app
 # talks to the same database through the async driver of the same family.

@@ -19,7 +19,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(20), nullable=False, unique=True),
     )
-    op.bulk_insert(priority, [{"id": 1, "name": "low"}, {"id": 2, "name": "normal"}, {"id": 3, "name": "high"}])
+    op.bulk_insert(
+        priority,
+        [{"id": 1, "name": "low"}, {"id": 2, "name": "normal"}, {"id": 3, "name": "high"}],
+    )
     op.create_table(
         "todo",
         sa.Column("id", sa.Integer, primary_key=True),
