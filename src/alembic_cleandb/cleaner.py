@@ -123,7 +123,7 @@ def clean(target: Target, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
     settings).
     """
     with _tracked(target, "reset") as (backend, connection, display):
-        if not isinstance(target, Connection):
+        if connection is not target:  # opened here
             backend.configure_session(connection, lock_timeout)
         try:
             return backend.resetter(connection)()

@@ -230,13 +230,17 @@ class Backend(Protocol):
     def tracked_tables(self, connection: Connection) -> list[str]: ...
 
 
-def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
-    """A reset that calls the database-side routine on the raw driver connection.
+def call_routine(
+    connection: Connection, statement: str, more_results: bool = False
+) -> Callable[[], int]:
+    """A reset that calls the database-side routine on the raw DBAPI connection.
 
     ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
-    overhead, which matters when the reset runs after every test.
+    overhead, which matters when the reset runs after every test. ``more_results``: the
+    statement returns further result sets to consume (``CALL`` on MySQL); only then is the
+    cursor's ``nextset()`` called (psycopg2 raises NotSupportedError for it, pg8000 has none).
     """
-    dbapi = connection.connection.driver_connection
+    dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
 
     def reset() -> int:
@@ -244,8 +248,9 @@ def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
         try:
             cursor.execute(statement)
             row = cursor.fetchone()
-            while cursor.nextset():  # CALL on MySQL returns a trailing status result
-                pass
+            if more_results:
+                while cursor.nextset():  # CALL on MySQL returns a trailing status result
+                    pass
         finally:
             cursor.close()
         return int(row[0]) if row and row[0] is not None else 0

@@ -619,7 +619,7 @@ class MySQLBackend(ClientSideBackend):
             ex(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
-        return call_routine(connection, "CALL cleandb_truncate()")
+        return call_routine(connection, "CALL cleandb_truncate()", more_results=True)
 
     def wrap_error(self, exc: Exception, database: str) -> Exception | None:
         orig = getattr(exc, "orig", exc)
