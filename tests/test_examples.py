@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import ROOT
 
@@ -141,10 +142,13 @@ def test_without_the_plugin_the_flask_tests_fail(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_fastapi_app(tmp_path: Path, databases, backend: str, workers: str) -> None:
-    """FastAPI + async SQLAlchemy (asyncpg / aiosqlite / aiomysql), pytest-asyncio, httpx."""
+    """FastAPI + async SQLAlchemy, pytest-asyncio, httpx: the URL names the async driver
+    (asyncpg, asyncmy, aiosqlite); the app and its async env.py get it as written."""
     env = {}
     if backend != "sqlite":
-        env["CLEANDB_URLS"] = databases.create(f"todo_test_{os.getpid()}_{workers}")
+        url = sa.make_url(databases.create(f"todo_test_{os.getpid()}_{workers}"))
+        driver = {"postgresql": "postgresql+asyncpg", "mariadb": "mariadb+asyncmy"}[backend]
+        env["CLEANDB_URLS"] = url.set(drivername=driver).render_as_string(hide_password=False)
     result = run_example("fastapi_app", tmp_path, "-n", workers, "-p", "no:randomly", **env)
     assert "4 passed" in _passed(result)
 
@@ -162,7 +166,7 @@ def test_without_the_plugin_the_fastapi_tests_fail(tmp_path: Path) -> None:
         "cleandb_urls=",
         "--override-ini=cleandb_url_env=",
         "--override-ini=cleandb_migrate=",
-        **{"DATABASE_URL": f"sqlite:///{tmp_path / 'fastapi_app' / 'todo_test.db'}"},
+        **{"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fastapi_app' / 'todo_test.db'}"},
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "2 failed, 2 passed" in result.stdout

@@ -6,7 +6,6 @@ import os
 from collections.abc import AsyncIterator
 from functools import cache
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,24 +13,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-# DATABASE_URL may name a sync driver (the form Alembic and alembic-cleandb use); the app
-# talks to the same database through the async driver of the same family.
-ASYNC_DRIVERS = {
-    "postgresql": "postgresql+asyncpg",
-    "sqlite": "sqlite+aiosqlite",
-    "mysql": "mysql+aiomysql",
-    "mariadb": "mariadb+aiomysql",
-}
-
-
-def async_url(url: str) -> sa.URL:
-    parsed = sa.make_url(url)
-    return parsed.set(drivername=ASYNC_DRIVERS[parsed.get_backend_name()])
-
 
 @cache
 def engine() -> AsyncEngine:
-    return create_async_engine(async_url(os.environ.get("DATABASE_URL", "sqlite:///todo.db")))
+    """Created on first use, from DATABASE_URL (the pytest plugin sets it for the tests)."""
+    return create_async_engine(os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///todo.db"))
 
 
 async def session() -> AsyncIterator[AsyncSession]:
