@@ -12,7 +12,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from .._connect import normalize_url, safe_url
+from .._connect import app_url, normalize_url, safe_url
 from .._guard import temporary_env
 from ..backends._admin import admin_for
 from ..environment import EXPECTED_URL, enable
@@ -62,8 +62,9 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
 
 def _upgrade(url: str, config: Config, where: str, url_env: str | None) -> None:
     enable(config)
-    # env.py gets the URL with the driver alembic-cleandb uses (postgresql:// -> +psycopg).
-    full = normalize_url(url).render_as_string(hide_password=False)
+    # env.py gets the URL as written (an async driver kept, for an async env.py); a plain
+    # postgresql:// or mysql:// gets the driver the extras install (+psycopg, +pymysql).
+    full = app_url(url).render_as_string(hide_password=False)
     config.set_main_option("sqlalchemy.url", full.replace("%", "%%"))
     config.attributes["url"] = full
     config.attributes[EXPECTED_URL] = full
