@@ -19,7 +19,7 @@ from alembic.config import Config
 
 import alembic_cleandb
 from alembic_cleandb.__main__ import main as cli
-from alembic_cleandb.backends._admin import admin_for
+from alembic_cleandb.backends import backend_for_url
 from conftest import ROOT
 
 RECIPES = (ROOT / "docs" / "recipes.md").read_text()
@@ -189,7 +189,7 @@ def test_pytest_postgresql_recipe(pytester: pytest.Pytester, databases) -> None:
 def test_migrate_creates_migrates_and_tracks(databases, tmp_path: Path) -> None:
     url = databases.create(f"recipes_{uuid.uuid4().hex[:8]}_test")
     if databases.backend != "sqlite":
-        admin_for(url).drop(sa.make_url(url))  # migrate() creates it
+        backend_for_url(url).drop(sa.make_url(url))  # migrate() creates it
     assert alembic_cleandb.migrate(url, str(repo_alembic_ini(tmp_path))) == url
     engine = sa.create_engine(url)
     try:
@@ -337,5 +337,5 @@ def test_flask_db_upgrade_installs_tracking_when_testing(tmp_path: Path, databas
         engine.dispose()
     result = _flask(app, "upgrade", DATABASE_URL=url)
     assert result.returncode != 0
-    assert "Can't locate revision identified by 'cleandb_0001'" in result.stderr
+    assert f"Can't locate revision identified by '{alembic_cleandb.REVISION}'" in result.stderr
     assert "FLASK_TESTING=1 flask db upgrade heads" in result.stderr

@@ -21,7 +21,6 @@ from sqlalchemy.engine import URL, Connection
 from .._connect import safe_url
 from .._guard import check_database_name
 from ..errors import ConfigurationError, ResetError
-from ._admin import Admin, register_admin
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -31,7 +30,6 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
-from .base import register
 
 
 class SQLiteBackend(ClientSideBackend):
@@ -134,6 +132,15 @@ class SQLiteBackend(ClientSideBackend):
             )
         return f"DELETE FROM {q}", restore, counter_sql
 
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        return [
+            (str(kind).upper(), str(name))
+            for kind, name in connection.exec_driver_sql(
+                "SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"
+            )
+            if self.own_table(str(name))
+        ]
+
     def resetter(self, connection: Connection) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
@@ -187,10 +194,7 @@ class SQLiteBackend(ClientSideBackend):
 
         return reset
 
-
-class SQLiteAdmin(Admin):
-    names = ("sqlite",)
-
+    # -- whole test databases -----------------------------------------------------
     def path(self, url: URL) -> Path:
         name = url.database
         if not name or name == ":memory:" or name.startswith("file:"):
@@ -218,9 +222,7 @@ class SQLiteAdmin(Admin):
         check_database_name(self.guard_name(url), "create")
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
-    def copy(self, base: URL, copy: URL) -> None:
-        from ..cleaner import adopt
-
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         source = sqlite3.connect(self.path(base))
         try:
             target = sqlite3.connect(self.path(copy))
@@ -230,14 +232,10 @@ class SQLiteAdmin(Admin):
                 target.close()
         finally:
             source.close()
-        adopt(copy)
+        self.adopt_copy(copy, allowed)
 
     def drop(self, url: URL) -> None:
         path = self.path(url)
         for extra in ("", "-wal", "-shm", "-journal"):
             with suppress(FileNotFoundError):
                 os.unlink(f"{path}{extra}")
-
-
-register(SQLiteBackend.names, SQLiteBackend)
-register_admin(SQLiteAdmin)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .._connect import app_url, normalize_url, safe_url
 from .._guard import temporary_env
-from ..backends._admin import admin_for
+from ..backends import backend_for_url
 from ..environment import EXPECTED_URL, enable
 from ..errors import ConfigurationError
 
@@ -44,7 +44,7 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
             f"alembic-cleandb: cleandb_migrate names {str(ini)!r}, which is not a file. Point "
             "it at your alembic.ini (optionally ':section'), relative to the pytest ini file."
         )
-    admin = admin_for(url)
+    admin = backend_for_url(url)
     parsed = make_url(url)
     if not admin.exists(parsed):
         admin.create_empty(parsed)
@@ -106,7 +106,7 @@ def migrate_url(
     text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
     normalize_url(text)  # a clear error for a malformed URL
     if isinstance(config, Config):
-        admin = admin_for(text)
+        admin = backend_for_url(text)
         parsed = make_url(text)
         if not admin.exists(parsed):
             admin.create_empty(parsed)

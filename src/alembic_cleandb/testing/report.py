@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from .._connect import connect, create_engine
-from ..backends.base import ALWAYS_EXCLUDED, backend_for
+from ..backends import backend_for
+from ..backends.base import ALWAYS_EXCLUDED
 
 __all__ = ["Probe", "Report"]
 
