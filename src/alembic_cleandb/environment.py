@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from alembic import context as alembic_context
@@ -24,7 +25,7 @@ __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]
 VERSIONS = "alembic_cleandb:versions"
 #: The head revision of the ``cleandb`` branch (its first, ``cleandb_0001``, installs tracking;
 #: each later one upgrades tracking of an older schema version).
-REVISION = "cleandb_0002"
+REVISION = "cleandb_0003"
 _FIRST = "cleandb_0001"
 _ANY_REVISION = re.compile(r"cleandb_\d{4}")
 BRANCH = "cleandb"
@@ -207,6 +208,9 @@ def env_options(
             on_version_apply(ctx=ctx, **kw)
         sync_after_step(ctx)
 
+    config = getattr(alembic_context, "config", None)
+    if isinstance(config, Config):
+        _check_cleandb_section(config)
     options: dict[str, Any] = {
         "include_name": _include_name,
         "include_object": _include_object,
@@ -220,14 +224,79 @@ def env_options(
     return options
 
 
+_SEPARATOR_FIX = (
+    "Alembic splits version_locations with path_separator (version_path_separator before "
+    "Alembic 1.16); with `os` the ':' of the package form `alembic_cleandb:versions` splits "
+    "it, and a path with a space stays whole. Set `path_separator = space` (Alembic < 1.16: "
+    "`version_path_separator = space`, or leave it out) in that section, or `newline` with one "
+    "location per line"
+)
+
+# Alembic >= 1.16 has Config.get_version_locations_list() and reads path_separator; older
+# versions split version_locations themselves, on version_path_separator (or spaces/commas).
+_MODERN = hasattr(Config, "get_version_locations_list")
+_LEGACY_SEPARATORS = {None: None, "space": " ", "os": os.pathsep, ":": ":", ";": ";"}
+
+
+def _version_locations(config: Config) -> list[str]:
+    """The config's version locations, split the way this Alembic version splits them."""
+    if _MODERN:
+        return list(config.get_version_locations_list() or [])
+    raw = config.get_main_option("version_locations")
+    if not raw:
+        return []
+    separator = _LEGACY_SEPARATORS.get(config.get_main_option("version_path_separator"), " ")
+    if separator is None:
+        return [x for x in re.split(r", *|(?: +)", raw) if x]
+    return [x.strip() for x in raw.split(separator) if x.strip()]
+
+
+def _location_exists(location: str) -> bool:
+    try:
+        return Path(alembic_util.coerce_resource_to_filename(location)).is_dir()
+    except Exception:  # a package that cannot be imported
+        return False
+
+
+def check_locations(config: Config) -> None:
+    """Refuse version locations that do not exist: a wrong separator setting (``path_separator
+    = os`` with a package form, or a path with a space) makes Alembic skip them silently, and
+    ``upgrade heads`` then applies nothing."""
+    missing = [loc for loc in _version_locations(config) if not _location_exists(loc)]
+    if missing:
+        section = config.config_ini_section
+        raise alembic_util.CommandError(
+            f"alembic-cleandb: version location(s) {', '.join(map(repr, missing))} of "
+            f"[{section}] do not exist, so Alembic would skip them and apply nothing. "
+            f"{_SEPARATOR_FIX}."
+        )
+
+
+def _check_cleandb_section(config: Config) -> None:
+    """In env.py: a section that names the packaged branch must load it (``alembic -n cleandb
+    upgrade heads`` with ``path_separator = os`` would otherwise apply nothing, exit 0)."""
+    raw = config.get_main_option("version_locations") or ""
+    if "alembic_cleandb" not in raw:
+        return
+    check_locations(config)
+    if VERSIONS not in _version_locations(config):
+        raise alembic_util.CommandError(
+            f"alembic-cleandb: version_locations of [{config.config_ini_section}] names "
+            f"alembic_cleandb, but not as the one location {VERSIONS!r}, so the cleandb "
+            f"branch is not loaded. {_SEPARATOR_FIX}."
+        )
+
+
 def enable(config: Config) -> Config:
     """Add the packaged ``cleandb`` branch to ``config`` (for test setup) and return it.
 
     ``command.upgrade(alembic_cleandb.enable(Config("alembic.ini")), "cleandb@head")``
 
-    Keeps the config's own version locations and ``prepend_sys_path``; idempotent.
+    Keeps the config's own version locations and ``prepend_sys_path``; idempotent. Raises
+    ``CommandError`` when a version location does not exist (a wrong ``path_separator``).
     """
-    locations = config.get_version_locations_list()
+    check_locations(config)
+    locations = _version_locations(config)
     if not locations:
         script_location = config.get_main_option("script_location")
         if script_location is None:
@@ -235,9 +304,14 @@ def enable(config: Config) -> Config:
                 "alembic-cleandb: the Alembic config has no script_location; enable() needs "
                 "the config your env.py uses"
             )
-        base = alembic_util.coerce_resource_to_filename(script_location)
+        base = Path(alembic_util.coerce_resource_to_filename(script_location))  # str < 1.16
         locations = [str(base / "versions")]
     if VERSIONS in locations:
+        return config
+    if not _MODERN:  # no "newline" separator before 1.16; ";" is in no path we know of
+        config.set_main_option("version_path_separator", ";")
+        legacy = ";".join([*locations, VERSIONS]).replace("%", "%%")
+        config.set_main_option("version_locations", legacy)
         return config
     prepend = config.get_prepend_sys_paths_list() or []
 

@@ -28,7 +28,11 @@ from ..errors import (
 #: older version (test_upgrade.py checks that the branch's head brings this version).
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
-SCHEMA_VERSION = 4
+#: 5 (cleandb_0003): PostgreSQL mark function SECURITY DEFINER with PUBLIC grants, mark
+#: trigger ENABLE ALWAYS, foreign keys to or from untracked tables listed
+#: (cleandb.config.crossing), sequences tied to no table tracked, fragments with ONLY and
+#: schema-qualified row types.
+SCHEMA_VERSION = 5
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
@@ -402,6 +406,9 @@ class Backend(ABC):
     exists_sql: ClassVar[str] = ""
     #: Creates an empty database (``{name}``: the quoted name).
     create_sql: ClassVar[str] = ""
+    #: Rows (schema or NULL, table) of every table with a ``version_num`` column: Alembic's
+    #: version table, whatever ``version_table``/``version_table_schema`` named it.
+    version_tables_sql: ClassVar[str] = ""
 
     def database(self, url: URL) -> str:
         if not url.database:

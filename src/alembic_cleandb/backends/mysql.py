@@ -668,6 +668,10 @@ class MySQLBackend(ClientSideBackend):
 
     # -- whole test databases -----------------------------------------------------
     exists_sql = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s"
+    version_tables_sql: ClassVar[str] = (
+        "SELECT NULL, TABLE_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'version_num' ORDER BY 2"
+    )
     create_sql = "CREATE DATABASE IF NOT EXISTS {name}"
 
     def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:

@@ -195,6 +195,11 @@ class SQLiteBackend(ClientSideBackend):
         return reset
 
     # -- whole test databases -----------------------------------------------------
+    version_tables_sql: ClassVar[str] = (
+        "SELECT NULL, m.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
+        "WHERE m.type = 'table' AND p.name = 'version_num' ORDER BY 2"
+    )
+
     def path(self, url: URL) -> Path:
         name = url.database
         if not name or name == ":memory:" or name.startswith("file:"):

@@ -301,6 +301,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             )
     except CleanDBError as exc:
         raise _usage_error(exc) from None
+    except Exception as exc:  # never an INTERNALERROR: say what failed, on which database
+        raise _unexpected(exc, settings.urls) from None
+
+
+def _unexpected(exc: Exception, urls: Sequence[str]) -> pytest.UsageError:
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return pytest.UsageError(
+        f"alembic-cleandb: preparing {describe(urls)} failed: {reason}. Check that the "
+        "databases and files named there are reachable and writable, then run again"
+    )
 
 
 def _timed(state: _State, fn: Callable[..., Any], *args: Any) -> Any:
@@ -356,6 +367,8 @@ def pytest_configure_node(node: Any) -> None:
             )
         except CleanDBError as exc:
             raise _usage_error(exc) from None
+        except Exception as exc:
+            raise _unexpected(exc, state.settings.urls) from None
     node.workerinput["cleandb_urls"] = state.copies[worker_id]
 
 
