@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
@@ -41,6 +41,7 @@ from .._connect import safe_url
 from .._guard import allowed_name
 from ..errors import ConfigurationError
 from .base import (
+    IDLE_IN_TRANSACTION,
     SCHEMA_VERSION,
     Backend,
     Executor,
@@ -55,6 +56,8 @@ SCHEMA = "cleandb"
 PREFIX = "cleandb_"
 TRIGGER = "cleandb_mark"
 EVENT_TRIGGER = "cleandb_ddl"
+#: Exists while a migration run has steps done and its closing sync still to come.
+PENDING = "cleandb.sync_pending"
 
 
 def _start(query: str, length: int = 80) -> str:
@@ -440,6 +443,9 @@ LANGUAGE plpgsql AS $cleandb$
 DECLARE
   r regclass;
 BEGIN
+  IF current_setting('cleandb.deferred', true) = 'on' THEN
+    RETURN;  -- a migration run in this session: its last step syncs everything at once
+  END IF;
   IF current_setting('cleandb.attaching', true) IS NOT DISTINCT FROM 'on' THEN
     RETURN;  -- (cleandb.attach()'s own ALTER TABLE)
   END IF;
@@ -860,6 +866,22 @@ class PostgreSQLBackend(Backend):
             # After a migration step, tables it wrote to take a new baseline; otherwise (a
             # table created outside migrations) only new tables do, and the marks stay.
             ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
+            if after_migration:
+                ex(f"DROP TABLE IF EXISTS {PENDING}")
+                ex("SELECT set_config('cleandb.deferred', '', false)")
+
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: say "sync pending" until :meth:`sync` runs."""
+        if ex.connection is None or self.installed_version(ex.connection) is None:
+            return False
+        ex(f"CREATE TABLE IF NOT EXISTS {PENDING} ()")
+        # The event trigger leaves this session's DDL to the sync after the last step.
+        ex("SELECT set_config('cleandb.deferred', 'on', false)")
+        return True
+
+    def sync_pending(self, connection: Connection) -> bool:
+        found = connection.exec_driver_sql(f"SELECT to_regclass('{PENDING}')").scalar()
+        return found is not None
 
     def installed_options(self, connection: Connection) -> TrackingOptions:
         schemas, excluded = connection.exec_driver_sql(
@@ -906,20 +928,33 @@ class PostgreSQLBackend(Backend):
         if waited is not None:
             quoted = connection.dialect.identifier_preparer.quote(waited)
             parts.append(f"the reset was waiting for a lock on table {quoted}")
+        # One entry per session, whatever the number of tables it holds locks on.
+        by_pid: dict[Any, list[Any]] = {}
+        for row in rows:
+            by_pid.setdefault(row[2], []).append(row)
         sessions = []
-        for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
+        idle = False
+        for pid, held in list(by_pid.items())[:5]:
+            _, _, _, app, state, started, query, _, _ = held[0]
+            idle = idle or state == "idle in transaction"
+            tables = ", ".join(f"{table} ({mode})" for table, mode, *_ in held[:5])
+            if len(held) > 5:
+                tables += f" and {len(held) - 5} more"
             sessions.append(
                 f"pid {pid} (application {app!r}, {state}, transaction started {started}, "
-                f"holds {mode} on {table}, query {_start(str(query or ''))!r}; end it with "
-                f"SELECT pg_terminate_backend({pid}))"
+                f"holds locks on {tables}, last query {_start(str(query or ''))!r}; end it "
+                f"with SELECT pg_terminate_backend({pid}))"
             )
         if sessions:
             parts.append("sessions holding locks on tracked tables: " + "; ".join(sessions))
+        if idle:
+            parts.append(IDLE_IN_TRANSACTION)
         return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:
         routine = self._routine(connection, "cleandb_set_baseline")
         connection.exec_driver_sql(f"SELECT {routine}()")
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
 
     def adopt(self, connection: Connection) -> None:
         connection.exec_driver_sql("UPDATE cleandb.config SET database = current_database()")
@@ -972,13 +1007,29 @@ class PostgreSQLBackend(Backend):
     IN_USE: ClassVar[str] = "55006"  # object_in_use: "source database ... is being accessed by other users"
 
     maintenance: ClassVar[tuple[str | None, ...]] = ("postgres", "template1")
+    version_tables_sql: ClassVar[str] = (
+        "SELECT table_schema, table_name FROM information_schema.columns "
+        "WHERE column_name = 'version_num' "
+        "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+    )
     exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
     create_sql = "CREATE DATABASE {name}"
 
-    def copy(self, base: URL, copy: URL) -> None:
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:
             statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
+            # Our own sessions on the base (the first reset, the fingerprint) are closed, but a
+            # server process ends a little after its client left, and CREATE DATABASE then
+            # sleeps in steps of 100 ms: wait for them in steps of 5 ms instead (at most 1 s).
+            settle = time.monotonic() + 1
+            while (
+                time.monotonic() < settle
+                and c.exec_driver_sql(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = %(d)s LIMIT 1", {"d": template}
+                ).first()
+            ):
+                time.sleep(0.005)
             deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
                 try:
@@ -992,7 +1043,7 @@ class PostgreSQLBackend(Backend):
                     if in_use:
                         raise self._template_busy(c, base, template) from None
                     raise create_failed(copy, exc) from None
-        self.adopt_copy(copy)
+        self.adopt_copy(copy, allowed)
 
     @staticmethod
     def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
