@@ -7,22 +7,24 @@ the current schema so that ``SELECT cleandb_truncate()`` works as is.
 
 Tracking: one statement-level trigger per table (``BEFORE INSERT OR UPDATE OR DELETE OR
 TRUNCATE``: before, so that a statement that fails after taking sequence values has taken its
-ticket too) inserts the table's oid into ``cleandb.dirty`` unless this session already marked
-that table since the last reset (a session setting checked against an epoch, no read of the
-marks). The marks are append-only rows without a unique index, so two writers never wait for
-each other and a rollback only removes its own mark. Each new mark also takes a ticket
-(``nextval('cleandb.tickets')``, which no rollback returns): when the reset finds fewer marks
-than tickets, a writer rolled back - its rows are gone, but the sequence values it took are
-not - so it compares every tracked sequence with its baseline.
+ticket too; ``ENABLE ALWAYS``, so that writes in replica mode are tracked) inserts the table's
+oid into ``cleandb.dirty`` unless this session already marked that table since the last reset
+(a session setting checked against an epoch, no read of the marks). The marking runs as the
+installing role (``SECURITY DEFINER``, pinned ``search_path``), so any role that may write a
+table is tracked. The marks are append-only rows without a unique index, so two writers never
+wait for each other and a rollback only removes its own mark. Each new mark also takes a
+ticket (``nextval('cleandb.tickets')``, which no rollback returns): when the reset finds fewer
+marks than tickets, a writer rolled back - its rows are gone, but the sequence values it took
+are not - so it compares every tracked sequence with its baseline.
 
 Reset: one dynamic statement whose data-modifying CTEs delete what a test added, update rows
-it changed and insert rows it removed, for every dirty table at once; foreign keys are checked
-at the end of that one statement, so their order never matters - where checks are needed at
-all: the reset's writes run in replica mode (no application trigger, no foreign-key check)
-unless a foreign key joins a tracked table and an untracked one. Sequences go back to their
-baseline positions with ``setval``. The fragments name their table by oid, filled in at reset
-time, so a renamed table keeps working. All of it is one transaction: a reset that fails or is
-interrupted changes nothing and keeps every mark.
+it changed and insert rows it removed, for every dirty table at once (``ONLY`` each table's own
+rows, row literals cast to its schema-qualified row type). The reset's writes run in replica
+mode (no application trigger, no foreign-key check or action) where the role may; the foreign
+keys that join a tracked table and an untracked one are checked afterwards, row by row.
+Sequences go back to their baseline positions with ``setval``. The fragments name their table
+by oid, filled in at reset time, so a renamed table keeps working. All of it is one
+transaction: a reset that fails or is interrupted changes nothing and keeps every mark.
 """
 
 from __future__ import annotations
