@@ -15,7 +15,8 @@ from .errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchErro
 #: tracking was installed with another version must be re-installed.
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
-SCHEMA_VERSION = 4
+#: 5: foreign-key checks for untracked tables, cascade closure (MySQL family).
+SCHEMA_VERSION = 5
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
@@ -84,6 +85,9 @@ class BackendBase:
     lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
     #: Substrings of driver messages meaning "a unique value is still taken by another row".
     unique_markers: ClassVar[tuple[str, ...]] = ()
+    #: Substrings of messages meaning "a row of an untracked table references a row the reset
+    #: would remove" (MySQL family, SQLite: the reset's own check).
+    dangling_markers: ClassVar[tuple[str, ...]] = ("references a row a test wrote to",)
 
     def explain(
         self, exc: BaseException, display: str, connection: Connection | None = None
@@ -122,6 +126,13 @@ class BackendBase:
                 "and B took A's), which a reset that restores rows in place cannot undo. "
                 "Nothing was changed and the marks are kept: put the rows back by hand (or "
                 "recreate the test database) and reset again"
+            )
+        elif any(m in reason for m in self.dangling_markers):
+            hint = (
+                "resetting it would leave a dangling reference, so nothing was reset and the "
+                "marks are kept. Delete or update that row in the test (the next reset then "
+                "succeeds), or track that table too (remove it from "
+                "op.install_clean_tracking(exclude=[...]))"
             )
         else:
             hint = "the database keeps its dirty marks, so the next reset tries again"

@@ -45,6 +45,19 @@ def shadow_name(table_id: int) -> str:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """One foreign key of the database, as the dialect lists it."""
+
+    child: str
+    child_columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+    #: ``ON DELETE`` or ``ON UPDATE`` ``CASCADE`` / ``SET NULL`` / ``SET DEFAULT``: writes to
+    #: the parent change rows of the child.
+    cascades: bool
+
+
+@dataclass(frozen=True)
 class TableState:
     """What a snapshot learns about one table."""
 
@@ -86,6 +99,20 @@ class ClientSideBackend(BackendBase):
     ) -> tuple[str, str | None, str | None]:
         """``(reset_sql, restore_sql, counter_sql)`` for one table (names already quoted)."""
         raise NotImplementedError
+
+    def foreign_keys(self, connection: Connection) -> list[ForeignKey]:
+        """Every foreign key between two tables of the database."""
+        raise NotImplementedError
+
+    def check_statement(self, expression: str) -> str:
+        """The statement that evaluates a dangling-reference check (see :meth:`_relations`)."""
+        return f"SELECT {expression}"
+
+    def store_cascades(
+        self, ex: Executor, connection: Connection, closure: dict[int, set[int]]
+    ) -> None:
+        """Hook: keep, for each tracked table, the tracked tables its cascading foreign keys
+        reach (transitively), where the backend's triggers miss the rows cascades change."""
 
     def bind(self, connection: Connection) -> None:
         """Hook: learn what the server offers before installing or syncing (e.g. the MySQL
@@ -262,12 +289,88 @@ class ClientSideBackend(BackendBase):
         ]
         for state in self.table_states(connection, todo):
             self._snapshot(ex, connection, tracked[state.name], state, existing)
+        self._relations(ex, connection, tracked, existing)
         seeded = connection.exec_driver_sql(
             f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
         ).fetchall()
         self.after_sync(ex, [(int(i), self._q(connection, n)) for i, n in seeded], fresh)
         if fresh:
             connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
+
+    def _relations(
+        self, ex: Executor, connection: Connection, tracked: dict[str, int], existing: set[str]
+    ) -> None:
+        """What foreign keys mean for the reset, taken again at every sync.
+
+        * Cascades (:meth:`store_cascades`): a write to a table may change every tracked table
+          its cascading foreign keys reach.
+        * Untracked tables that reference a tracked one: the reset runs with foreign-key
+          checks off, so before it writes anything it checks, for each dirty table that has
+          such references, that no row of an untracked table references a row the reset
+          would remove (a key the baseline lacks; any key when the baseline is empty), and
+          refuses otherwise, keeping its marks. ``check_sql`` is that check: it returns 0, or
+          k when the k-th untracked table of ``check_names`` (a JSON list) has such a row.
+        """
+        fks = [
+            fk
+            for fk in self.foreign_keys(connection)
+            if not self.own_table(fk.child) and not self.own_table(fk.parent)
+        ]
+        closure: dict[int, set[int]] = {}
+        edges: dict[int, set[int]] = {}
+        for fk in fks:
+            if fk.cascades and fk.child in tracked and fk.parent in tracked:
+                edges.setdefault(tracked[fk.parent], set()).add(tracked[fk.child])
+        for start in edges:
+            seen: set[int] = set()
+            todo = list(edges[start])
+            while todo:
+                table_id = todo.pop()
+                if table_id not in seen:
+                    seen.add(table_id)
+                    todo.extend(edges.get(table_id, ()))
+            seen.discard(start)
+            if seen:
+                closure[start] = seen
+        self.store_cascades(ex, connection, closure)
+        rows = {
+            int(i): int(n)
+            for i, n in connection.exec_driver_sql(f"SELECT id, baseline_rows FROM {TABLES}")
+        }
+        checks: dict[int, list[tuple[str, str]]] = {}
+        for fk in fks:
+            if fk.parent not in tracked or fk.child in tracked or fk.child not in existing:
+                continue
+            table_id = tracked[fk.parent]
+            child = "cleandb_c"
+            refs = " AND ".join(
+                f"{child}.{self._q(connection, c)} IS NOT NULL" for c in fk.child_columns
+            )
+            condition = f"SELECT 1 FROM {self._q(connection, fk.child)} {child} WHERE {refs}"
+            if rows.get(table_id):
+                base = "cleandb_p"
+                same = " AND ".join(
+                    f"{base}.{self._q(connection, p)} = {child}.{self._q(connection, c)}"
+                    for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
+                )
+                shadow = self._q(connection, shadow_name(table_id))
+                condition += f" AND NOT EXISTS (SELECT 1 FROM {shadow} {base} WHERE {same})"
+            checks.setdefault(table_id, []).append((fk.child, f"EXISTS ({condition})"))
+        marker = self._param_marker(connection)
+        connection.exec_driver_sql(
+            f"UPDATE {TABLES} SET check_sql = NULL, check_names = NULL WHERE check_sql IS NOT NULL"
+        )
+        for table_id, found in checks.items():
+            cases = " ".join(f"WHEN {e} THEN {k}" for k, (_, e) in enumerate(found, 1))
+            connection.exec_driver_sql(
+                f"UPDATE {TABLES} SET check_sql = {marker}, check_names = {marker} "
+                f"WHERE id = {marker}",
+                (
+                    self.check_statement(f"CASE {cases} ELSE 0 END"),
+                    json.dumps([name for name, _ in found]),
+                    table_id,
+                ),
+            )
 
     def _snapshot(
         self,

@@ -37,6 +37,7 @@ from ._clientside import (
     MAX_PASSES,
     TABLES,
     ClientSideBackend,
+    ForeignKey,
     TableState,
     trigger_name,
 )
@@ -46,6 +47,10 @@ from .errors import CleanDBError, ConfigurationError
 
 PROCEDURES = ("cleandb_truncate",)
 TICKETS = "cleandb_tickets"
+#: For each tracked table, the tracked tables its cascading foreign keys reach.
+CASCADES = "cleandb_cascades"
+#: Foreign-key rules that make InnoDB change a child's rows (and fire no trigger for them).
+CASCADING_RULES = ("CASCADE", "SET NULL", "SET DEFAULT")
 #: MariaDB only: the source of tickets (see :func:`_tickets_position`).
 SEQUENCE = "cleandb_ticket_seq"
 #: MariaDB: how many times a DDL is tried with NOWAIT before the pending steps run first.
@@ -75,6 +80,18 @@ def _tickets_source(sequence: bool) -> str:
     )
 
 
+def generated_column(extra: str) -> bool:
+    """Whether ``information_schema.COLUMNS.EXTRA`` marks a generated column (never copied).
+
+    Generated: ``VIRTUAL GENERATED``, ``STORED GENERATED`` (MySQL 8, MariaDB 10.2+), and
+    MariaDB's older ``VIRTUAL`` / ``PERSISTENT``. Data, and so copied: MySQL 8's
+    ``DEFAULT_GENERATED`` (a plain ``DEFAULT CURRENT_TIMESTAMP``), with or without
+    ``on update CURRENT_TIMESTAMP``, ``auto_increment``, ``INVISIBLE``.
+    """
+    words = extra.upper().split()
+    return any(w in words for w in ("VIRTUAL", "STORED", "PERSISTENT"))
+
+
 def _compact(sql: str) -> str:
     """The routine's text without comments or indentation.
 
@@ -92,7 +109,12 @@ def _compact(sql: str) -> str:
     return "\n".join(lines)
 
 
-def _procedure(seeded: Sequence[tuple[int, str]], sequence: bool = False) -> str:
+def _procedure(
+    seeded: Sequence[tuple[int, str]],
+    sequence: bool = False,
+    cascades: bool = False,
+    checks: bool = False,
+) -> str:
     """The reset procedure; regenerated at each sync with the seeded-table emptiness check.
 
     Every read of a table here is a ``SELECT ... INTO`` (a consistent, non-locking read in
@@ -155,9 +177,44 @@ def _procedure(seeded: Sequence[tuple[int, str]], sequence: bool = False) -> str
           UNTIL NOT v_busy OR v_tries >= {NOWAIT_ATTEMPTS} END REPEAT;"""
     else:  # MySQL 8: no NOWAIT for DDL: run the pending steps first
         attempt = "SET v_busy = 1;"
+    # InnoDB fires no trigger for rows that cascading foreign keys change: a table written
+    # by UPDATE or DELETE marks the tables its cascades reach (only with such foreign keys).
+    cascade = (
+        f"INSERT IGNORE INTO {DIRTY} (tid, kind) SELECT c.child, 'd' FROM {CASCADES} c "
+        f"JOIN {DIRTY} d ON d.tid = c.parent AND d.kind IN ('u', 'd');"
+        if cascades
+        else ""
+    )
     text = _PROCEDURE.format(tickets=_tickets_source(sequence))
+    text = text.replace("__CLEANDB_CASCADES__", cascade)
+    text = text.replace("__CLEANDB_CHECKS__", _CHECKS if checks else "")
     return _compact(text.replace("__CLEANDB_TRY__", attempt)).replace("__CLEANDB_PROBES__", empty)
 
+
+#: Before the reset writes anything: no row of an untracked table may reference a row it
+#: would remove (it runs with foreign-key checks off). Each dirty table with such references
+#: has a ``check_sql`` (``SELECT CASE ... END INTO @cleandb_bad``: 0, or k for the k-th
+#: untracked table of ``check_names``); a hit refuses the reset, marks kept.
+_CHECKS = f"""SET v_later = NULL;
+    SELECT GROUP_CONCAT(id ORDER BY id) INTO v_later FROM {TABLES}
+    WHERE check_sql IS NOT NULL AND id IN (SELECT tid FROM {DIRTY});
+    WHILE v_later IS NOT NULL DO
+      SET v_fid = SUBSTRING_INDEX(v_later, ',', 1);
+      SET v_later = NULLIF(SUBSTRING(v_later, LENGTH(v_fid) + 2), '');
+      SELECT name, check_sql, check_names INTO v_fname, v_freset, v_frestore
+      FROM {TABLES} WHERE id = v_fid;
+      SET @cleandb_sql = v_freset, @cleandb_bad = 0;
+      PREPARE cleandb_stmt FROM @cleandb_sql;
+      EXECUTE cleandb_stmt;
+      DEALLOCATE PREPARE cleandb_stmt;
+      IF @cleandb_bad > 0 THEN
+        SET @cleandb_table = CONCAT('`', REPLACE(v_fname, '`', '``'), '`');
+        SET v_message = LEFT(CONCAT('alembic-cleandb: a row of untracked table `',
+          JSON_UNQUOTE(JSON_EXTRACT(v_frestore, CONCAT('$[', @cleandb_bad - 1, ']'))),
+          '` references a row a test wrote to ', @cleandb_table), 128);
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
+      END IF;
+    END WHILE;"""
 
 _PROCEDURE = f"""CREATE PROCEDURE cleandb_truncate()
 proc: BEGIN
@@ -226,6 +283,8 @@ proc: BEGIN
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
         'alembic-cleandb: tracking here was installed in another database; refusing to reset. Adopt a copied test database with alembic_cleandb.adopt(url).';
     END IF;
+    __CLEANDB_CASCADES__
+    __CLEANDB_CHECKS__
     SET @cleandb_fk = @@SESSION.foreign_key_checks;
     SET SESSION foreign_key_checks = 0;
     -- Tables in id order. A table whose counter must go back gets its DDL (TRUNCATE; ALTER
@@ -457,7 +516,7 @@ class MySQLBackend(ClientSideBackend):
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INT AUTO_INCREMENT PRIMARY KEY, "
         "name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, "
         "counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, "
-        "counter_sql TEXT NULL) ENGINE=InnoDB",
+        "counter_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL) ENGINE=InnoDB",
         # One mark per (table, kind, connection): a writer only ever meets its own mark
         # (a primary-key duplicate locks that record alone, never a gap), so two
         # transactions writing the same table never wait for each other's marks.
@@ -465,8 +524,55 @@ class MySQLBackend(ClientSideBackend):
         "conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=InnoDB",
         f"CREATE TABLE IF NOT EXISTS {TICKETS} (id BIGINT AUTO_INCREMENT PRIMARY KEY) "
         "ENGINE=InnoDB",
+        f"CREATE TABLE IF NOT EXISTS {CASCADES} (parent INT NOT NULL, child INT NOT NULL, "
+        "PRIMARY KEY (parent, child)) ENGINE=InnoDB",
     )
-    extra_tables: ClassVar[tuple[str, ...]] = (TICKETS,)
+    extra_tables: ClassVar[tuple[str, ...]] = (TICKETS, CASCADES)
+    #: Whether the last sync found cascading foreign keys between tracked tables.
+    cascades: bool = False
+
+    def foreign_keys(self, connection: Connection) -> list[ForeignKey]:
+        found: dict[tuple[str, str], list[Any]] = {}
+        for (
+            name,
+            child,
+            column,
+            parent,
+            referenced,
+            on_update,
+            on_delete,
+        ) in connection.exec_driver_sql(
+            "SELECT k.CONSTRAINT_NAME, k.TABLE_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, "
+            "k.REFERENCED_COLUMN_NAME, r.UPDATE_RULE, r.DELETE_RULE "
+            "FROM information_schema.KEY_COLUMN_USAGE k "
+            "JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
+            "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME "
+            "AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+            "WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_SCHEMA = DATABASE() "
+            "ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+        ):
+            entry = found.setdefault((str(child), str(name)), [str(parent), [], [], False])
+            entry[1].append(str(column))
+            entry[2].append(str(referenced))
+            entry[3] = str(on_update) in CASCADING_RULES or str(on_delete) in CASCADING_RULES
+        return [
+            ForeignKey(child, tuple(cols), parent, tuple(refs), cascades)
+            for (child, _), (parent, cols, refs, cascades) in found.items()
+        ]
+
+    def check_statement(self, expression: str) -> str:
+        return f"SELECT {expression} INTO @cleandb_bad"
+
+    def store_cascades(
+        self, ex: Executor, connection: Connection, closure: dict[int, set[int]]
+    ) -> None:
+        connection.exec_driver_sql(f"DELETE FROM {CASCADES}")
+        pairs = [(parent, child) for parent, children in closure.items() for child in children]
+        if pairs:
+            connection.exec_driver_sql(
+                f"INSERT INTO {CASCADES} (parent, child) VALUES (%s, %s)", pairs
+            )
+        self.cascades = bool(pairs)
 
     def bookkeeping_statements(self) -> tuple[str, ...]:
         if not self.sequence:
@@ -511,7 +617,7 @@ class MySQLBackend(ClientSideBackend):
             "SELECT TABLE_NAME, COLUMN_NAME, EXTRA FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION"
         ):
-            if "GENERATED" not in str(extra).upper() and "VIRTUAL" not in str(extra).upper():
+            if not generated_column(str(extra)):
                 columns.setdefault(str(table), []).append(str(column))
             if "AUTO_INCREMENT" in str(extra).upper():
                 keys[str(table)] = str(column)
@@ -599,8 +705,14 @@ class MySQLBackend(ClientSideBackend):
     def after_sync(
         self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
     ) -> None:
+        assert ex.connection is not None  # (client-side: install refused offline mode)
+        checks = bool(
+            ex.connection.exec_driver_sql(
+                f"SELECT EXISTS (SELECT 1 FROM {TABLES} WHERE check_sql IS NOT NULL)"
+            ).scalar()
+        )
         ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
-        ex(_procedure(seeded, self.sequence))
+        ex(_procedure(seeded, self.sequence, self.cascades, checks))
         if not fresh:
             return
         # The marks are cleared next: every ticket taken so far is accounted for.
@@ -702,7 +814,7 @@ class MySQLAdmin(ServerAdmin):
                     "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %(t)s ORDER BY ORDINAL_POSITION",
                     {"t": table},
                 )
-                if not any(w in str(extra).upper() for w in ("GENERATED", "VIRTUAL", "PERSISTENT"))
+                if not generated_column(str(extra))
             )
             run(f"INSERT INTO {q(table)} ({cols}) SELECT {cols} FROM {q(base_db)}.{q(table)}")
         # Views may use views: create them in rounds until none is left.

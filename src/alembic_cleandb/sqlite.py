@@ -9,6 +9,7 @@ off for that transaction, so neither their order nor ``ON DELETE CASCADE`` matte
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from ._clientside import (
     MAX_PASSES,
     TABLES,
     ClientSideBackend,
+    ForeignKey,
     TableState,
     trigger_name,
 )
@@ -47,7 +49,7 @@ class SQLiteBackend(ClientSideBackend):
         "database_name TEXT NOT NULL, excluded TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
         "UNIQUE, baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
-        "restore_sql TEXT, counter_sql TEXT)",
+        "restore_sql TEXT, counter_sql TEXT, check_sql TEXT, check_names TEXT)",
         f"CREATE TABLE IF NOT EXISTS {DIRTY} (tid INTEGER NOT NULL, kind TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS cleandb_dirty_tid ON {DIRTY} (tid, kind)",
     )
@@ -105,6 +107,39 @@ class SQLiteBackend(ClientSideBackend):
             )
         return states
 
+    def foreign_keys(self, connection: Connection) -> list[ForeignKey]:
+        found = []
+        for child in self.list_tables(connection):
+            keys: dict[int, list[tuple[str, str | None]]] = {}
+            rules: dict[int, tuple[str, str]] = {}
+            for row in connection.exec_driver_sql(
+                f"PRAGMA foreign_key_list({self._q(connection, child)})"
+            ):
+                keys.setdefault(int(row[0]), []).append((str(row[3]), row[4]))
+                rules[int(row[0])] = (str(row[2]), f"{row[5]} {row[6]}".upper())
+            for key, pairs in keys.items():
+                parent, actions = rules[key]
+                refs = [to for _, to in pairs]
+                if any(to is None for to in refs):  # REFERENCES parent: its primary key
+                    pk = sorted(
+                        (int(r[5]), str(r[1]))
+                        for r in connection.exec_driver_sql(
+                            f"PRAGMA table_info({self._q(connection, parent)})"
+                        )
+                        if r[5]
+                    )
+                    refs = [name for _, name in pk]
+                found.append(
+                    ForeignKey(
+                        child,
+                        tuple(c for c, _ in pairs),
+                        parent,
+                        tuple(str(r) for r in refs),
+                        any(w in actions for w in ("CASCADE", "SET NULL", "SET DEFAULT")),
+                    )
+                )
+        return found
+
     @staticmethod
     def _has_autoincrement(connection: Connection, name: str) -> bool:
         sql = connection.exec_driver_sql(
@@ -142,10 +177,25 @@ class SQLiteBackend(ClientSideBackend):
             f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id"
         )
 
+        checks = (
+            f"SELECT t.name, t.check_sql, t.check_names FROM {TABLES} t "
+            f"WHERE t.check_sql IS NOT NULL AND t.id IN (SELECT tid FROM {DIRTY}) ORDER BY t.id"
+        )
+
         def reset() -> int:
             dirty = dbapi.execute(find).fetchall()
             if not dirty:
                 return 0
+            # Foreign keys are off for the reset: no row of an untracked table may reference
+            # a row it would remove (see ClientSideBackend._relations).
+            for name, check_sql, check_names in dbapi.execute(checks).fetchall():
+                hit = int(dbapi.execute(check_sql).fetchone()[0])
+                if hit:
+                    untracked = json.loads(check_names)[hit - 1]
+                    raise ResetError(
+                        f"alembic-cleandb: a row of untracked table {untracked!r} references "
+                        f"a row a test wrote to {name!r}"
+                    )
             foreign_keys = dbapi.execute("PRAGMA foreign_keys").fetchone()[0]
             if foreign_keys:
                 dbapi.execute("PRAGMA foreign_keys = OFF")

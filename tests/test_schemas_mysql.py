@@ -1,0 +1,201 @@
+"""Real-world MySQL/MariaDB schemas (issue 12): features a production migration history
+contains, each reset exactly or refused with a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+import alembic_cleandb
+import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
+from alembic_cleandb import ResetError, mysql
+from dbutil import connect, dump, execute
+
+MARIADB = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+
+
+def track(url: str, *ddl: str, exclude: Sequence[str] = ()) -> None:
+    """Run the schema's DDL and seed statements, then install tracking (their baseline)."""
+    with connect(url) as c:
+        for statement in ddl:
+            c.exec_driver_sql(statement)
+    with connect(url) as c:
+        Operations(MigrationContext.configure(c)).install_clean_tracking(exclude=list(exclude))
+
+
+def marked(url: str) -> set[str]:
+    with connect(url) as c:
+        return {
+            str(n)
+            for (n,) in c.execute(
+                sa.text(
+                    "SELECT DISTINCT t.name FROM cleandb_dirty d "
+                    "JOIN cleandb_tables t ON t.id = d.tid"
+                )
+            )
+        }
+
+
+# -- item 9: cascading foreign-key actions ----------------------------------------------------
+
+CASCADES = (
+    "CREATE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE)",
+    "CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT, "
+    "FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE)",
+    "CREATE TABLE grandchild (id INT PRIMARY KEY, child_id INT, "
+    "FOREIGN KEY (child_id) REFERENCES child (id) ON DELETE SET NULL)",
+    "CREATE TABLE by_code (id INT PRIMARY KEY, parent_code VARCHAR(10), "
+    "FOREIGN KEY (parent_code) REFERENCES parent (code) ON UPDATE CASCADE)",
+    "CREATE TABLE unrelated (id INT PRIMARY KEY)",
+    "INSERT INTO parent (id, code) VALUES (1, 'a'), (2, 'b')",
+    "INSERT INTO child (id, parent_id) VALUES (10, 1), (20, 2)",
+    "INSERT INTO grandchild (id, child_id) VALUES (100, 10), (200, 20)",
+    "INSERT INTO by_code (id, parent_code) VALUES (7, 'b')",
+    "INSERT INTO unrelated (id) VALUES (1)",
+)
+
+
+@MARIADB
+def test_rows_changed_by_cascading_foreign_keys_are_restored(db_url: str) -> None:
+    track(db_url, *CASCADES)
+    baseline = dump(db_url)
+    # ON DELETE CASCADE (child 10), then ON DELETE SET NULL (grandchild 100) - no trigger fires
+    execute(db_url, "DELETE FROM parent WHERE id = 1")
+    # ON UPDATE CASCADE (by_code 7)
+    execute(db_url, "UPDATE parent SET code = 'z' WHERE id = 2")
+    after = dump(db_url)
+    assert after["child"] == [(20, 2)] and after["grandchild"] == [(100, None), (200, 20)]
+    assert after["by_code"] == [(7, "z")]
+    assert alembic_cleandb.clean(db_url) == 4
+    assert dump(db_url) == baseline
+    assert marked(db_url) == set()
+    # the tables nothing could reach are not touched: an insert only marks its own table
+    execute(db_url, "INSERT INTO parent (code) VALUES ('c')")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+
+
+@MARIADB
+def test_the_cascade_closure_is_taken_again_at_every_sync(db_url: str) -> None:
+    track(db_url, *CASCADES[:2], "INSERT INTO parent (id, code) VALUES (1, 'a')")
+    # a later schema change adds a cascading child; the next sync takes the closure again
+    with connect(db_url) as c:
+        c.exec_driver_sql(
+            "CREATE TABLE late (id INT PRIMARY KEY, parent_id INT, "
+            "FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE)"
+        )
+        c.exec_driver_sql("INSERT INTO late VALUES (1, 1)")
+    alembic_cleandb.set_baseline(db_url)
+    baseline = dump(db_url)
+    execute(db_url, "DELETE FROM parent")
+    assert alembic_cleandb.clean(db_url) == 3  # parent, child, late
+    assert dump(db_url) == baseline
+
+
+def test_the_procedure_marks_the_cascade_closure_only_where_there_are_cascades() -> None:
+    plain = mysql._procedure([(1, "`parent`")], sequence=True)
+    assert "cleandb_cascades" not in plain
+    for sequence in (True, False):
+        body = mysql._procedure([(1, "`parent`")], sequence=sequence, cascades=True)
+        statement = (
+            "INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT c.child, 'd' FROM "
+            "cleandb_cascades c JOIN cleandb_dirty d ON d.tid = c.parent AND d.kind IN ('u', 'd');"
+        )
+        assert statement in body
+        # after the database guard, before the tables loop
+        assert body.index("SIGNAL SQLSTATE '45000'") < body.index(statement)
+        assert body.index(statement) < body.index("passes: LOOP")
+
+
+# -- item 14: a row of an untracked table references a row a test wrote -----------------------
+
+UNTRACKED = (
+    "CREATE TABLE `Order` (id INT AUTO_INCREMENT PRIMARY KEY, label VARCHAR(10))",
+    "CREATE TABLE empty_parent (id INT AUTO_INCREMENT PRIMARY KEY)",
+    "CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT, parent_id INT, "
+    "FOREIGN KEY (order_id) REFERENCES `Order` (id), "
+    "FOREIGN KEY (parent_id) REFERENCES empty_parent (id))",
+    "INSERT INTO `Order` (id, label) VALUES (1, 'seed')",
+    "INSERT INTO audit (order_id) VALUES (1)",
+)
+
+
+@MARIADB
+def test_a_reference_from_an_untracked_table_to_a_written_row_refuses(db_url: str) -> None:
+    track(db_url, *UNTRACKED, exclude=["audit"])
+    baseline = dump(db_url)
+    # updating a seed row and adding an untracked reference to it is fine: the row stays
+    execute(db_url, "UPDATE `Order` SET label = 'changed' WHERE id = 1")
+    execute(db_url, "INSERT INTO audit (order_id) VALUES (1)")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url, ["Order"]) == {"Order": baseline["Order"]}
+    execute(db_url, "DELETE FROM audit WHERE id > 1")
+    # a reference to a row the reset would remove (seeded table)
+    execute(db_url, "INSERT INTO `Order` (id, label) VALUES (2, 'new')")
+    execute(db_url, "INSERT INTO audit (order_id) VALUES (2)")
+    with pytest.raises(
+        ResetError,
+        match=r"untracked table `audit` references a row a test "
+        r"wrote to `Order`.*dangling reference.*marks are kept",
+    ):
+        alembic_cleandb.clean(db_url)
+    assert marked(db_url) == {"Order"}
+    assert dump(db_url, ["Order"])["Order"] == [(1, "seed"), (2, "new")]
+    execute(db_url, "DELETE FROM audit WHERE order_id = 2")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+    # a reference to any row of a table empty at baseline
+    execute(db_url, "INSERT INTO empty_parent () VALUES ()")
+    execute(db_url, "INSERT INTO audit (parent_id) VALUES (1)")
+    with pytest.raises(ResetError, match="`audit` references a row a test wrote to `empty_parent`"):
+        alembic_cleandb.clean(db_url)
+    assert marked(db_url) == {"empty_parent"}
+    execute(db_url, "DELETE FROM audit WHERE parent_id = 1")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+
+
+# -- item 15: MySQL 8's DEFAULT_GENERATED is data ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "generated"),
+    [
+        ("", False),
+        ("auto_increment", False),
+        ("DEFAULT_GENERATED", False),
+        ("DEFAULT_GENERATED on update CURRENT_TIMESTAMP", False),
+        ("on update CURRENT_TIMESTAMP", False),
+        ("INVISIBLE", False),
+        ("DEFAULT_GENERATED INVISIBLE", False),
+        ("VIRTUAL GENERATED", True),
+        ("STORED GENERATED", True),
+        ("VIRTUAL GENERATED INVISIBLE", True),
+        ("PERSISTENT GENERATED", True),  # MariaDB's older spelling
+        ("VIRTUAL", True),
+        ("PERSISTENT", True),
+    ],
+)
+def test_only_generated_columns_are_left_out_of_copies(extra: str, generated: bool) -> None:
+    assert mysql.generated_column(extra) is generated
+
+
+@MARIADB
+def test_timestamp_defaults_are_in_the_baseline_and_generated_columns_are_not(db_url: str) -> None:
+    track(
+        db_url,
+        "CREATE TABLE stamped (id INT PRIMARY KEY, "
+        "created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+        "updated_at TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, "
+        "twice INT AS (id * 2) VIRTUAL, thrice INT AS (id * 3) STORED)",
+        "INSERT INTO stamped (id, created_at, updated_at) "
+        "VALUES (1, '2001-01-01 00:00:00', '2002-02-02 00:00:00')",
+    )
+    baseline = dump(db_url)
+    execute(db_url, "UPDATE stamped SET id = 5")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
