@@ -199,3 +199,101 @@ def test_timestamp_defaults_are_in_the_baseline_and_generated_columns_are_not(db
     execute(db_url, "UPDATE stamped SET id = 5")
     assert alembic_cleandb.clean(db_url) == 1
     assert dump(db_url) == baseline
+
+
+# -- item 10: restore in place, by primary key ------------------------------------------------
+
+STAMPED = (
+    "CREATE TABLE status (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE, "
+    "label VARCHAR(20) NOT NULL, created_at DATETIME NOT NULL)",
+    "INSERT INTO status (id, code, label, created_at) VALUES "
+    "(1, 'new', 'New', '2001-01-01 00:00:00'), (2, 'paid', 'Paid', '2001-01-02 00:00:00'), "
+    "(3, 'sent', 'Sent', '2001-01-03 00:00:00')",
+    # the application stamps every inserted row (a constant here, so the test is exact)
+    "CREATE TRIGGER stamp BEFORE INSERT ON status FOR EACH ROW "
+    "SET NEW.created_at = '2099-09-09 09:09:09'",
+)
+
+
+@MARIADB
+def test_seed_rows_are_restored_in_place_and_no_insert_trigger_rewrites_them(db_url: str) -> None:
+    track(db_url, *STAMPED)
+    baseline = dump(db_url)
+    # updated (in case only: the collation calls them equal), deleted, a key changed, inserted
+    execute(
+        db_url,
+        "UPDATE status SET label = 'PAID' WHERE id = 2",
+        "DELETE FROM status WHERE id = 1",
+        "UPDATE status SET id = 30 WHERE id = 3",
+        "INSERT INTO status (code, label, created_at) VALUES ('x', 'X', NOW())",
+    )
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+    # the counter moved: restored too, without a TRUNCATE
+    execute(db_url, "INSERT INTO status (code, label, created_at) VALUES ('y', 'Y', NOW())")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+    execute(db_url, "INSERT INTO status (code, label, created_at) VALUES ('z', 'Z', NOW())")
+    with connect(db_url) as c:
+        assert c.exec_driver_sql("SELECT id FROM status WHERE code = 'z'").scalar() == 4
+
+
+@MARIADB
+def test_unique_values_swapped_between_seed_rows_are_restored(db_url: str) -> None:
+    track(db_url, *STAMPED)
+    baseline = dump(db_url)
+    execute(
+        db_url,
+        "UPDATE status SET code = 'tmp' WHERE id = 1",
+        "UPDATE status SET code = 'new' WHERE id = 2",
+        "UPDATE status SET code = 'paid' WHERE id = 1",
+    )
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+
+
+@MARIADB
+def test_a_large_seeded_table_with_one_row_changed_is_restored_in_place(db_url: str) -> None:
+    track(
+        db_url,
+        "CREATE TABLE big (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20) NOT NULL)",
+        "SET SESSION max_recursive_iterations = 100000",
+        "INSERT INTO big (v) WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 10000) SELECT CONCAT('row ', i) FROM n",
+        # the application counts inserts: a reset that re-inserts every row would show
+        "CREATE TABLE inserted (n INT NOT NULL)",
+        "INSERT INTO inserted VALUES (0)",
+        "CREATE TRIGGER count_it AFTER INSERT ON big FOR EACH ROW UPDATE inserted SET n = n + 1",
+    )
+    baseline = dump(db_url)
+    for _ in range(2):
+        execute(db_url, "UPDATE big SET v = 'changed' WHERE id = 5000")
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+    execute(db_url, "DELETE FROM big WHERE id = 7")
+    assert alembic_cleandb.clean(db_url) >= 1
+    assert dump(db_url) == baseline  # (the trigger's write to `inserted` was reset too)
+
+
+# -- item 11: an append-only table whose own BEFORE DELETE trigger raises ---------------------
+
+
+@MARIADB
+@pytest.mark.parametrize("key", ["id INT AUTO_INCREMENT PRIMARY KEY", "id INT NOT NULL"])
+def test_an_append_only_audit_table_empty_at_baseline_is_reset(db_url: str, key: str) -> None:
+    track(
+        db_url,
+        f"CREATE TABLE audit ({key}, what VARCHAR(20))",
+        "CREATE TRIGGER no_delete BEFORE DELETE ON audit FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit is append-only'",
+        "CREATE TABLE item (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO item (name) VALUES ('seed')",
+        "CREATE TRIGGER audit_it AFTER DELETE ON item FOR EACH ROW "
+        "INSERT INTO audit (id, what) VALUES (OLD.id, 'deleted')",
+    )
+    baseline = dump(db_url)
+    for _ in range(2):
+        execute(db_url, "DELETE FROM item", "INSERT INTO audit (id, what) VALUES (9, 'x')")
+        assert alembic_cleandb.clean(db_url) >= 2
+        assert dump(db_url) == baseline
+        assert marked(db_url) == set()

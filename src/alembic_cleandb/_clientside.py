@@ -69,6 +69,13 @@ class TableState:
     #: leaves behind; ``None`` when unknown. Where it equals ``counter``, a reset that empties
     #: the table and copies the baseline back needs no separate counter restore.
     restored_counter: int | None = None
+    #: The primary key's columns, in key order (empty: none, or not all of them insertable).
+    key: tuple[str, ...] = ()
+    #: Columns compared as bytes when restoring in place (text, whose collation may call
+    #: different strings equal).
+    binary: tuple[str, ...] = ()
+    #: Whether the application has triggers on the table.
+    triggers: bool = False
 
 
 class ClientSideBackend(BackendBase):
@@ -90,6 +97,17 @@ class ClientSideBackend(BackendBase):
 
     def trigger_ddl(self, quote_table: str, table_id: int, kind: str, event: str) -> str:
         raise NotImplementedError
+
+    def shadow_ddl(self, connection: Connection, shadow: str, cols: str, state: TableState) -> str:
+        """The statement that copies a seeded table's rows into its baseline table."""
+        return f"CREATE TABLE {shadow} AS SELECT {cols} FROM {self._q(connection, state.name)}"
+
+    def update_statement(
+        self, connection: Connection, shadow: str, state: TableState
+    ) -> str | None:
+        """Restore in place: the statement that puts back the rows that differ from the
+        baseline (``None``: the table is restored by deleting and copying every row)."""
+        return None
 
     def drop_trigger_ddl(self, quoted_name: str) -> str:
         return f"DROP TRIGGER IF EXISTS {quoted_name}"
@@ -389,14 +407,15 @@ class ClientSideBackend(BackendBase):
         if shadow_name(table_id) in existing:
             ex(f"DROP TABLE {shadow}")
         if state.rows:
-            ex(f"CREATE TABLE {shadow} AS SELECT {cols} FROM {q}")
+            ex(self.shadow_ddl(connection, shadow, cols, state))
         reset_sql, restore_sql, counter_sql = self.statements(q, shadow, cols, state)
+        update_sql = self.update_statement(connection, shadow, state) if state.rows else None
         marker = self._param_marker(connection)
         connection.exec_driver_sql(
             f"UPDATE {TABLES} SET baseline_rows = {marker}, counter = {marker}, "
-            f"reset_sql = {marker}, restore_sql = {marker}, counter_sql = {marker} "
-            f"WHERE id = {marker}",
-            (state.rows, state.counter, reset_sql, restore_sql, counter_sql, table_id),
+            f"reset_sql = {marker}, restore_sql = {marker}, counter_sql = {marker}, "
+            f"update_sql = {marker} WHERE id = {marker}",
+            (state.rows, state.counter, reset_sql, restore_sql, counter_sql, update_sql, table_id),
         )
 
     def _forget(self, ex: Executor, connection: Connection, table_id: int) -> None:

@@ -49,7 +49,7 @@ class SQLiteBackend(ClientSideBackend):
         "database_name TEXT NOT NULL, excluded TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
         "UNIQUE, baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
-        "restore_sql TEXT, counter_sql TEXT, check_sql TEXT, check_names TEXT)",
+        "restore_sql TEXT, counter_sql TEXT, update_sql TEXT, check_sql TEXT, check_names TEXT)",
         f"CREATE TABLE IF NOT EXISTS {DIRTY} (tid INTEGER NOT NULL, kind TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS cleandb_dirty_tid ON {DIRTY} (tid, kind)",
     )
