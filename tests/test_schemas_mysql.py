@@ -297,3 +297,32 @@ def test_an_append_only_audit_table_empty_at_baseline_is_reset(db_url: str, key:
         assert alembic_cleandb.clean(db_url) >= 2
         assert dump(db_url) == baseline
         assert marked(db_url) == set()
+
+
+# -- item 13: names that differ only in letter case or accents; a latin1 database ------------
+
+
+@MARIADB
+def test_names_differing_in_case_or_accents_in_a_latin1_database(db_url: str) -> None:
+    names = ["Order", "order", "cafe", "café", "注文"]
+    with connect(db_url) as c:
+        c.exec_driver_sql("ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_swedish_ci")
+    ddl = []
+    for i, name in enumerate(names):
+        quoted = "`" + name.replace("`", "``") + "`"
+        ddl += [
+            f"CREATE TABLE {quoted} (id INT AUTO_INCREMENT PRIMARY KEY, v INT) "
+            "CHARACTER SET latin1",
+            f"INSERT INTO {quoted} (v) VALUES ({i})",
+        ]
+    track(db_url, *ddl)
+    baseline = dump(db_url)
+    assert set(baseline) == set(names)
+    for name in names:
+        quoted = "`" + name.replace("`", "``") + "`"
+        execute(db_url, f"INSERT INTO {quoted} (v) VALUES (99)", f"UPDATE {quoted} SET v = -1")
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+    with connect(db_url) as c:
+        tracked = {str(n) for (n,) in c.exec_driver_sql("SELECT name FROM cleandb_tables")}
+    assert tracked == set(names)

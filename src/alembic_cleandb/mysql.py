@@ -48,6 +48,9 @@ from .errors import CleanDBError, ConfigurationError
 
 PROCEDURES = ("cleandb_truncate",)
 TICKETS = "cleandb_tickets"
+#: The bookkeeping tables' character set: any table name fits (also in a latin1 database), and
+#: names are compared exactly (`Order` and `order`, `cafe` and `café` are different tables).
+_BINARY = "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 #: For each tracked table, the tracked tables its cascading foreign keys reach.
 CASCADES = "cleandb_cascades"
 #: Seeded tables with at least this many rows are restored in place even without triggers.
@@ -284,12 +287,13 @@ _CHECKS = f"""SET v_later = NULL;
 _PROCEDURE = f"""CREATE PROCEDURE cleandb_truncate()
 proc: BEGIN
   DECLARE v_id INT;
-  DECLARE v_name VARCHAR(64);
-  DECLARE v_reset, v_restore, v_counter, v_empty, v_missing, v_ddl, v_nowait TEXT;
-  DECLARE v_update, v_fupdate TEXT;
-  DECLARE v_finished, v_later, v_freset, v_frestore TEXT;
-  DECLARE v_fname VARCHAR(64);
-  DECLARE v_message VARCHAR(128);
+  -- (utf8mb4 whatever the database's character set: any table name fits)
+  DECLARE v_name VARCHAR(64) CHARACTER SET utf8mb4;
+  DECLARE v_reset, v_restore, v_counter, v_empty, v_missing, v_ddl, v_nowait TEXT CHARACTER SET utf8mb4;
+  DECLARE v_update, v_fupdate TEXT CHARACTER SET utf8mb4;
+  DECLARE v_finished, v_later, v_freset, v_frestore TEXT CHARACTER SET utf8mb4;
+  DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
+  DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
   DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
   DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
   DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
@@ -580,21 +584,22 @@ class MySQLBackend(ClientSideBackend):
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
         f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INT NOT NULL, "
         "database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, "
-        "tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB",
+        "tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB " + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INT AUTO_INCREMENT PRIMARY KEY, "
         "name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, "
         "counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, "
         "counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL) "
-        "ENGINE=InnoDB",
+        "ENGINE=InnoDB " + _BINARY,
         # One mark per (table, kind, connection): a writer only ever meets its own mark
         # (a primary-key duplicate locks that record alone, never a gap), so two
         # transactions writing the same table never wait for each other's marks.
         f"CREATE TABLE IF NOT EXISTS {DIRTY} (tid INT NOT NULL, kind CHAR(1) NOT NULL, "
-        "conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=InnoDB",
+        "conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=InnoDB "
+        + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {TICKETS} (id BIGINT AUTO_INCREMENT PRIMARY KEY) "
-        "ENGINE=InnoDB",
+        "ENGINE=InnoDB " + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {CASCADES} (parent INT NOT NULL, child INT NOT NULL, "
-        "PRIMARY KEY (parent, child)) ENGINE=InnoDB",
+        "PRIMARY KEY (parent, child)) ENGINE=InnoDB " + _BINARY,
     )
     extra_tables: ClassVar[tuple[str, ...]] = (TICKETS, CASCADES)
     #: Whether the last sync found cascading foreign keys between tracked tables.
