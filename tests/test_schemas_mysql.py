@@ -12,7 +12,8 @@ from alembic.operations import Operations
 
 import alembic_cleandb
 import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
-from alembic_cleandb import ResetError, mysql
+from alembic_cleandb import ResetError
+from alembic_cleandb.backends import mysql
 from dbutil import connect, dump, execute
 
 MARIADB = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)

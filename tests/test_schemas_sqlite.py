@@ -81,3 +81,59 @@ def test_a_reference_from_an_untracked_table_to_a_written_row_refuses(db_url: st
     execute(db_url, "DELETE FROM audit WHERE parent_id = 1")
     assert alembic_cleandb.clean(db_url) == 1
     assert dump(db_url) == baseline
+
+
+# -- item 17: the reset's own writes fire none of the application's triggers ------------------
+
+
+def test_the_reset_fires_no_application_trigger(db_url: str) -> None:
+    track(
+        db_url,
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, what TEXT)",
+        "INSERT INTO audit (what) VALUES ('seeded')",
+        "CREATE TRIGGER append_only BEFORE DELETE ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END",
+        "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT)",
+        "INSERT INTO item VALUES (1, 'a', '2001-01-01'), (2, 'b', '2001-01-02')",
+        "CREATE TRIGGER stamp AFTER INSERT ON item "
+        "BEGIN UPDATE item SET created_at = '2099-09-09' WHERE id = NEW.id; END",
+    )
+    baseline = dump(db_url)
+    with connect(db_url) as c:
+        triggers = c.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+        ).fetchall()
+    for _ in range(2):
+        execute(
+            db_url,
+            "INSERT INTO audit (what) VALUES ('by the test')",
+            "DELETE FROM item WHERE id = 1",
+            "UPDATE item SET name = 'changed' WHERE id = 2",
+        )
+        assert alembic_cleandb.clean(db_url) == 2
+        assert dump(db_url) == baseline
+        assert marked(db_url) == set()
+    with connect(db_url) as c:  # the application's triggers are back, exactly
+        assert (
+            c.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+            ).fetchall()
+            == triggers
+        )
+    with pytest.raises(sa.exc.IntegrityError, match="append-only"):
+        execute(db_url, "DELETE FROM audit")
+
+
+def test_triggers_that_write_each_other_settle_in_one_pass(db_url: str) -> None:
+    track(
+        db_url,
+        "CREATE TABLE ping (v INTEGER)",
+        "CREATE TABLE pong (v INTEGER)",
+        "INSERT INTO ping (v) VALUES (1)",
+        "INSERT INTO pong (v) VALUES (1)",
+        "CREATE TRIGGER ping_ins AFTER INSERT ON ping BEGIN UPDATE pong SET v = v + 1; END",
+        "CREATE TRIGGER pong_del AFTER DELETE ON pong BEGIN UPDATE ping SET v = v + 1; END",
+    )
+    execute(db_url, "UPDATE ping SET v = 5")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == {"ping": [(1,)], "pong": [(1,)]}

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from alembic_cleandb import clean
-from alembic_cleandb._databases import admin_for
-from alembic_cleandb.pytest_plugin import worker_url
+from alembic_cleandb.backends import backend_for_url
+from alembic_cleandb.testing.plugin import worker_url
 from conftest import upgrade
 from dbutil import count, execute
 
@@ -73,7 +73,7 @@ def _ini(url: str, *extra: str) -> str:
 
 
 def _exists(url: str) -> bool:
-    return admin_for(url).exists(sa.make_url(url))
+    return backend_for_url(url).exists(sa.make_url(url))
 
 
 def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> None:

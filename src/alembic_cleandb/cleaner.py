@@ -10,10 +10,11 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._base import Backend, Executor, backend_for, require_schema_version
 from ._connect import Target, autocommit_connection, connect, create_engine, safe_url
 from ._guard import check_database_name
-from .errors import NotInstalledError, ResetError
+from .backends import Backend, backend_for
+from .backends.base import Executor, require_installed
+from .errors import ResetError
 
 __all__ = ["Cleaner", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
 
@@ -28,18 +29,6 @@ class DatabaseInfo:
     backend: str
     database: str
     schema_version: int
-
-
-def _check_installed(backend: Backend, connection: Connection, display: str) -> int:
-    version = backend.installed_version(connection)
-    if version is None:
-        raise NotInstalledError(
-            f"alembic-cleandb: tracking is not installed in {display}. Install it in test "
-            "setup: `alembic -n cleandb upgrade cleandb@head` (or "
-            "`command.upgrade(alembic_cleandb.enable(config), 'cleandb@head')`)."
-        )
-    require_schema_version(version, display)
-    return version
 
 
 class Cleaner:
@@ -57,7 +46,7 @@ class Cleaner:
             self.backend = backend_for(self._connection.dialect.name)
             database = self.backend.current_database(self._connection)
             check_database_name(database, "reset")
-            version = _check_installed(self.backend, self._connection, self.display)
+            version = require_installed(self.backend, self._connection, self.display)
             self.info = DatabaseInfo(self.display, self._connection.dialect.name, database, version)
             self.backend.configure_session(self._connection, lock_timeout)
             self._reset: Callable[[], int] = self.backend.resetter(self._connection)
@@ -110,7 +99,7 @@ def _tracked(target: Target, action: str) -> Iterator[tuple[Backend, Connection,
         backend = backend_for(connection.dialect.name)
         display = safe_url(connection.engine.url)
         check_database_name(backend.current_database(connection), action)
-        _check_installed(backend, connection, display)
+        require_installed(backend, connection, display)
         yield backend, connection, display
 
 

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from alembic import context as alembic_context
 from alembic import util as alembic_util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ._base import backend_for
+from .backends import backend_for
 from .operations import executor
 
 __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]
 
 #: The packaged version location, in the ``package:path`` form Alembic accepts.
 VERSIONS = "alembic_cleandb:versions"
-#: The one revision of the ``cleandb`` branch.
-REVISION = "cleandb_0001"
+#: The head revision of the ``cleandb`` branch (its first, ``cleandb_0001``, installs tracking;
+#: each later one upgrades tracking of an older schema version).
+REVISION = "cleandb_0003"
+_FIRST = "cleandb_0001"
+_ANY_REVISION = re.compile(r"cleandb_\d{4}")
 BRANCH = "cleandb"
 _OWN_PREFIX = "cleandb_"
 _OWN_SCHEMA = "cleandb"
@@ -41,7 +46,7 @@ def _branch_visible(context: MigrationContext) -> bool:
     if not isinstance(script, ScriptDirectory):
         return False
     try:
-        return script.revision_map.get_revision(REVISION) is not None
+        return script.revision_map.get_revision(_FIRST) is not None
     except Exception:
         return False
 
@@ -63,11 +68,12 @@ def _explain_missing_branch(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(rev, context)
         except alembic_util.CommandError as exc:
-            if REVISION not in str(exc):
+            found = _ANY_REVISION.search(str(exc))
+            if found is None:
                 raise
             raise alembic_util.CommandError(
                 f"{exc}. This database has alembic-cleandb's test tracking installed (revision "
-                f"{REVISION!r} of the {BRANCH!r} branch), but this Alembic config does not "
+                f"{found.group()!r} of the {BRANCH!r} branch), but this Alembic config does not "
                 f"include that branch. Use the test config: `alembic -n cleandb ...`, or "
                 f"`alembic_cleandb.enable(config)` in code. To remove tracking from this "
                 f"database: `alembic -n cleandb downgrade cleandb@base`."
@@ -120,8 +126,6 @@ def env_options(
         "include_object": _include_object,
         "on_version_apply": _on_version_apply,
     }
-    from alembic import context as alembic_context
-
     environment = getattr(alembic_context, "_proxy", None)
     fn = getattr(environment, "context_opts", {}).get("fn")
     if fn is not None:

@@ -11,11 +11,11 @@ from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from ._connect import normalize_url, safe_url
-from ._databases import admin_for
-from ._guard import temporary_env
-from .environment import enable
-from .errors import ConfigurationError
+from .._connect import normalize_url, safe_url
+from .._guard import temporary_env
+from ..backends import backend_for_url
+from ..environment import enable
+from ..errors import ConfigurationError
 
 __all__ = ["parse_target", "migrate"]
 
@@ -43,7 +43,7 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
             f"alembic-cleandb: cleandb_migrate names {str(ini)!r}, which is not a file. Point "
             "it at your alembic.ini (optionally ':section'), relative to the pytest ini file."
         )
-    admin = admin_for(url)
+    admin = backend_for_url(url)
     parsed = make_url(url)
     if not admin.exists(parsed):
         admin.create_empty(parsed)

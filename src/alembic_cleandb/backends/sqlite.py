@@ -19,7 +19,9 @@ from typing import ClassVar
 
 from sqlalchemy.engine import URL, Connection
 
-from ._base import register
+from .._connect import safe_url
+from .._guard import check_database_name
+from ..errors import ConfigurationError, ResetError
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -30,10 +32,6 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
-from ._connect import safe_url
-from ._databases import Admin, register_admin
-from ._guard import check_database_name
-from .errors import ConfigurationError, ResetError
 
 
 class SQLiteBackend(ClientSideBackend):
@@ -169,6 +167,15 @@ class SQLiteBackend(ClientSideBackend):
             )
         return f"DELETE FROM {q}", restore, counter_sql
 
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        return [
+            (str(kind).upper(), str(name))
+            for kind, name in connection.exec_driver_sql(
+                "SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"
+            )
+            if self.own_table(str(name))
+        ]
+
     def resetter(self, connection: Connection) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
@@ -237,10 +244,7 @@ class SQLiteBackend(ClientSideBackend):
 
         return reset
 
-
-class SQLiteAdmin(Admin):
-    names = ("sqlite",)
-
+    # -- whole test databases -----------------------------------------------------
     def path(self, url: URL) -> Path:
         name = url.database
         if not name or name == ":memory:" or name.startswith("file:"):
@@ -269,8 +273,6 @@ class SQLiteAdmin(Admin):
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
     def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
-
         source = sqlite3.connect(self.path(base))
         try:
             target = sqlite3.connect(self.path(copy))
@@ -280,14 +282,10 @@ class SQLiteAdmin(Admin):
                 target.close()
         finally:
             source.close()
-        adopt(copy)
+        self.adopt_copy(copy)
 
     def drop(self, url: URL) -> None:
         path = self.path(url)
         for extra in ("", "-wal", "-shm", "-journal"):
             with suppress(FileNotFoundError):
                 os.unlink(f"{path}{extra}")
-
-
-register(SQLiteBackend.names, SQLiteBackend)
-register_admin(SQLiteAdmin)

@@ -30,7 +30,9 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import Executor, call_routine, register
+from .._connect import autocommit_connection
+from .._guard import allowed_name, check_database_name
+from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -42,9 +44,7 @@ from ._clientside import (
     shadow_name,
     trigger_name,
 )
-from ._connect import autocommit_connection
-from ._databases import ServerAdmin, create_failed, quote, register_admin
-from .errors import CleanDBError, ConfigurationError
+from .base import Executor, TrackingOptions, call_routine, create_failed, quote
 
 PROCEDURES = ("cleandb_truncate",)
 TICKETS = "cleandb_tickets"
@@ -515,6 +515,9 @@ proc: BEGIN
 END"""
 
 
+_DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
+
+
 class MySQLBackend(ClientSideBackend):
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     missing_table_markers = ("doesn't exist",)
@@ -601,7 +604,6 @@ class MySQLBackend(ClientSideBackend):
         f"CREATE TABLE IF NOT EXISTS {CASCADES} (parent INT NOT NULL, child INT NOT NULL, "
         "PRIMARY KEY (parent, child)) ENGINE=InnoDB " + _BINARY,
     )
-    extra_tables: ClassVar[tuple[str, ...]] = (TICKETS, CASCADES)
     #: Whether the last sync found cascading foreign keys between tracked tables.
     cascades: bool = False
 
@@ -921,11 +923,30 @@ class MySQLBackend(ClientSideBackend):
         source = _tickets_source(self.sequence)
         ex(f"UPDATE {CONFIG} SET tickets = (SELECT next_ticket FROM {source})")
 
-    def uninstall_routines(self, ex: Executor) -> None:
-        for name in PROCEDURES:
-            ex(f"DROP PROCEDURE IF EXISTS {name}")
-        if self.sequence:
-            ex(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        found = [
+            ("TRIGGER", str(name))
+            for (name,) in connection.exec_driver_sql(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE()"
+            )
+        ]
+        found += [
+            (str(kind), str(name))
+            for name, kind in connection.exec_driver_sql(
+                "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES "
+                "WHERE ROUTINE_SCHEMA = DATABASE()"
+            )
+        ]
+        kinds = {"VIEW": "VIEW", "SEQUENCE": "SEQUENCE"}
+        found += [
+            (kinds.get(str(kind), "TABLE"), str(name))
+            for name, kind in connection.exec_driver_sql(
+                "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE()"
+            )
+        ]
+        return [(kind, name) for kind, name in found if self.own_table(name)]
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
         return call_routine(connection, "CALL cleandb_truncate()")
@@ -943,16 +964,7 @@ class MySQLBackend(ClientSideBackend):
             )
         return None
 
-
-_DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
-
-
-class MySQLAdmin(ServerAdmin):
-    """Creating, copying (tables with rows, views, triggers, routines, then tracking) and
-    dropping databases."""
-
-    names = ("mysql", "mariadb")
-
+    # -- whole test databases -----------------------------------------------------
     exists_sql = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s"
     create_sql = "CREATE DATABASE IF NOT EXISTS {name}"
 
@@ -970,7 +982,7 @@ class MySQLAdmin(ServerAdmin):
                 )
             except sa.exc.DBAPIError as exc:
                 raise create_failed(copy, exc) from None
-            backend = MySQLBackend()
+            backend = self
             # Track in the copy exactly what the base tracks: its exclusions, and the tables
             # created outside migrations that no sync has attached yet.
             excluded = set(backend._excluded(src))
@@ -988,7 +1000,11 @@ class MySQLAdmin(ServerAdmin):
                 run("SET SESSION foreign_key_checks = 0")
                 self._copy_objects(src, run, q, backend.own_table)
                 run("SET SESSION foreign_key_checks = 1")
-                _install_tracking(dst, sorted(excluded))
+                check_database_name(self.current_database(dst), "install tracking in")
+                options = TrackingOptions(
+                    exclude=tuple(sorted(excluded)), allowed_database=allowed_name()
+                )
+                self.install(Executor.for_connection(dst), options)
 
     @staticmethod
     def _copy_objects(
@@ -1063,17 +1079,3 @@ def _sql_mode(mode: object) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_,]*", str(mode)):
         raise ConfigurationError(f"alembic-cleandb: unexpected sql_mode {mode!r}")
     return f"SET SESSION sql_mode = '{mode}'"
-
-
-def _install_tracking(connection: Connection, exclude: list[str]) -> None:
-    from alembic.operations import Operations
-    from alembic.runtime.migration import MigrationContext
-
-    from . import operations  # noqa: F401  (registers the operation)
-
-    context = MigrationContext.configure(connection)
-    Operations(context).install_clean_tracking(exclude=exclude)  # type: ignore[attr-defined]
-
-
-register(MySQLBackend.names, MySQLBackend)
-register_admin(MySQLAdmin)

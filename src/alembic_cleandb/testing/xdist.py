@@ -12,15 +12,16 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from sqlalchemy.engine import make_url
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ._connect import safe_url
-from ._databases import admin_for, fingerprint
-from ._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
-from .errors import ConfigurationError
+from .._connect import connect, create_engine, safe_url
+from .._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
+from ..backends import backend_for, backend_for_url
+from ..errors import CleanDBError, ConfigurationError
 
-__all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
+__all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance", "fingerprint"]
 
 #: ``recreate``: fresh copies every run, dropped at its end. ``reuse``: kept after the run and
 #: reused by the next one while their alembic heads and tracking version match the base's.
@@ -33,12 +34,12 @@ def worker_url(url: str, worker_id: str) -> str:
     """The URL of ``worker_id``'s copy of ``url``: database ``<name>_<worker_id>`` (SQLite:
     file ``<stem>_<worker_id><suffix>``). The driver and query keep the form the user wrote."""
     parsed = make_url(url)
-    copy = admin_for(parsed).copy_url(parsed, worker_id)
+    copy = backend_for_url(parsed).copy_url(parsed, worker_id)
     return copy.render_as_string(hide_password=False)
 
 
 def _name(url: str) -> str:
-    return admin_for(url).guard_name(make_url(url))
+    return backend_for_url(url).guard_name(make_url(url))
 
 
 def allowance(base: str, copy: str) -> str | None:
@@ -63,7 +64,7 @@ def prepare_one(
     ``allow``: the copy's name, for the guard, when the user allowed the base explicitly.
     """
     copy = worker_url(base, worker_id)
-    admin = admin_for(base)
+    admin = backend_for_url(base)
     with _allowing(allow):
         if mode == "reuse" and base_print is not None and fingerprint(copy) == base_print:
             return copy
@@ -109,4 +110,29 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
 def drop(urls: Sequence[str]) -> None:
     for url in urls:
         if url:
-            admin_for(url).drop(make_url(url))
+            backend_for_url(url).drop(make_url(url))
+
+
+def fingerprint(url: str | URL) -> str | None:
+    """What a reusable copy must share with its base: alembic heads and tracking version.
+
+    ``None`` when the database does not exist or cannot be read.
+    """
+    engine = create_engine(url)
+    try:
+        try:
+            connection = connect(engine)
+        except CleanDBError:  # no such database (or server): nothing to reuse
+            return None
+        with connection:
+            try:
+                version = backend_for(connection.dialect.name).installed_version(connection)
+                heads: list[str] = []
+                if sa.inspect(connection).has_table("alembic_version"):
+                    rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                    heads = sorted(str(r[0]) for r in rows)
+            except sa.exc.DBAPIError:
+                return None
+        return f"tracking={version};alembic={','.join(heads)}"
+    finally:
+        engine.dispose()
