@@ -26,6 +26,7 @@ from ._clientside import (
     CONFIG,
     DIRTY,
     MAX_PASSES,
+    PREFIX,
     TABLES,
     ClientSideBackend,
     ForeignKey,
@@ -207,10 +208,25 @@ class SQLiteBackend(ClientSideBackend):
             if foreign_keys:
                 dbapi.execute("PRAGMA foreign_keys = OFF")
             done: set[int] = set()
+            # The application's triggers on the tables the reset writes, dropped for the reset
+            # and created again from their own text before it commits (SQLite's DDL is
+            # transactional: a failure rolls both back), so that the reset's writes fire none
+            # of them - an append-only table whose trigger refuses DELETE resets, and a trigger
+            # that stamps inserted rows does not rewrite restored seed rows.
+            dropped: list[str] = []
             try:
                 dbapi.execute("BEGIN IMMEDIATE")
                 try:
                     for _ in range(MAX_PASSES):
+                        written = [str(row[1]) for row in dirty]
+                        for trigger, sql in dbapi.execute(
+                            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+                            f"substr(name, 1, {len(PREFIX)}) <> '{PREFIX}' AND tbl_name IN "
+                            f"({', '.join('?' for _ in written)})",
+                            written,
+                        ).fetchall():
+                            dbapi.execute(f"DROP TRIGGER {self._q(connection, str(trigger))}")
+                            dropped.append(str(sql))
                         for table_id, name, reset_sql, restore_sql, counter_sql, inserted in dirty:
                             dbapi.execute(reset_sql)
                             if restore_sql:
@@ -233,6 +249,8 @@ class SQLiteBackend(ClientSideBackend):
                             "nothing changes, or exclude their tables from tracking"
                         )
                     dbapi.execute(f"DELETE FROM {DIRTY}")  # (marks of tables no longer tracked)
+                    for sql in dropped:
+                        dbapi.execute(sql)
                 except BaseException:
                     dbapi.execute("ROLLBACK")
                     raise
