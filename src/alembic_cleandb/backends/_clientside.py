@@ -126,6 +126,11 @@ class ClientSideBackend(Backend):
         """Every foreign key between two tables of the database."""
         raise NotImplementedError
 
+    def application_triggers(self, connection: Connection) -> set[str]:
+        """The tables the application has triggers on (stored in ``app_triggers`` at every
+        sync, for backends whose reset takes them into account)."""
+        return set()
+
     def check_statement(self, expression: str) -> str:
         """The statement that evaluates a dangling-reference check (see :meth:`_relations`)."""
         return f"SELECT {expression}"
@@ -381,6 +386,12 @@ class ClientSideBackend(Backend):
                 condition += f" AND NOT EXISTS (SELECT 1 FROM {shadow} {base} WHERE {same})"
             checks.setdefault(table_id, []).append((fk.child, f"EXISTS ({condition})"))
         marker = self._param_marker(connection)
+        triggered = [tracked[t] for t in self.application_triggers(connection) if t in tracked]
+        connection.exec_driver_sql(f"UPDATE {TABLES} SET app_triggers = 0 WHERE app_triggers <> 0")
+        for table_id in triggered:
+            connection.exec_driver_sql(
+                f"UPDATE {TABLES} SET app_triggers = 1 WHERE id = {marker}", (table_id,)
+            )
         connection.exec_driver_sql(
             f"UPDATE {TABLES} SET check_sql = NULL, check_names = NULL WHERE check_sql IS NOT NULL"
         )

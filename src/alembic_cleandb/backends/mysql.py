@@ -591,8 +591,8 @@ class MySQLBackend(ClientSideBackend):
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INT AUTO_INCREMENT PRIMARY KEY, "
         "name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, "
         "counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, "
-        "counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL) "
-        "ENGINE=InnoDB " + _BINARY,
+        "counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL, "
+        "app_triggers TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB " + _BINARY,
         # One mark per (table, kind, connection): a writer only ever meets its own mark
         # (a primary-key duplicate locks that record alone, never a gap), so two
         # transactions writing the same table never wait for each other's marks.

@@ -48,7 +48,8 @@ class SQLiteBackend(ClientSideBackend):
         "database_name TEXT NOT NULL, excluded TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
         "UNIQUE, baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
-        "restore_sql TEXT, counter_sql TEXT, update_sql TEXT, check_sql TEXT, check_names TEXT)",
+        "restore_sql TEXT, counter_sql TEXT, update_sql TEXT, check_sql TEXT, check_names TEXT, "
+        "app_triggers INTEGER NOT NULL DEFAULT 0)",
         f"CREATE TABLE IF NOT EXISTS {DIRTY} (tid INTEGER NOT NULL, kind TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS cleandb_dirty_tid ON {DIRTY} (tid, kind)",
     )
@@ -105,6 +106,15 @@ class SQLiteBackend(ClientSideBackend):
                 )
             )
         return states
+
+    def application_triggers(self, connection: Connection) -> set[str]:
+        return {
+            str(t)
+            for (t,) in connection.exec_driver_sql(
+                "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'trigger' AND "
+                f"substr(name, 1, {len(PREFIX)}) <> '{PREFIX}'"
+            )
+        }
 
     def foreign_keys(self, connection: Connection) -> list[ForeignKey]:
         found = []
@@ -181,7 +191,8 @@ class SQLiteBackend(ClientSideBackend):
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
         find = (
-            f"SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i') "
+            f"SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i'), "
+            f"t.check_sql IS NOT NULL, t.app_triggers "
             f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id"
         )
 
@@ -196,7 +207,8 @@ class SQLiteBackend(ClientSideBackend):
                 return 0
             # Foreign keys are off for the reset: no row of an untracked table may reference
             # a row it would remove (see ClientSideBackend._relations).
-            for name, check_sql, check_names in dbapi.execute(checks).fetchall():
+            checked = dbapi.execute(checks).fetchall() if any(row[6] for row in dirty) else []
+            for name, check_sql, check_names in checked:
                 hit = int(dbapi.execute(check_sql).fetchone()[0])
                 if hit:
                     untracked = json.loads(check_names)[hit - 1]
@@ -218,16 +230,21 @@ class SQLiteBackend(ClientSideBackend):
                 dbapi.execute("BEGIN IMMEDIATE")
                 try:
                     for _ in range(MAX_PASSES):
-                        written = [str(row[1]) for row in dirty]
-                        for trigger, sql in dbapi.execute(
-                            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
-                            f"substr(name, 1, {len(PREFIX)}) <> '{PREFIX}' AND tbl_name IN "
-                            f"({', '.join('?' for _ in written)})",
-                            written,
-                        ).fetchall():
+                        written = [str(row[1]) for row in dirty if row[7]]
+                        for trigger, sql in (
+                            []
+                            if not written
+                            else dbapi.execute(
+                                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+                                f"substr(name, 1, {len(PREFIX)}) <> '{PREFIX}' AND tbl_name IN "
+                                f"({', '.join('?' for _ in written)})",
+                                written,
+                            ).fetchall()
+                        ):
                             dbapi.execute(f"DROP TRIGGER {self._q(connection, str(trigger))}")
                             dropped.append(str(sql))
-                        for table_id, name, reset_sql, restore_sql, counter_sql, inserted in dirty:
+                        for row in dirty:
+                            table_id, name, reset_sql, restore_sql, counter_sql, inserted = row[:6]
                             dbapi.execute(reset_sql)
                             if restore_sql:
                                 dbapi.execute(restore_sql)
