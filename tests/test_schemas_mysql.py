@@ -327,3 +327,23 @@ def test_names_differing_in_case_or_accents_in_a_latin1_database(db_url: str) ->
     with connect(db_url) as c:
         tracked = {str(n) for (n,) in c.exec_driver_sql("SELECT name FROM cleandb_tables")}
     assert tracked == set(names)
+
+
+# -- item 12: a counter moved by a later migration step is the new baseline -------------------
+
+
+@MARIADB
+def test_a_counter_set_by_a_later_migration_step_is_the_baseline(db_url: str) -> None:
+    from alembic_cleandb.backends import backend_for
+    from alembic_cleandb.backends.base import Executor
+
+    track(db_url, "CREATE TABLE invoice (id INT AUTO_INCREMENT PRIMARY KEY, total INT)")
+    with connect(db_url) as c:  # a migration step: invoice numbers start at 1000
+        c.exec_driver_sql("ALTER TABLE invoice AUTO_INCREMENT = 1000")
+        # what the env hook runs after every migration step
+        backend_for(c.dialect.name).sync(Executor.for_connection(c), after_migration=True)
+    for _ in range(2):
+        execute(db_url, "INSERT INTO invoice (total) VALUES (5)")
+        assert dump(db_url)["invoice"] == [(1000, 5)]
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url)["invoice"] == []

@@ -636,6 +636,17 @@ class MySQLBackend(ClientSideBackend):
             for (child, _), (parent, cols, refs, cascades) in found.items()
         ]
 
+    def current_counters(self, connection: Connection) -> dict[str, int]:
+        if not self._mariadb(connection):  # MySQL 8 caches these statistics for a day
+            connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+        return {
+            str(n): int(c)
+            for n, c in connection.exec_driver_sql(
+                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL"
+            )
+        }
+
     def check_statement(self, expression: str) -> str:
         return f"SELECT {expression} INTO @cleandb_bad"
 
