@@ -31,6 +31,8 @@ PREFIX = "cleandb_"
 CONFIG = "cleandb_config"
 TABLES = "cleandb_tables"
 DIRTY = "cleandb_dirty"
+#: Exists while a migration run has steps done and its closing sync still to come.
+PENDING = "cleandb_sync_pending"
 KINDS = (("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE"))
 #: Passes of one reset at most: a trigger of the application's that writes a table while the
 #: reset deletes or restores rows of another marks that table, and the next pass resets it.
@@ -220,6 +222,17 @@ class ClientSideBackend(Backend):
             check_sync_target(self, ex.connection, version)
             self._wrapped_sync(ex, ex.connection, everything=False, fresh=after_migration)
 
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: say "sync pending" until a sync after a
+        migration (or :meth:`set_baseline`) runs."""
+        if ex.connection is None or self.installed_version(ex.connection) is None:
+            return False
+        ex(f"CREATE TABLE IF NOT EXISTS {self._q(ex.connection, PENDING)} (since INTEGER)")
+        return True
+
+    def sync_pending(self, connection: Connection) -> bool:
+        return PENDING in self.list_tables(connection)
+
     def set_baseline(self, connection: Connection) -> None:
         version = self.installed_version(connection)
         check_sync_target(self, connection, 0 if version is None else version)
@@ -344,6 +357,8 @@ class ClientSideBackend(Backend):
         self.after_sync(ex, [(int(i), self._q(connection, n)) for i, n in seeded], fresh)
         if fresh:
             connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
+            if PENDING in existing:
+                ex(f"DROP TABLE {self._q(connection, PENDING)}")
 
     def _relations(
         self, ex: Executor, connection: Connection, tracked: dict[str, int], existing: set[str]

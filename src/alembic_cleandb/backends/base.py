@@ -28,9 +28,14 @@ from ..errors import (
 #: older version (test_upgrade.py checks that the branch's head brings this version).
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
-#: 5: foreign-key checks for untracked tables, the cascade closure, in-place restore statements
-#: and binary-collated bookkeeping tables (MySQL family; SQLite: the checks' columns).
-SCHEMA_VERSION = 5
+#: 5 (cleandb_0003): PostgreSQL mark function SECURITY DEFINER with PUBLIC grants, mark
+#: trigger ENABLE ALWAYS, foreign keys to or from untracked tables listed
+#: (cleandb.config.crossing), sequences tied to no table tracked, fragments with ONLY and
+#: schema-qualified row types.
+#: 6 (cleandb_0004): foreign-key checks for untracked tables, the cascade closure, in-place
+#: restore statements, binary-collated bookkeeping tables, application triggers per table
+#: (MySQL family; SQLite: the checks' and triggers' columns).
+SCHEMA_VERSION = 6
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
@@ -90,6 +95,15 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(orig).__name__
 
 
+#: Said once, after the sessions, when one of them is idle in a transaction.
+IDLE_IN_TRANSACTION = (
+    "a session idle in transaction wrote and has neither committed nor rolled back: usually "
+    "an ORM session a test flushed without commit (Flask-SQLAlchemy's scoped session keeps it "
+    "open until db.session.remove(); call it in a fixture that requests cleandb_reset, so it "
+    "runs before the reset - see docs/recipes.md), or end that session as shown"
+)
+
+
 def require_schema_version(version: int, display: str) -> None:
     """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
     if version > SCHEMA_VERSION:
@@ -130,13 +144,17 @@ def check_installed_here(backend: Backend, connection: Connection, database: str
         )
 
 
-def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
-    """A reset that calls the database-side routine on the raw driver connection.
+def call_routine(
+    connection: Connection, statement: str, more_results: bool = False
+) -> Callable[[], int]:
+    """A reset that calls the database-side routine on the raw DBAPI connection.
 
     ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
-    overhead, which matters when the reset runs after every test.
+    overhead, which matters when the reset runs after every test. ``more_results``: the
+    statement returns further result sets to consume (``CALL`` on MySQL); only then is the
+    cursor's ``nextset()`` called (psycopg2 raises NotSupportedError for it, pg8000 has none).
     """
-    dbapi = connection.connection.driver_connection
+    dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
 
     def reset() -> int:
@@ -144,8 +162,9 @@ def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
         try:
             cursor.execute(statement)
             row = cursor.fetchone()
-            while cursor.nextset():  # CALL on MySQL returns a trailing status result
-                pass
+            if more_results:
+                while cursor.nextset():  # CALL on MySQL returns a trailing status result
+                    pass
         finally:
             cursor.close()
         return int(row[0]) if row and row[0] is not None else 0
@@ -229,7 +248,17 @@ class Backend(ABC):
 
     @abstractmethod
     def set_baseline(self, connection: Connection) -> None:
-        """Declare the current rows and counters of every tracked table its baseline."""
+        """Declare the current rows and counters of every tracked table its baseline (and
+        clear the "sync pending" mark)."""
+
+    @abstractmethod
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: mark the database "sync pending" until a sync
+        after a migration (or :meth:`set_baseline`) clears it; False where nothing was marked."""
+
+    @abstractmethod
+    def sync_pending(self, connection: Connection) -> bool:
+        """Whether a migration run stopped before the sync of its last step."""
 
     @abstractmethod
     def installed_version(self, connection: Connection) -> int | None:
@@ -390,6 +419,9 @@ class Backend(ABC):
     exists_sql: ClassVar[str] = ""
     #: Creates an empty database (``{name}``: the quoted name).
     create_sql: ClassVar[str] = ""
+    #: Rows (schema or NULL, table) of every table with a ``version_num`` column: Alembic's
+    #: version table, whatever ``version_table``/``version_table_schema`` named it.
+    version_tables_sql: ClassVar[str] = ""
 
     def database(self, url: URL) -> str:
         if not url.database:
@@ -424,17 +456,20 @@ class Backend(ABC):
                 raise create_failed(url, exc) from None
 
     @abstractmethod
-    def copy(self, base: URL, copy: URL) -> None:
-        """Create ``copy`` (which does not exist) as a tracked copy of ``base``."""
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
+        """Create ``copy`` (which does not exist) as a tracked copy of ``base``.
+
+        ``allowed``: the copy's name when the guard must accept it although it lacks ``test``
+        (its base was allowed explicitly); an argument, never the process environment."""
 
     @abstractmethod
     def drop(self, url: URL) -> None:
         """Drop the database if it exists."""
 
-    def adopt_copy(self, url: URL) -> None:
-        """After a byte-for-byte copy: the same checks as :func:`alembic_cleandb.adopt`, then
-        :meth:`adopt` in the copy."""
+    def adopt_copy(self, url: URL, allowed: str | None = None) -> None:
+        """After a copy: the same checks as :func:`alembic_cleandb.adopt` (``allowed``: see
+        :meth:`copy`), then :meth:`adopt` in the copy."""
         with autocommit_connection(url) as connection:
-            check_database_name(self.current_database(connection), "adopt")
+            check_database_name(self.current_database(connection), "adopt", allowed)
             require_installed(self, connection, safe_url(url))
             self.adopt(connection)

@@ -280,6 +280,11 @@ class SQLiteBackend(ClientSideBackend):
         return reset
 
     # -- whole test databases -----------------------------------------------------
+    version_tables_sql: ClassVar[str] = (
+        "SELECT NULL, m.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
+        "WHERE m.type = 'table' AND p.name = 'version_num' ORDER BY 2"
+    )
+
     def path(self, url: URL) -> Path:
         name = url.database
         if not name or name == ":memory:" or name.startswith("file:"):
@@ -307,7 +312,7 @@ class SQLiteBackend(ClientSideBackend):
         check_database_name(self.guard_name(url), "create")
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
-    def copy(self, base: URL, copy: URL) -> None:
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         source = sqlite3.connect(self.path(base))
         try:
             target = sqlite3.connect(self.path(copy))
@@ -317,7 +322,7 @@ class SQLiteBackend(ClientSideBackend):
                 target.close()
         finally:
             source.close()
-        self.adopt_copy(copy)
+        self.adopt_copy(copy, allowed)
 
     def drop(self, url: URL) -> None:
         path = self.path(url)

@@ -1,9 +1,9 @@
-"""alembic-cleandb: upgrade tracking to schema version 5.
+"""alembic-cleandb: upgrade tracking to schema version 5 (real-world PostgreSQL schemas).
 
-Version 5 (issue 12, real-world schemas): foreign-key checks for untracked tables, the cascade
-closure, in-place restore statements and binary-collated bookkeeping tables (MySQL family;
-SQLite: the checks' columns). Tracking of an older version is re-installed with the same
-options, the current rows becoming the baseline; current tracking is left as it is.
+Tracking of an older schema version is re-installed as version 5 with the same options, the
+current rows becoming the baseline; already current tracking is left as it is. Version 5
+changed the shape of PostgreSQL's tracking (SECURITY DEFINER marking, ENABLE ALWAYS
+triggers, checked references to untracked tables, tracked free sequences).
 
 Revision ID: cleandb_0003
 Revises: cleandb_0002
