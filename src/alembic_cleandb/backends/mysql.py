@@ -1057,8 +1057,6 @@ def _word(value: object) -> str:
     return str(value)
 
 
-
-
 class _CopyPlan:
     """Every statement that makes a copy of the database ``src`` is connected to."""
 
