@@ -48,7 +48,7 @@ def test_migrate_creates_and_migrates(pytester: pytest.Pytester, databases, sect
     pytester.makepyfile(test_mig=TESTS)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["cleandb: * alembic 0002,cleandb_0002)"])
+    result.stdout.fnmatch_lines(["cleandb: * alembic 0002,cleandb_0003)"])
     assert backend_for_url(url).exists(sa.make_url(url))
     # Again, now with nothing to do, and with workers copying the migrated database.
     pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)
