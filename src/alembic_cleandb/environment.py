@@ -14,6 +14,7 @@ from alembic import util as alembic_util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 from .backends import backend_for
 from .operations import executor
@@ -24,12 +25,14 @@ __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]
 VERSIONS = "alembic_cleandb:versions"
 #: The head revision of the ``cleandb`` branch (its first, ``cleandb_0001``, installs tracking;
 #: each later one upgrades tracking of an older schema version).
-REVISION = "cleandb_0003"
+REVISION = "cleandb_0004"
 _FIRST = "cleandb_0001"
 _ANY_REVISION = re.compile(r"cleandb_\d{4}")
 BRANCH = "cleandb"
 _OWN_PREFIX = "cleandb_"
 _OWN_SCHEMA = "cleandb"
+#: ``config.attributes`` key set by cleandb_migrate / migrate(): the database to migrate.
+EXPECTED_URL = "cleandb_expected_url"
 
 IncludeName = Callable[[Any, str, Any], bool]
 IncludeObject = Callable[[Any, Any, str, bool, Any], bool]
@@ -92,11 +95,56 @@ def sync_after_step(context: MigrationContext) -> None:
     backend.sync(executor(context))
 
 
-def _wrap_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` of the environment: counts the steps of the run; explains, when a database
-    holds the cleandb revision but the config lacks the branch, how to fix it."""
+def _database_of(connection: Any) -> tuple[str, str]:
+    """(backend, database) the connection is really in; SQLite: the main file's path."""
+    name = connection.dialect.name
+    if name == "sqlite":
+        rows = connection.exec_driver_sql("PRAGMA database_list").fetchall()
+        path = next((str(r[2]) for r in rows if r[1] == "main"), "")
+        return "sqlite", os.path.realpath(path) if path else ""
+    if name == "postgresql":
+        return name, str(connection.exec_driver_sql("SELECT current_database()").scalar())
+    return "mysql", str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
+
+
+def _expected_database(url: str) -> tuple[str, str]:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ""
+        return "sqlite", os.path.realpath(path) if path and path != ":memory:" else ""
+    return ("mysql" if backend == "mariadb" else backend), parsed.database or ""
+
+
+def check_target_database(context: MigrationContext, expected: str) -> None:
+    """Before any step: the database env.py connected to is the one we were asked to migrate
+    (cleandb_migrate / migrate()), not one env.py found elsewhere (e.g. its own DATABASE_URL)."""
+    connection = context.connection
+    if connection is None or context.as_sql:
+        return
+    want = _expected_database(expected)
+    got = _database_of(connection)
+    if want[1] and got != want:
+        raise alembic_util.CommandError(
+            f"alembic-cleandb: env.py connected to database {got[1]!r}, not to the test "
+            f"database {want[1]!r} it was asked to migrate; no migration step ran. env.py must "
+            f"take its URL from config.get_main_option('sqlalchemy.url') (set to the test "
+            f"database), or from the environment variable named by cleandb_url_env (e.g. "
+            f"cleandb_url_env = DATABASE_URL, which the plugin sets before migrating)"
+        )
+
+
+def _wrap_fn(fn: Callable[..., Any], expected: str | None = None) -> Callable[..., Any]:
+    """``fn`` of the environment: checks, under cleandb_migrate / migrate(), that env.py
+    connected to the database it was asked to migrate; counts the steps of the run;
+    explains, when a database holds the cleandb revision but the config lacks the branch,
+    how to fix it."""
+    checked: list[bool] = []
 
     def wrapped(rev: Any, context: Any) -> Any:
+        if expected and not checked:
+            check_target_database(context, expected)
+            checked.append(True)
         try:
             steps = fn(rev, context)
         except alembic_util.CommandError as exc:
@@ -107,8 +155,11 @@ def _wrap_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
                 f"{exc}. This database has alembic-cleandb's test tracking installed (revision "
                 f"{found.group()!r} of the {BRANCH!r} branch), but this Alembic config does not "
                 f"include that branch. Use the test config: `alembic -n cleandb ...`, or "
-                f"`alembic_cleandb.enable(config)` in code. To remove tracking from this "
-                f"database: `alembic -n cleandb downgrade cleandb@base`."
+                f"`alembic_cleandb.enable(config)` in code; with Flask-Migrate, "
+                f"`FLASK_TESTING=1 flask db upgrade heads` with a @migrate.configure callback "
+                f"that calls alembic_cleandb.enable(config) when app.testing (docs/recipes.md). "
+                f"To remove tracking from this database: "
+                f"`alembic -n cleandb downgrade cleandb@base`."
             ) from exc
         if isinstance(context, MigrationContext) and not context.as_sql:
             steps = list(steps)
@@ -168,7 +219,8 @@ def env_options(
     environment = getattr(alembic_context, "_proxy", None)
     fn = getattr(environment, "context_opts", {}).get("fn")
     if fn is not None:
-        options["fn"] = _wrap_fn(fn)
+        attributes = getattr(getattr(environment, "config", None), "attributes", {})
+        options["fn"] = _wrap_fn(fn, attributes.get(EXPECTED_URL))
     return options
 
 

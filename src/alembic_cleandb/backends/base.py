@@ -32,7 +32,10 @@ from ..errors import (
 #: trigger ENABLE ALWAYS, foreign keys to or from untracked tables listed
 #: (cleandb.config.crossing), sequences tied to no table tracked, fragments with ONLY and
 #: schema-qualified row types.
-SCHEMA_VERSION = 5
+#: 6 (cleandb_0004): foreign-key checks for untracked tables, the cascade closure, in-place
+#: restore statements, binary-collated bookkeeping tables, application triggers per table
+#: (MySQL family; SQLite: the checks' and triggers' columns).
+SCHEMA_VERSION = 6
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
@@ -90,6 +93,15 @@ def first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip()
     return text.splitlines()[0] if text else type(orig).__name__
+
+
+#: Said once, after the sessions, when one of them is idle in a transaction.
+IDLE_IN_TRANSACTION = (
+    "a session idle in transaction wrote and has neither committed nor rolled back: usually "
+    "an ORM session a test flushed without commit (Flask-SQLAlchemy's scoped session keeps it "
+    "open until db.session.remove(); call it in a fixture that requests cleandb_reset, so it "
+    "runs before the reset - see docs/recipes.md), or end that session as shown"
+)
 
 
 def require_schema_version(version: int, display: str) -> None:
@@ -324,6 +336,9 @@ class Backend(ABC):
     lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
     #: Substrings of driver messages meaning "a unique value is still taken by another row".
     unique_markers: ClassVar[tuple[str, ...]] = ()
+    #: Substrings of messages meaning "a row of an untracked table references a row the reset
+    #: would remove" (MySQL family, SQLite: the reset's own check).
+    dangling_markers: ClassVar[tuple[str, ...]] = ("references a row a test wrote to",)
 
     def explain(
         self, exc: BaseException, display: str, connection: Connection | None = None
@@ -362,6 +377,13 @@ class Backend(ABC):
                 "and B took A's), which a reset that restores rows in place cannot undo. "
                 "Nothing was changed and the marks are kept: put the rows back by hand (or "
                 "recreate the test database) and reset again"
+            )
+        elif any(m in reason for m in self.dangling_markers):
+            hint = (
+                "resetting it would leave a dangling reference, so nothing was reset and the "
+                "marks are kept. Delete or update that row in the test (the next reset then "
+                "succeeds), or track that table too (remove it from "
+                "op.install_clean_tracking(exclude=[...]))"
             )
         else:
             hint = "the database keeps its dirty marks, so the next reset tries again"

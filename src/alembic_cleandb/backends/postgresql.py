@@ -7,22 +7,24 @@ the current schema so that ``SELECT cleandb_truncate()`` works as is.
 
 Tracking: one statement-level trigger per table (``BEFORE INSERT OR UPDATE OR DELETE OR
 TRUNCATE``: before, so that a statement that fails after taking sequence values has taken its
-ticket too) inserts the table's oid into ``cleandb.dirty`` unless this session already marked
-that table since the last reset (a session setting checked against an epoch, no read of the
-marks). The marks are append-only rows without a unique index, so two writers never wait for
-each other and a rollback only removes its own mark. Each new mark also takes a ticket
-(``nextval('cleandb.tickets')``, which no rollback returns): when the reset finds fewer marks
-than tickets, a writer rolled back - its rows are gone, but the sequence values it took are
-not - so it compares every tracked sequence with its baseline.
+ticket too; ``ENABLE ALWAYS``, so that writes in replica mode are tracked) inserts the table's
+oid into ``cleandb.dirty`` unless this session already marked that table since the last reset
+(a session setting checked against an epoch, no read of the marks). The marking runs as the
+installing role (``SECURITY DEFINER``, pinned ``search_path``), so any role that may write a
+table is tracked. The marks are append-only rows without a unique index, so two writers never
+wait for each other and a rollback only removes its own mark. Each new mark also takes a
+ticket (``nextval('cleandb.tickets')``, which no rollback returns): when the reset finds fewer
+marks than tickets, a writer rolled back - its rows are gone, but the sequence values it took
+are not - so it compares every tracked sequence with its baseline.
 
 Reset: one dynamic statement whose data-modifying CTEs delete what a test added, update rows
-it changed and insert rows it removed, for every dirty table at once; foreign keys are checked
-at the end of that one statement, so their order never matters - where checks are needed at
-all: the reset's writes run in replica mode (no application trigger, no foreign-key check)
-unless a foreign key joins a tracked table and an untracked one. Sequences go back to their
-baseline positions with ``setval``. The fragments name their table by oid, filled in at reset
-time, so a renamed table keeps working. All of it is one transaction: a reset that fails or is
-interrupted changes nothing and keeps every mark.
+it changed and insert rows it removed, for every dirty table at once (``ONLY`` each table's own
+rows, row literals cast to its schema-qualified row type). The reset's writes run in replica
+mode (no application trigger, no foreign-key check or action) where the role may; the foreign
+keys that join a tracked table and an untracked one are checked afterwards, row by row.
+Sequences go back to their baseline positions with ``setval``. The fragments name their table
+by oid, filled in at reset time, so a renamed table keeps working. All of it is one
+transaction: a reset that fails or is interrupted changes nothing and keeps every mark.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
@@ -39,6 +41,7 @@ from .._connect import safe_url
 from .._guard import allowed_name
 from ..errors import ConfigurationError
 from .base import (
+    IDLE_IN_TRANSACTION,
     SCHEMA_VERSION,
     Backend,
     Executor,
@@ -925,15 +928,27 @@ class PostgreSQLBackend(Backend):
         if waited is not None:
             quoted = connection.dialect.identifier_preparer.quote(waited)
             parts.append(f"the reset was waiting for a lock on table {quoted}")
+        # One entry per session, whatever the number of tables it holds locks on.
+        by_pid: dict[Any, list[Any]] = {}
+        for row in rows:
+            by_pid.setdefault(row[2], []).append(row)
         sessions = []
-        for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
+        idle = False
+        for pid, held in list(by_pid.items())[:5]:
+            _, _, _, app, state, started, query, _, _ = held[0]
+            idle = idle or state == "idle in transaction"
+            tables = ", ".join(f"{table} ({mode})" for table, mode, *_ in held[:5])
+            if len(held) > 5:
+                tables += f" and {len(held) - 5} more"
             sessions.append(
                 f"pid {pid} (application {app!r}, {state}, transaction started {started}, "
-                f"holds {mode} on {table}, query {_start(str(query or ''))!r}; end it with "
-                f"SELECT pg_terminate_backend({pid}))"
+                f"holds locks on {tables}, last query {_start(str(query or ''))!r}; end it "
+                f"with SELECT pg_terminate_backend({pid}))"
             )
         if sessions:
             parts.append("sessions holding locks on tracked tables: " + "; ".join(sessions))
+        if idle:
+            parts.append(IDLE_IN_TRANSACTION)
         return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:

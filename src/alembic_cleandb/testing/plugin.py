@@ -524,8 +524,12 @@ def cleandb_clean_before(cleandb_cleaners: list[Cleaner], cleandb_settings: Sett
 
 
 @pytest.fixture(autouse=True)
-def _cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) -> Iterator[None]:
-    """After every test: one call of the reset routine per database."""
+def cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) -> Iterator[None]:
+    """After every test: one call of the reset routine per database (autouse).
+
+    A fixture that must finish before the reset - e.g. one that removes Flask-SQLAlchemy's
+    scoped session, whose open transaction would make the reset wait - requests this one:
+    it is then set up after it and torn down before it."""
     __tracebackhide__ = True
     skip = request.node.get_closest_marker("cleandb_skip") is not None
     if not cleandb_settings.report:
