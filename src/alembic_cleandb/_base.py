@@ -9,6 +9,7 @@ from typing import ClassVar, Protocol
 from sqlalchemy.engine import Connection, Dialect
 
 from ._guard import check_database_name
+from ._sql import Statement, execute, inline, message
 from .errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchError
 
 #: Version of the database-side objects. Bumped whenever their shape changes; a database whose
@@ -38,18 +39,25 @@ class TrackingOptions:
 
 @dataclass
 class Executor:
-    """Runs SQL for an operation: on a live connection, or into Alembic's ``--sql`` output."""
+    """Runs SQL for an operation: on a live connection, or into Alembic's ``--sql`` output.
+
+    Statements are rendered by :mod:`._sql` for the path that runs them: parameters for the
+    driver online, literals in ``--sql`` output.
+    """
 
     dialect: Dialect
     run: Callable[[str], None]
     #: ``None`` in offline (``--sql``) mode.
     connection: Connection | None = None
-    #: Statements already run, for tests and debugging.
+    #: Statements already run (as rendered for the ``--sql`` output), for tests and debugging.
     log: list[str] = field(default_factory=list)
 
-    def __call__(self, sql: str) -> None:
-        self.log.append(sql)
-        self.run(sql)
+    def __call__(self, statement: Statement) -> None:
+        self.log.append(inline(statement, self.dialect))
+        if self.connection is not None:
+            execute(self.connection, statement)
+        else:
+            self.run(inline(statement, self.dialect))
 
     @property
     def offline(self) -> bool:
@@ -57,33 +65,29 @@ class Executor:
 
     @classmethod
     def for_connection(cls, connection: Connection) -> Executor:
-        def run(sql: str) -> None:
-            # The driver's own cursor, without parameters: no driver parses ``%`` then.
-            cursor = connection.connection.cursor()
-            try:
-                cursor.execute(sql)
-            finally:
-                cursor.close()
+        def run(sql: str) -> None:  # (not used online: __call__ executes the statement)
+            execute(connection, sql)
 
         return cls(connection.dialect, run, connection)
 
 
-def first_line(exc: BaseException) -> str:
-    """The driver's own message, first line, without SQLAlchemy's wrapping."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip()
-    return text.splitlines()[0] if text else type(orig).__name__
+def query_start(query: str, length: int = 80) -> str:
+    """The start of a query, on one line (for messages naming another session's query)."""
+    text = " ".join(query.split())
+    return text if len(text) <= length else text[: length - 3] + "..."
+
+
+#: What a failed reset's error means, for :meth:`BackendBase.explain`.
+LOCK_TIMEOUT, MISSING_TABLE, UNIQUE_CLASH = "lock timeout", "missing table", "unique clash"
 
 
 class BackendBase:
     """Defaults shared by every backend."""
 
-    #: Substrings of driver messages meaning "a tracked table is gone or was renamed".
-    missing_table_markers: ClassVar[tuple[str, ...]] = ()
-    #: Substrings of driver messages meaning "a lock wait timed out".
-    lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
-    #: Substrings of driver messages meaning "a unique value is still taken by another row".
-    unique_markers: ClassVar[tuple[str, ...]] = ()
+    def error_kind(self, exc: BaseException) -> str | None:
+        """What a driver error means (one of the kinds above), from its SQLSTATE (PostgreSQL)
+        or server error number (MySQL family); ``None``: nothing special."""
+        return None
 
     def explain(
         self, exc: BaseException, display: str, connection: Connection | None = None
@@ -93,8 +97,9 @@ class BackendBase:
         With the reset's ``connection`` (still usable after most failures), a lock timeout
         also names the table and the sessions that hold locks on it.
         """
-        reason = first_line(exc)
-        if any(m in reason for m in self.lock_timeout_markers):
+        reason = message(exc)
+        kind = self.error_kind(exc)
+        if kind == LOCK_TIMEOUT:
             details = ""
             if connection is not None:
                 try:
@@ -108,7 +113,7 @@ class BackendBase:
             )
             if details:
                 hint = f"{details[0].upper()}{details[1:]}. {hint[0].upper()}{hint[1:]}"
-        elif any(m in reason for m in self.missing_table_markers):
+        elif kind == MISSING_TABLE:
             hint = (
                 "a tracked table was dropped or renamed outside migrations; every other table "
                 "was reset or keeps its dirty marks. Fix: rename it back; or run "
@@ -116,7 +121,7 @@ class BackendBase:
                 "under their new name (their current rows become their baseline); or recreate "
                 "the test database and run the migrations again"
             )
-        elif any(m in reason for m in self.unique_markers):
+        elif kind == UNIQUE_CLASH:
             hint = (
                 "a test left unique values swapped between baseline rows (row A took B's value "
                 "and B took A's), which a reset that restores rows in place cannot undo. "
@@ -219,29 +224,6 @@ class Backend(Protocol):
     def dirty_tables(self, connection: Connection) -> list[str]: ...
 
     def tracked_tables(self, connection: Connection) -> list[str]: ...
-
-
-def call_routine(connection: Connection, statement: str) -> Callable[[], int]:
-    """A reset that calls the database-side routine on the raw driver connection.
-
-    ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
-    overhead, which matters when the reset runs after every test.
-    """
-    dbapi = connection.connection.driver_connection
-    assert dbapi is not None
-
-    def reset() -> int:
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(statement)
-            row = cursor.fetchone()
-            while cursor.nextset():  # CALL on MySQL returns a trailing status result
-                pass
-        finally:
-            cursor.close()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    return reset
 
 
 _REGISTRY: dict[str, Callable[[], Backend]] = {}

@@ -25,15 +25,10 @@ from sqlalchemy.engine import URL, Connection
 from ._base import backend_for
 from ._connect import connect, create_engine, normalize_url, safe_url
 from ._guard import check_database_name
+from ._sql import SQL, Value, execute, message
 from .errors import CleanDBError, ConfigurationError
 
 __all__ = ["admin_for", "fingerprint"]
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip()
-    return text.splitlines()[0] if text else type(orig).__name__
 
 
 class Admin:
@@ -80,7 +75,7 @@ def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[C
             try:
                 connection = engine.connect()
             except sa.exc.DBAPIError as exc:
-                errors.append(_reason(exc))
+                errors.append(message(exc))
                 continue
             with connection:
                 yield connection
@@ -96,18 +91,19 @@ def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[C
 
 class ServerAdmin(Admin):
     """A family with a server: its dialect module gives the maintenance databases to connect
-    to and the SQL that finds and creates a database (``{name}``: the quoted name)."""
+    to and the SQL that finds and creates a database (``{}``: its name, as a value in
+    ``exists_sql``, as a name in ``create_sql``)."""
 
     maintenance: ClassVar[tuple[str | None, ...]] = (None,)
-    exists_sql: ClassVar[str] = ""  # one parameter, %(name)s
-    create_sql: ClassVar[str] = ""
+    exists_sql: ClassVar[SQL] = SQL("")
+    create_sql: ClassVar[SQL] = SQL("")
 
     def _server(self, url: URL) -> AbstractContextManager[Connection]:
         return server_connection(url, self.maintenance)
 
     def exists(self, url: URL) -> bool:
         with self._server(url) as c:
-            found = c.exec_driver_sql(self.exists_sql, {"name": self.database(url)}).scalar()
+            found = execute(c, self.exists_sql.format(Value(self.database(url)))).scalar()
         return found is not None
 
     def create_empty(self, url: URL) -> None:
@@ -115,18 +111,14 @@ class ServerAdmin(Admin):
         check_database_name(name, "create")
         with self._server(url) as c:
             try:
-                c.exec_driver_sql(self.create_sql.format(name=quote(c, name)))
+                execute(c, self.create_sql.format(name))
             except sa.exc.DBAPIError as exc:
                 raise create_failed(url, exc) from None
 
 
-def quote(connection: Connection, name: str) -> str:
-    return connection.dialect.identifier_preparer.quote(name)
-
-
 def create_failed(url: URL, exc: BaseException) -> ConfigurationError:
     return ConfigurationError(
-        f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {_reason(exc)}. "
+        f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {message(exc)}. "
         "The URL's user needs the right to create databases (PostgreSQL: CREATEDB; MySQL: "
         "CREATE), or create the database yourself."
     )
@@ -170,7 +162,7 @@ def fingerprint(url: str | URL) -> str | None:
                 version = backend_for(connection.dialect.name).installed_version(connection)
                 heads: list[str] = []
                 if sa.inspect(connection).has_table("alembic_version"):
-                    rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                    rows = execute(connection, "SELECT version_num FROM alembic_version")
                     heads = sorted(str(r[0]) for r in rows)
             except sa.exc.DBAPIError:
                 return None

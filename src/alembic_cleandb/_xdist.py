@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ._connect import safe_url
 from ._databases import admin_for, fingerprint
 from ._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
+from ._sql import message
 from .errors import ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
@@ -72,7 +73,7 @@ def prepare_one(
                 admin.drop(make_url(copy))
             admin.copy(make_url(base), make_url(copy))
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = message(exc)
             raise ConfigurationError(
                 f"alembic-cleandb: cannot copy {safe_url(base)!r} to {safe_url(copy)!r} for "
                 f"pytest-xdist worker {worker_id}: {reason}"

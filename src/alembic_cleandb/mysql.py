@@ -30,7 +30,14 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import Executor, call_routine, register
+from ._base import (
+    LOCK_TIMEOUT,
+    MISSING_TABLE,
+    UNIQUE_CLASH,
+    Executor,
+    query_start,
+    register,
+)
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -41,7 +48,17 @@ from ._clientside import (
     trigger_name,
 )
 from ._connect import autocommit_connection
-from ._databases import ServerAdmin, create_failed, quote, register_admin
+from ._databases import ServerAdmin, create_failed, register_admin
+from ._sql import (
+    SQL,
+    Composed,
+    Identifier,
+    Literal,
+    Value,
+    driver_call,
+    error_number,
+    execute,
+)
 from .errors import CleanDBError, ConfigurationError
 
 PROCEDURES = ("cleandb_truncate",)
@@ -51,12 +68,6 @@ SEQUENCE = "cleandb_ticket_seq"
 #: MariaDB: how many times a DDL is tried with NOWAIT before the pending steps run first.
 NOWAIT_ATTEMPTS = 4
 BINLOG_ERROR = 1419  # "You do not have the SUPER privilege and binary logging is enabled"
-
-
-def _start(query: str, length: int = 80) -> str:
-    """The start of a query, on one line."""
-    text = " ".join(query.split())
-    return text if len(text) <= length else text[: length - 3] + "..."
 
 
 def _tickets_source(sequence: bool) -> str:
@@ -378,7 +389,7 @@ proc: BEGIN
     SET @cleandb_table = v_missing;
     SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
                                 ' doesn''t exist (dropped or renamed)'), 128);
-    SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message;
+    SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
   END IF;
   SELECT v_count;
 END"""
@@ -386,8 +397,17 @@ END"""
 
 class MySQLBackend(ClientSideBackend):
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
-    missing_table_markers = ("doesn't exist",)
-    lock_timeout_markers = ("Lock wait timeout",)
+    #: ER_NO_SUCH_TABLE (also what the reset procedure signals for a table gone),
+    #: ER_LOCK_WAIT_TIMEOUT, ER_DUP_ENTRY
+    ERROR_KINDS: ClassVar[dict[int, str]] = {
+        1146: MISSING_TABLE,
+        1205: LOCK_TIMEOUT,
+        1062: UNIQUE_CLASH,
+    }
+
+    def error_kind(self, exc: BaseException) -> str | None:
+        return self.ERROR_KINDS.get(error_number(exc) or 0)
+
     #: Tickets come from a SEQUENCE (MariaDB) or the tickets table's AUTO_INCREMENT (MySQL 8,
     #: which has no sequences). Decided by the server at install and at every sync.
     sequence: bool = False
@@ -397,11 +417,12 @@ class MySQLBackend(ClientSideBackend):
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         seconds = max(1, round(lock_timeout))
-        connection.exec_driver_sql(
-            f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}"
+        execute(
+            connection,
+            f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}",
         )
         if not self._mariadb(connection):  # the reset reads AUTO_INCREMENT counters
-            connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+            execute(connection, "SET SESSION information_schema_stats_expiry = 0")
 
     @staticmethod
     def _mariadb(connection: Connection) -> bool:
@@ -411,24 +432,26 @@ class MySQLBackend(ClientSideBackend):
 
     def lock_details(self, exc: BaseException, connection: Connection) -> str:
         # The procedure names the table it works on in @cleandb_table (already quoted).
-        table = connection.exec_driver_sql("SELECT @cleandb_table").scalar()
+        table = execute(connection, "SELECT @cleandb_table").scalar()
         rows: Sequence[Any]
         try:
-            rows = connection.exec_driver_sql(
+            rows = execute(
+                connection,
                 "SELECT t.trx_mysql_thread_id, p.USER, p.HOST, p.COMMAND, p.TIME, "
                 "t.trx_state, t.trx_started, COALESCE(t.trx_query, p.INFO) "
                 "FROM information_schema.INNODB_TRX t "
                 "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
                 "WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND p.DB = DATABASE() "
-                "ORDER BY t.trx_started LIMIT 5"
+                "ORDER BY t.trx_started LIMIT 5",
             ).fetchall()
             what = "sessions with an open transaction in this database"
         except Exception:  # INNODB_TRX needs the PROCESS privilege: the user's own sessions
             rows = [
                 (i, u, h, c, t, None, None, q)
-                for i, u, h, c, t, q in connection.exec_driver_sql(
+                for i, u, h, c, t, q in execute(
+                    connection,
                     "SELECT ID, USER, HOST, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST "
-                    "WHERE ID <> CONNECTION_ID() AND DB = DATABASE() LIMIT 5"
+                    "WHERE ID <> CONNECTION_ID() AND DB = DATABASE() LIMIT 5",
                 )
             ]
             what = "other sessions in this database (grant PROCESS to see their transactions)"
@@ -444,7 +467,7 @@ class MySQLBackend(ClientSideBackend):
             if started is not None:
                 text += f", transaction started {started}"
             if query:
-                text += f", query {_start(str(query))!r}"
+                text += f", query {query_start(str(query))!r}"
             sessions.append(text + f"; end it with KILL {thread})")
         if sessions:
             parts.append(f"{what}: " + "; ".join(sessions))
@@ -475,14 +498,15 @@ class MySQLBackend(ClientSideBackend):
         return (*self.bookkeeping_ddl, f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE} NOCACHE")
 
     def list_tables(self, connection: Connection) -> list[str]:
-        rows = connection.exec_driver_sql(
+        rows = execute(
+            connection,
             "SELECT TABLE_NAME FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
         )
         return [str(r[0]) for r in rows]
 
     def current_database(self, connection: Connection) -> str:
-        name = connection.exec_driver_sql("SELECT DATABASE()").scalar()
+        name = execute(connection, "SELECT DATABASE()").scalar()
         if name is None:
             raise CleanDBError(
                 "alembic-cleandb: the MySQL connection has no current database; "
@@ -497,19 +521,21 @@ class MySQLBackend(ClientSideBackend):
         if connection.dialect.name != "mariadb" and not getattr(
             connection.dialect, "is_mariadb", False
         ):
-            connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+            execute(connection, "SET SESSION information_schema_stats_expiry = 0")
         counters: dict[str, Any] = {
             str(n): c
-            for n, c in connection.exec_driver_sql(
+            for n, c in execute(
+                connection,
                 "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()"
+                "WHERE TABLE_SCHEMA = DATABASE()",
             )
         }
         columns: dict[str, list[str]] = {}
         keys: dict[str, str] = {}  # the AUTO_INCREMENT column of each table that has one
-        for table, column, extra in connection.exec_driver_sql(
+        for table, column, extra in execute(
+            connection,
             "SELECT TABLE_NAME, COLUMN_NAME, EXTRA FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
         ):
             if "GENERATED" not in str(extra).upper() and "VIRTUAL" not in str(extra).upper():
                 columns.setdefault(str(table), []).append(str(column))
@@ -518,21 +544,18 @@ class MySQLBackend(ClientSideBackend):
         # Re-inserting rows with their keys leaves the counter at the highest key + 1 only
         # with the default increment (Galera and multi-source setups change it).
         step = tuple(
-            connection.exec_driver_sql(
-                "SELECT @@auto_increment_increment, @@auto_increment_offset"
-            ).one()
+            execute(connection, "SELECT @@auto_increment_increment, @@auto_increment_offset").one()
         )
         states = []
         for name in names:
-            q = self._q(connection, name)
-            # (this one does go through the driver's %-formatting)
-            count = f"SELECT COUNT(*) FROM {q}".replace("%", "%%")
-            rows = int(connection.exec_driver_sql(count).scalar_one())
+            rows = int(
+                execute(connection, SQL("SELECT COUNT(*) FROM {}").format(name)).scalar_one()
+            )
             counter = counters.get(name)
             restored = None
             if rows and name in keys and step == (1, 1):
-                top = f"SELECT MAX({self._q(connection, keys[name])}) FROM {q}"
-                highest = connection.exec_driver_sql(top.replace("%", "%%")).scalar()
+                top = SQL("SELECT MAX({}) FROM {}").format(keys[name], name)
+                highest = execute(connection, top).scalar()
                 restored = None if highest is None else int(highest) + 1
             states.append(
                 TableState(
@@ -615,12 +638,15 @@ class MySQLBackend(ClientSideBackend):
             ex(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
-        return call_routine(connection, "CALL cleandb_truncate()")
+        call = driver_call(connection, "CALL cleandb_truncate()")
+
+        def reset() -> int:
+            return int(call() or 0)
+
+        return reset
 
     def wrap_error(self, exc: Exception, database: str) -> Exception | None:
-        orig = getattr(exc, "orig", exc)
-        args = getattr(orig, "args", ())
-        if args and args[0] == BINLOG_ERROR:
+        if error_number(exc) == BINLOG_ERROR:
             return CleanDBError(
                 f"alembic-cleandb could not create triggers in database {database!r}: the server "
                 "has binary logging enabled and this user lacks SUPER (MySQL error 1419). Fix: "
@@ -631,6 +657,7 @@ class MySQLBackend(ClientSideBackend):
         return None
 
 
+_ROUTINE_KINDS = {"PROCEDURE": SQL("PROCEDURE"), "FUNCTION": SQL("FUNCTION")}
 _DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
 
 
@@ -640,20 +667,23 @@ class MySQLAdmin(ServerAdmin):
 
     names = ("mysql", "mariadb")
 
-    exists_sql = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s"
-    create_sql = "CREATE DATABASE IF NOT EXISTS {name}"
+    exists_sql = SQL("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}")
+    create_sql = SQL("CREATE DATABASE IF NOT EXISTS {}")
 
     def copy(self, base: URL, copy: URL) -> None:
         name = self.database(copy)
         with autocommit_connection(base) as src:
-            q = src.dialect.identifier_preparer.quote
-            charset, collation = src.exec_driver_sql(
+            charset, collation = execute(
+                src,
                 "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
-                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()"
+                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()",
             ).one()
             try:
-                src.exec_driver_sql(
-                    f"CREATE DATABASE {q(name)} CHARACTER SET {charset} COLLATE {collation}"
+                execute(
+                    src,
+                    SQL("CREATE DATABASE {} CHARACTER SET {} COLLATE {}").format(
+                        name, str(charset), str(collation)
+                    ),
                 )
             except sa.exc.DBAPIError as exc:
                 raise create_failed(copy, exc) from None
@@ -664,28 +694,28 @@ class MySQLAdmin(ServerAdmin):
             tracked = set(backend.tracked_tables(src))
             excluded.update(
                 str(t)
-                for (t,) in src.exec_driver_sql(
+                for (t,) in execute(
+                    src,
                     "SELECT TABLE_NAME FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
                 )
                 if not backend.own_table(str(t)) and str(t) not in tracked
             )
             with autocommit_connection(copy) as dst:
                 run = Executor.for_connection(dst)
                 run("SET SESSION foreign_key_checks = 0")
-                self._copy_objects(src, run, q, backend.own_table)
+                self._copy_objects(src, run, backend.own_table)
                 run("SET SESSION foreign_key_checks = 1")
                 _install_tracking(dst, sorted(excluded))
 
     @staticmethod
-    def _copy_objects(
-        src: Connection, run: Executor, q: Callable[[str], str], own: Callable[[str], bool]
-    ) -> None:
+    def _copy_objects(src: Connection, run: Executor, own: Callable[[str], bool]) -> None:
         """Tables with their rows, then views, triggers and routines (not cleandb's own)."""
-        base_db = str(src.exec_driver_sql("SELECT DATABASE()").scalar())
-        tables = src.exec_driver_sql(
+        base_db = str(execute(src, "SELECT DATABASE()").scalar())
+        tables = execute(
+            src,
             "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
+            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME",
         ).fetchall()
         views = []
         for table, kind in tables:
@@ -694,22 +724,30 @@ class MySQLAdmin(ServerAdmin):
             if kind == "VIEW":
                 views.append(table)
                 continue
-            run(src.exec_driver_sql(f"SHOW CREATE TABLE {q(table)}").one()[1])
-            cols = ", ".join(
-                q(str(c))
-                for c, extra in src.exec_driver_sql(
-                    "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE "
-                    "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %(t)s ORDER BY ORDINAL_POSITION",
-                    {"t": table},
+            run(execute(src, SQL("SHOW CREATE TABLE {}").format(table)).one()[1])
+            cols = SQL(", ").join(
+                str(c)
+                for c, extra in execute(
+                    src,
+                    SQL(
+                        "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE "
+                        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION"
+                    ).format(Value(table)),
                 )
                 if not any(w in str(extra).upper() for w in ("GENERATED", "VIRTUAL", "PERSISTENT"))
             )
-            run(f"INSERT INTO {q(table)} ({cols}) SELECT {cols} FROM {q(base_db)}.{q(table)}")
+            run(
+                SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    table, cols, cols, Identifier(base_db, table)
+                )
+            )
         # Views may use views: create them in rounds until none is left.
         while views:
             left = []
             for view in views:
-                ddl = _DEFINER.sub("", src.exec_driver_sql(f"SHOW CREATE VIEW {q(view)}").one()[1])
+                ddl = _DEFINER.sub(
+                    "", execute(src, SQL("SHOW CREATE VIEW {}").format(view)).one()[1]
+                )
                 try:
                     run(ddl)
                 except Exception:
@@ -720,36 +758,36 @@ class MySQLAdmin(ServerAdmin):
                     f"{base_db!r} for a pytest-xdist worker"
                 )
             views = left
-        triggers = src.exec_driver_sql(
+        triggers = execute(
+            src,
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
-            "WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY TRIGGER_NAME"
+            "WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY TRIGGER_NAME",
         ).fetchall()
         for (trigger,) in triggers:
             if own(trigger):
                 continue
-            row = src.exec_driver_sql(f"SHOW CREATE TRIGGER {q(trigger)}").one()
+            row = execute(src, SQL("SHOW CREATE TRIGGER {}").format(trigger)).one()
             run(_sql_mode(row[1]))
             run(_DEFINER.sub("", row[2]))
-        routines = src.exec_driver_sql(
+        routines = execute(
+            src,
             "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES "
-            "WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY ROUTINE_NAME"
+            "WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY ROUTINE_NAME",
         ).fetchall()
         for routine, kind in routines:
             if own(routine):
                 continue
-            row = src.exec_driver_sql(f"SHOW CREATE {kind} {q(routine)}").one()
+            row = execute(src, SQL("SHOW CREATE {} {}").format(_ROUTINE_KINDS[kind], routine)).one()
             run(_sql_mode(row[1]))
             run(_DEFINER.sub("", row[2]))
 
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}")
+            execute(c, SQL("DROP DATABASE IF EXISTS {}").format(self.database(url)))
 
 
-def _sql_mode(mode: object) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_,]*", str(mode)):
-        raise ConfigurationError(f"alembic-cleandb: unexpected sql_mode {mode!r}")
-    return f"SET SESSION sql_mode = '{mode}'"
+def _sql_mode(mode: object) -> Composed:
+    return SQL("SET SESSION sql_mode = {}").format(Literal(str(mode)))
 
 
 def _install_tracking(connection: Connection, exclude: list[str]) -> None:

@@ -33,19 +33,34 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import URL, Connection
 
 from ._base import (
+    LOCK_TIMEOUT,
+    MISSING_TABLE,
     SCHEMA_VERSION,
+    UNIQUE_CLASH,
     BackendBase,
     Executor,
     TrackingOptions,
-    call_routine,
     check_sync_target,
+    query_start,
     register,
 )
 from ._connect import safe_url
-from ._databases import ServerAdmin, create_failed, quote, register_admin
+from ._databases import ServerAdmin, create_failed, register_admin
+from ._sql import (
+    SQL,
+    Identifier,
+    Literal,
+    Value,
+    driver_call,
+    execute,
+    inline,
+    quote_name,
+    sqlstate,
+)
 from .errors import ConfigurationError
 
 SCHEMA = "cleandb"
@@ -53,21 +68,16 @@ TRIGGER = "cleandb_mark"
 EVENT_TRIGGER = "cleandb_ddl"
 
 
-def _start(query: str, length: int = 80) -> str:
-    """The start of a query, on one line."""
-    text = " ".join(query.split())
-    return text if len(text) <= length else text[: length - 3] + "..."
+_DIALECT = PGDialect()  # type: ignore[no-untyped-call]
 
 
-def literal(value: str | None) -> str:
-    """A PostgreSQL string literal (standard_conforming_strings), or NULL."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("'", "''") + "'"
+def literal(value: str | tuple[str, ...] | None) -> str:
+    """A PostgreSQL literal (standard_conforming_strings): a string, ``text[]`` or NULL."""
+    return inline(Literal(value), _DIALECT)
 
 
 def text_array(values: tuple[str, ...]) -> str:
-    return "ARRAY[" + ", ".join(literal(v) for v in values) + "]::text[]"
+    return literal(values)
 
 
 def _guard(action: str, allowed: str | None) -> str:
@@ -609,20 +619,27 @@ def uninstall_statements() -> list[str]:
 
 class PostgreSQLBackend(BackendBase):
     names: ClassVar[tuple[str, ...]] = ("postgresql",)
-    missing_table_markers = ("does not exist",)
-    lock_timeout_markers = ("lock timeout",)
-    unique_markers = ("duplicate key value violates unique constraint",)
+    #: undefined_table, lock_not_available (lock_timeout), unique_violation
+    ERROR_KINDS: ClassVar[dict[str, str]] = {
+        "42P01": MISSING_TABLE,
+        "55P03": LOCK_TIMEOUT,
+        "23505": UNIQUE_CLASH,
+    }
+
+    def error_kind(self, exc: BaseException) -> str | None:
+        return self.ERROR_KINDS.get(sqlstate(exc) or "")
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
-        connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+        execute(connection, SQL("SET lock_timeout = {}").format(Literal(int(lock_timeout * 1000))))
         # This connection only resets: no trigger fires for its writes where the role may say
         # so (the same test as cleandb.may_skip_triggers(), which a database without tracking
         # lacks). cleandb.reset() turns them back on where a foreign key needs its checks.
         may = _SUPERUSER
         if (connection.dialect.server_version_info or (0,)) >= (15,):
             may += f" OR {_GRANTED}"
-        connection.exec_driver_sql(
-            f"SELECT set_config('session_replication_role', 'replica', false) WHERE {may}"
+        execute(
+            connection,
+            f"SELECT set_config('session_replication_role', 'replica', false) WHERE {may}",
         )
 
     def install(self, ex: Executor, options: TrackingOptions) -> None:
@@ -645,7 +662,7 @@ class PostgreSQLBackend(BackendBase):
             ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
 
     def installed_database(self, connection: Connection) -> str | None:
-        name = connection.exec_driver_sql("SELECT database FROM cleandb.config").scalar()
+        name = execute(connection, "SELECT database FROM cleandb.config").scalar()
         return None if name is None else str(name)
 
     def lock_details(self, exc: BaseException, connection: Connection) -> str:
@@ -656,30 +673,33 @@ class PostgreSQLBackend(BackendBase):
         match = re.search(r'in relation "((?:[^"]|"")*)"', context)
         waited = match.group(1).replace('""', '"') if match else None
         rows = list(
-            connection.exec_driver_sql(
-                "SELECT DISTINCT ON (l.pid, l.relation) l.relation::regclass::text, l.mode, a.pid, "
-                "a.application_name, a.state, a.xact_start, a.query, "
-                "c.relname = %(waited)s AS waited, l.relation IN (SELECT relid FROM cleandb.dirty) "
-                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "JOIN pg_class c ON c.oid = l.relation "
-                "JOIN cleandb.tables t ON t.relid = l.relation "
-                "WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() "
-                "AND l.mode <> 'AccessShareLock' "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "ORDER BY l.pid, l.relation",
-                {"waited": waited},
+            execute(
+                connection,
+                SQL(
+                    "SELECT DISTINCT ON (l.pid, l.relation) l.relation::regclass::text, l.mode, a.pid, "
+                    "a.application_name, a.state, a.xact_start, a.query, "
+                    "c.relname = {} AS waited, l.relation IN (SELECT relid FROM cleandb.dirty) "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "JOIN pg_class c ON c.oid = l.relation "
+                    "JOIN cleandb.tables t ON t.relid = l.relation "
+                    "WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() "
+                    "AND l.mode <> 'AccessShareLock' "
+                    "AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "ORDER BY l.pid, l.relation"
+                ).format(Value(waited)),
             )
         )
         rows.sort(key=lambda r: (not r[7], not r[8], str(r[5])))
         parts = []
         if waited is not None:
-            quoted = connection.dialect.identifier_preparer.quote(waited)
+            quoted = quote_name(connection.dialect, waited)
             parts.append(f"the reset was waiting for a lock on table {quoted}")
         sessions = []
         for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
             sessions.append(
                 f"pid {pid} (application {app!r}, {state}, transaction started {started}, "
-                f"holds {mode} on {table}, query {_start(str(query or ''))!r}; end it with "
+                f"holds {mode} on {table}, query {query_start(str(query or ''))!r}; end it with "
                 f"SELECT pg_terminate_backend({pid}))"
             )
         if sessions:
@@ -687,24 +707,31 @@ class PostgreSQLBackend(BackendBase):
         return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:
-        routine = self._routine(connection, "cleandb_set_baseline")
-        connection.exec_driver_sql(f"SELECT {routine}()")
+        execute(
+            connection, SQL("SELECT {}()").format(self._routine(connection, "cleandb_set_baseline"))
+        )
 
     def adopt(self, connection: Connection) -> None:
-        connection.exec_driver_sql("UPDATE cleandb.config SET database = current_database()")
+        execute(connection, "UPDATE cleandb.config SET database = current_database()")
 
     def installed_version(self, connection: Connection) -> int | None:
-        if connection.exec_driver_sql("SELECT to_regclass('cleandb.config')").scalar() is None:
+        if execute(connection, "SELECT to_regclass('cleandb.config')").scalar() is None:
             return None
-        version = connection.exec_driver_sql("SELECT schema_version FROM cleandb.config").scalar()
+        version = execute(connection, "SELECT schema_version FROM cleandb.config").scalar()
         return 0 if version is None else int(version)
 
     def current_database(self, connection: Connection) -> str:
-        return str(connection.exec_driver_sql("SELECT current_database()").scalar())
+        return str(execute(connection, "SELECT current_database()").scalar())
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
-        statement = f"SELECT {self._routine(connection, 'cleandb_truncate')}()"
-        return call_routine(connection, statement)
+        call = driver_call(
+            connection, SQL("SELECT {}()").format(self._routine(connection, "cleandb_truncate"))
+        )
+
+        def reset() -> int:
+            return int(call() or 0)
+
+        return reset
 
     def own_schema(self, name: str | None) -> bool:
         return name == SCHEMA
@@ -719,9 +746,10 @@ class PostgreSQLBackend(BackendBase):
         lists; ``marks`` is one of the two fixed strings below, never user input."""
         return [
             str(r[0])
-            for r in connection.exec_driver_sql(
+            for r in execute(
+                connection,
                 f"SELECT DISTINCT {self._DISPLAY} FROM {marks} "
-                "JOIN pg_class c ON c.oid = x.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                "JOIN pg_class c ON c.oid = x.relid JOIN pg_namespace n ON n.oid = c.relnamespace",
             )
         ]
 
@@ -732,10 +760,9 @@ class PostgreSQLBackend(BackendBase):
         return self._names(connection, "cleandb.tables x")
 
     @staticmethod
-    def _routine(connection: Connection, name: str) -> str:
-        schema = connection.exec_driver_sql("SELECT routine_schema FROM cleandb.config").scalar()
-        quote = connection.dialect.identifier_preparer.quote
-        return f"{quote(str(schema))}.{name}"
+    def _routine(connection: Connection, name: str) -> Identifier:
+        schema = execute(connection, "SELECT routine_schema FROM cleandb.config").scalar()
+        return Identifier(str(schema), name)
 
 
 class PostgreSQLAdmin(ServerAdmin):
@@ -745,22 +772,22 @@ class PostgreSQLAdmin(ServerAdmin):
     IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
 
     maintenance = ("postgres", "template1")
-    exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
-    create_sql = "CREATE DATABASE {name}"
+    exists_sql = SQL("SELECT 1 FROM pg_database WHERE datname = {}")
+    create_sql = SQL("CREATE DATABASE {}")
 
     def copy(self, base: URL, copy: URL) -> None:
         from .cleaner import adopt
 
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:
-            statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
+            statement = SQL("CREATE DATABASE {} TEMPLATE {}").format(name, template)
             deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
                 try:
-                    c.exec_driver_sql(statement)
+                    execute(c, statement)
                     break
                 except sa.exc.DBAPIError as exc:
-                    in_use = getattr(exc.orig, "sqlstate", None) == self.IN_USE
+                    in_use = sqlstate(exc) == self.IN_USE
                     if in_use and time.monotonic() < deadline:
                         time.sleep(0.2)
                         continue
@@ -771,10 +798,12 @@ class PostgreSQLAdmin(ServerAdmin):
 
     @staticmethod
     def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
-        sessions = c.exec_driver_sql(
-            "SELECT pid, coalesce(nullif(application_name, ''), '?'), "
-            "coalesce(client_addr::text, 'local') FROM pg_stat_activity WHERE datname = %(d)s",
-            {"d": template},
+        sessions = execute(
+            c,
+            SQL(
+                "SELECT pid, coalesce(nullif(application_name, ''), '?'), "
+                "coalesce(client_addr::text, 'local') FROM pg_stat_activity WHERE datname = {}"
+            ).format(Value(template)),
         ).fetchall()
         who = ", ".join(f"pid {p} ({app}, {addr})" for p, app, addr in sessions) or "none now"
         return ConfigurationError(
@@ -787,14 +816,16 @@ class PostgreSQLAdmin(ServerAdmin):
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
             version = c.dialect.server_version_info or (0,)
-            force = " WITH (FORCE)" if version >= (13,) else ""
-            if not force:
-                c.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %(d)s AND pid <> pg_backend_pid()",
-                    {"d": self.database(url)},
+            force = SQL(" WITH (FORCE)" if version >= (13,) else "")
+            if version < (13,):
+                execute(
+                    c,
+                    SQL(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = {} AND pid <> pg_backend_pid()"
+                    ).format(Value(self.database(url))),
                 )
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}{force}")
+            execute(c, SQL("DROP DATABASE IF EXISTS {}{}").format(self.database(url), force))
 
 
 register(PostgreSQLBackend.names, PostgreSQLBackend)
