@@ -105,13 +105,26 @@ class Cleaner:
 
 @contextmanager
 def _tracked(target: Target, action: str) -> Iterator[tuple[Backend, Connection, str]]:
-    """Open ``target``; check it is a test database with this library's tracking."""
+    """Open ``target``; check it is a test database with this library's tracking.
+
+    A ``Connection`` that has no transaction of the caller's open gets the work committed when
+    the block ends (rolled back if it fails); inside the caller's transaction the work joins
+    it, and the caller commits.
+    """
     with autocommit_connection(target) as connection:
-        backend = backend_for(connection.dialect.name)
-        display = safe_url(connection.engine.url)
-        check_database_name(backend.current_database(connection), action)
-        _check_installed(backend, connection, display)
-        yield backend, connection, display
+        ours = isinstance(target, Connection) and not connection.in_transaction()
+        try:
+            backend = backend_for(connection.dialect.name)
+            display = safe_url(connection.engine.url)
+            check_database_name(backend.current_database(connection), action)
+            _check_installed(backend, connection, display)
+            yield backend, connection, display
+        except BaseException:
+            if ours and connection.in_transaction():
+                connection.rollback()
+            raise
+        if ours and connection.in_transaction():
+            connection.commit()
 
 
 def clean(target: Target, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
@@ -121,6 +134,10 @@ def clean(target: Target, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
     a test database with tracking installed. A connection opened here waits at most
     ``lock_timeout`` seconds for another session's lock (a Connection you pass keeps its own
     settings).
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
     """
     with _tracked(target, "reset") as (backend, connection, display):
         if not isinstance(target, Connection):
@@ -135,18 +152,32 @@ def set_baseline(target: Target) -> None:
     """Declare the current contents of every tracked table to be its baseline.
 
     For session-scoped seed fixtures: seed, then call this, and every reset restores the seed.
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
     """
     with _tracked(target, "set the baseline of") as (backend, connection, _):
         backend.set_baseline(connection)
 
 
 def sync(target: Target) -> None:
-    """Attach tracking to tables created outside migrations since the last sync."""
+    """Attach tracking to tables created outside migrations since the last sync.
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
+    """
     with _tracked(target, "sync tracking in") as (backend, connection, _):
         backend.sync(Executor.for_connection(connection), after_migration=False)
 
 
 def adopt(target: Target) -> None:
-    """Let a copy of a tracked test database (``CREATE DATABASE ... TEMPLATE``) be reset."""
+    """Let a copy of a tracked test database (``CREATE DATABASE ... TEMPLATE``) be reset.
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
+    """
     with _tracked(target, "adopt") as (backend, connection, _):
         backend.adopt(connection)
