@@ -325,6 +325,8 @@ def message(exc: BaseException) -> str:
     # pg8000 carries PostgreSQL's fields in a dict: its message is under "M".
     if args and isinstance(args[0], Mapping) and "M" in args[0]:
         text = str(args[0]["M"])
+    elif len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1]  # the MySQL drivers' (error number, message)
     else:
         text = str(orig).strip()
     return text.splitlines()[0] if text else type(orig).__name__
