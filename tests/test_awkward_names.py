@@ -67,6 +67,27 @@ def _rows(url: str, table: sa.Table) -> list[tuple[object, ...]]:
 def test_install_reset_sync_report_with_an_awkward_name(
     backend: str, db_url: str, name: str
 ) -> None:
+    _exercise(backend, db_url, name)
+
+
+# Every DB-API paramstyle the drivers use: pyformat (psycopg, psycopg2, PyMySQL), format
+# (pg8000, mysqlclient), qmark (sqlite3).
+@pytest.mark.parametrize(
+    ("backend", "driver"),
+    [
+        ("postgresql", "postgresql+psycopg2"),
+        ("postgresql", "postgresql+pg8000"),
+        ("mariadb", "mariadb+mysqldb"),
+        ("sqlite", "sqlite+pysqlite"),
+    ],
+    indirect=["backend"],
+)
+def test_awkward_names_through_each_driver(backend: str, db_url: str, driver: str) -> None:
+    url = sa.make_url(db_url).set(drivername=driver)
+    _exercise(backend, url.render_as_string(hide_password=False), '50%_off it\'s; `x` "y"')
+
+
+def _exercise(backend: str, db_url: str, name: str) -> None:
     seeded = _table(name)
     _create(db_url, seeded, "seed")
     upgrade(db_url, "cleandb@head")  # install: the table is attached and its row is baseline
@@ -119,9 +140,8 @@ def test_lock_diagnostics_name_an_awkward_table(backend: str, db_url: str) -> No
     _create(db_url, table, "seed")
     upgrade(db_url, "cleandb@head")
     _insert(db_url, table, "dirty")
-    with _holding_a_lock(db_url, table):
-        with pytest.raises(ResetError) as info:
-            alembic_cleandb.clean(db_url, lock_timeout=1)
+    with _holding_a_lock(db_url, table), pytest.raises(ResetError) as info:
+        alembic_cleandb.clean(db_url, lock_timeout=1)
     message = str(info.value).lower()
     assert "another session holds a lock" in message  # classified as a lock timeout
     if backend == "postgresql":
@@ -201,3 +221,45 @@ def test_report_with_percent_names(pytester: pytest.Pytester, backend: str, migr
             f"  {display}: 0 rows -> 1 rows; first by test_report.py::*",
         ]
     )
+
+
+def test_offline_sql_with_awkward_names_runs_on_postgresql(tmp_path) -> None:
+    """``alembic upgrade --sql`` output (PostgreSQL) quotes excluded names and the allowed
+    database as literals; the script runs as it is, and tracking honours both."""
+    import io
+
+    import psycopg
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    import alembic_cleandb.operations  # noqa: F401  (registers the operation)
+
+    databases = Databases("postgresql", tmp_path)
+    try:
+        url = databases.create(f"cleandb-test-50% it's {uuid.uuid4().hex[:6]}")
+        kept, excluded = _table("50%_off it's"), _table('skip; `me` "now"')
+        _create(url, kept, "seed")
+        _create(url, excluded)
+        buffer = io.StringIO()
+        context = MigrationContext.configure(
+            dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer}
+        )
+        Operations(context).install_clean_tracking(exclude=[excluded.name])  # type: ignore[attr-defined]
+        script = buffer.getvalue()
+        assert "'skip; `me` \"now\"'" in script
+        parsed = sa.make_url(url)
+        with psycopg.connect(
+            host=parsed.host,
+            port=parsed.port,
+            user=parsed.username,
+            dbname=parsed.database,
+            autocommit=True,
+        ) as c:
+            c.execute(script)  # type: ignore[call-overload]
+        _insert(url, kept, "x")
+        _insert(url, excluded, "y")
+        assert alembic_cleandb.clean(url) == 1
+        assert _rows(url, kept) == [(1, "seed")]
+        assert _rows(url, excluded) == [(1, "y")]  # excluded: left alone
+    finally:
+        databases.drop_all()

@@ -112,9 +112,8 @@ def test_clean_inside_the_callers_transaction_joins_it(migrated: str) -> None:
             assert connection.in_transaction()  # left open: the caller decides
             connection.rollback()
         assert count(migrated, "user") == 1  # rolled back with the caller's transaction
-        with engine.connect() as connection:
-            with connection.begin():
-                assert alembic_cleandb.clean(connection) == 1
+        with engine.connect() as connection, connection.begin():
+            assert alembic_cleandb.clean(connection) == 1
     finally:
         engine.dispose()
     assert count(migrated, "user") == 0  # committed by the caller

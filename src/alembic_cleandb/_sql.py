@@ -321,7 +321,7 @@ def _orig(exc: BaseException) -> BaseException:
 def message(exc: BaseException) -> str:
     """The driver's own message, first line, without SQLAlchemy's wrapping."""
     orig = _orig(exc)
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     # pg8000 carries PostgreSQL's fields in a dict: its message is under "M".
     if args and isinstance(args[0], Mapping) and "M" in args[0]:
         text = str(args[0]["M"])
