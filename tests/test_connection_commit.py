@@ -6,6 +6,8 @@ through ANOTHER connection, after the caller's connection is closed.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 import pytest
 import sqlalchemy as sa
 
@@ -20,19 +22,16 @@ _CONFIG = {
 }
 
 
-def _plain(url: str) -> sa.Engine:
-    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+def plain_connection(url: str) -> AbstractContextManager[sa.Connection]:
+    """A plain SQLAlchemy 2 connection: no begin(), no commit(), autobegin only."""
+    return connect(url, begin=False)
 
 
 def test_clean_on_a_plain_connection_is_committed(migrated: str) -> None:
     insert(migrated, "user", name="written by a test")
-    engine = _plain(migrated)
-    try:
-        with engine.connect() as connection:  # no begin(), no commit(): autobegin only
-            assert alembic_cleandb.clean(connection) == 1
-            assert not connection.in_transaction()  # nothing left open for the caller
-    finally:
-        engine.dispose()
+    with plain_connection(migrated) as connection:
+        assert alembic_cleandb.clean(connection) == 1
+        assert not connection.in_transaction()  # nothing left open for the caller
     assert count(migrated, "user") == 0  # seen through another connection
     assert alembic_cleandb.clean(migrated) == 0  # and the marks went with the rows
 
@@ -40,25 +39,17 @@ def test_clean_on_a_plain_connection_is_committed(migrated: str) -> None:
 def test_clean_after_the_callers_own_reads_still_commits(migrated: str) -> None:
     """The caller's earlier work is committed: no transaction is open, so clean() commits."""
     insert(migrated, "user", name="x")
-    engine = _plain(migrated)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-            connection.commit()
-            assert alembic_cleandb.clean(connection) == 1
-    finally:
-        engine.dispose()
+    with plain_connection(migrated) as connection:
+        connection.execute(sa.text("SELECT 1"))
+        connection.commit()
+        assert alembic_cleandb.clean(connection) == 1
     assert count(migrated, "user") == 0
 
 
 def test_set_baseline_on_a_plain_connection_is_committed(migrated: str) -> None:
     insert(migrated, "user", name="seed")
-    engine = _plain(migrated)
-    try:
-        with engine.connect() as connection:
-            alembic_cleandb.set_baseline(connection)
-    finally:
-        engine.dispose()
+    with plain_connection(migrated) as connection:
+        alembic_cleandb.set_baseline(connection)
     insert(migrated, "user", name="a test's row")
     assert alembic_cleandb.clean(migrated) == 1
     with connect(migrated) as c:
@@ -68,12 +59,8 @@ def test_set_baseline_on_a_plain_connection_is_committed(migrated: str) -> None:
 
 def test_sync_on_a_plain_connection_is_committed(migrated: str) -> None:
     execute(migrated, "CREATE TABLE made_outside (id INTEGER PRIMARY KEY, v INTEGER)")
-    engine = _plain(migrated)
-    try:
-        with engine.connect() as connection:
-            alembic_cleandb.sync(connection)
-    finally:
-        engine.dispose()
+    with plain_connection(migrated) as connection:
+        alembic_cleandb.sync(connection)
     execute(migrated, "INSERT INTO made_outside (id, v) VALUES (1, 1)")
     assert alembic_cleandb.clean(migrated) == 1  # tracked: the write is undone
     assert count(migrated, "made_outside") == 0
@@ -85,12 +72,8 @@ def test_adopt_on_a_plain_connection_is_committed(backend: str, migrated: str) -
     if backend != "sqlite":  # (SQLite does not check: a copied file keeps working)
         with pytest.raises(alembic_cleandb.CleanDBError, match="adopt it first"):
             alembic_cleandb.sync(migrated)
-    engine = _plain(migrated)
-    try:
-        with engine.connect() as connection:
-            alembic_cleandb.adopt(connection)
-    finally:
-        engine.dispose()
+    with plain_connection(migrated) as connection:
+        alembic_cleandb.adopt(connection)
     with connect(migrated) as c:
         recorded = c.execute(sa.text(f"SELECT {column} FROM {table}")).scalar_one()
     assert recorded != "the_base_test_db"
@@ -103,17 +86,13 @@ def test_clean_inside_the_callers_transaction_joins_it(migrated: str) -> None:
     rollback undoes it too (MySQL/MariaDB commit in the reset procedure: see the docs). The
     caller writes first: Python's sqlite3 opens SQLite's transaction only at a write."""
     insert(migrated, "user", name="x")
-    engine = _plain(migrated)
-    try:
-        with engine.connect() as connection:
-            connection.begin()
-            connection.execute(sa.text(f"INSERT INTO {q(connection, 'user')} (name) VALUES ('y')"))
-            assert alembic_cleandb.clean(connection) == 1
-            assert connection.in_transaction()  # left open: the caller decides
-            connection.rollback()
-        assert count(migrated, "user") == 1  # rolled back with the caller's transaction
-        with engine.connect() as connection, connection.begin():
-            assert alembic_cleandb.clean(connection) == 1
-    finally:
-        engine.dispose()
+    with plain_connection(migrated) as connection:
+        connection.begin()
+        connection.execute(sa.text(f"INSERT INTO {q(connection, 'user')} (name) VALUES ('y')"))
+        assert alembic_cleandb.clean(connection) == 1
+        assert connection.in_transaction()  # left open: the caller decides
+        connection.rollback()
+    assert count(migrated, "user") == 1  # rolled back with the caller's transaction
+    with plain_connection(migrated) as connection, connection.begin():
+        assert alembic_cleandb.clean(connection) == 1
     assert count(migrated, "user") == 0  # committed by the caller
