@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from ._connect import normalize_url, safe_url
 from ._databases import admin_for
 from ._guard import temporary_env
+from ._sql import message
 from .environment import enable
 from .errors import ConfigurationError
 
@@ -61,7 +62,7 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
         with temporary_env(url_env, url):
             command.upgrade(config, "heads")
     except (CommandError, DBAPIError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = message(exc)
         raise ConfigurationError(
             f"alembic-cleandb: migrating {safe_url(url)!r} with {str(ini)!r} failed: {reason}"
         ) from exc
