@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 import alembic_cleandb
 from alembic_cleandb import ResetError
-from alembic_cleandb._report import Probe
+from alembic_cleandb.testing.report import Probe
 from conftest import Databases, upgrade
 
 NAMES = ["50%_off", "it's", 'say "hi"', "back`tick", "semi;colon", "with space", "%(p0)s ?"]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import command
 
 import alembic_cleandb
-from alembic_cleandb import _clientside, mysql
+from alembic_cleandb.backends import _clientside, mysql
 from conftest import alembic_config
 from dbutil import connect, execute, insert, rows
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from alembic_cleandb._databases import admin_for
+from alembic_cleandb.backends._admin import admin_for
 from conftest import ROOT
 
 TESTS = """

@@ -16,8 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
 
 import alembic_cleandb  # noqa: F401  (registers the operations)
-from alembic_cleandb import _clientside, mysql, postgresql, sqlite
-from alembic_cleandb._base import backend_for
+from alembic_cleandb.backends import _clientside, backend_for, mysql, postgresql, sqlite
 from alembic_cleandb.operations import DropCleanTrackingOp, InstallCleanTrackingOp
 
 

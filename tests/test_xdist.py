@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from alembic_cleandb import clean
-from alembic_cleandb._databases import admin_for
-from alembic_cleandb.pytest_plugin import worker_url
+from alembic_cleandb.backends._admin import admin_for
+from alembic_cleandb.testing.plugin import worker_url
 from conftest import upgrade
 from dbutil import count, execute
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._base import SCHEMA_VERSION
+from .backends.base import SCHEMA_VERSION
 from .cleaner import Cleaner, DatabaseInfo, adopt, clean, set_baseline, sync
 from .errors import (
     CleanDBError,

@@ -10,9 +10,9 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._base import Backend, Executor, backend_for, require_schema_version
 from ._connect import Target, autocommit_connection, connect, create_engine, safe_url
 from ._guard import check_database_name
+from .backends.base import Backend, Executor, backend_for, require_schema_version
 from .errors import NotInstalledError, ResetError
 
 __all__ = ["Cleaner", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]

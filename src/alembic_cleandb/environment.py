@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ._base import backend_for
+from .backends.base import backend_for
 from .operations import executor
 
 __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]

@@ -14,8 +14,8 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
 from alembic.runtime.migration import MigrationContext
 
-from ._base import Executor, TrackingOptions, backend_for
 from ._guard import allowed_name, check_database_name
+from .backends.base import Executor, TrackingOptions, backend_for
 
 __all__ = ["InstallCleanTrackingOp", "DropCleanTrackingOp"]
 

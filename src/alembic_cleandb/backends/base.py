@@ -8,9 +8,9 @@ from typing import ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Dialect
 
-from ._guard import check_database_name
-from ._sql import Statement, execute, inline, message
-from .errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchError
+from .._guard import check_database_name
+from .._sql import Statement, execute, inline, message
+from ..errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchError
 
 #: Version of the database-side objects. Bumped whenever their shape changes; a database whose
 #: tracking was installed with another version must be re-installed.

@@ -30,26 +30,8 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import (
-    LOCK_TIMEOUT,
-    MISSING_TABLE,
-    UNIQUE_CLASH,
-    Executor,
-    query_start,
-    register,
-)
-from ._clientside import (
-    CONFIG,
-    DIRTY,
-    MAX_PASSES,
-    TABLES,
-    ClientSideBackend,
-    TableState,
-    trigger_name,
-)
-from ._connect import autocommit_connection
-from ._databases import ServerAdmin, create_failed, register_admin
-from ._sql import (
+from .._connect import autocommit_connection
+from .._sql import (
     SQL,
     Composed,
     Identifier,
@@ -59,7 +41,25 @@ from ._sql import (
     error_number,
     execute,
 )
-from .errors import CleanDBError, ConfigurationError
+from ..errors import CleanDBError, ConfigurationError
+from ._admin import ServerAdmin, create_failed, register_admin
+from ._clientside import (
+    CONFIG,
+    DIRTY,
+    MAX_PASSES,
+    TABLES,
+    ClientSideBackend,
+    TableState,
+    trigger_name,
+)
+from .base import (
+    LOCK_TIMEOUT,
+    MISSING_TABLE,
+    UNIQUE_CLASH,
+    Executor,
+    query_start,
+    register,
+)
 
 PROCEDURES = ("cleandb_truncate",)
 TICKETS = "cleandb_tickets"
@@ -794,7 +794,7 @@ def _install_tracking(connection: Connection, exclude: list[str]) -> None:
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
-    from . import operations  # noqa: F401  (registers the operation)
+    from .. import operations  # noqa: F401  (registers the operation)
 
     context = MigrationContext.configure(connection)
     Operations(context).install_clean_tracking(exclude=exclude)  # type: ignore[attr-defined]

@@ -29,12 +29,12 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from . import _xdist
-from ._connect import normalize_url, safe_url
-from ._guard import ALLOW_ENV
-from ._report import Probe, Report, measure
-from .cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo
-from .errors import CleanDBError, ResetError
+from .._connect import normalize_url, safe_url
+from .._guard import ALLOW_ENV
+from ..cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo
+from ..errors import CleanDBError, ResetError
+from . import xdist as _xdist
+from .report import Probe, Report, measure
 
 __all__ = ["Option", "OPTIONS", "Settings", "worker_url"]
 
@@ -164,7 +164,7 @@ class Settings:
         migrate = None
         target = str(value("cleandb_migrate") or "").strip()
         if target:
-            from ._migrate import parse_target
+            from .migrate import parse_target
 
             from_cli = bool(config.getoption("cleandb_migrate"))
             base = config.invocation_params.dir if from_cli else _ini_dir(config)
@@ -269,7 +269,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     try:
         if settings.migrate is not None:
-            from ._migrate import migrate
+            from .migrate import migrate
 
             for url in settings.urls:
                 migrate(url, *settings.migrate, url_env=settings.url_env)
@@ -277,7 +277,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             with Cleaner(url, lock_timeout=settings.lock_timeout) as cleaner:
                 cleaner.reset()
                 state.infos.append(cleaner.info)
-        from ._databases import fingerprint
+        from ..backends._admin import fingerprint
 
         state.heads = [
             (fingerprint(u) or "").rpartition("alembic=")[2] or "-" for u in settings.urls

@@ -36,7 +36,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import URL, Connection
 
-from ._base import (
+from .._connect import safe_url
+from .._sql import (
+    SQL,
+    Identifier,
+    Literal,
+    Value,
+    driver_call,
+    execute,
+    inline,
+    quote_name,
+    sqlstate,
+)
+from ..errors import ConfigurationError
+from ._admin import ServerAdmin, create_failed, register_admin
+from .base import (
     LOCK_TIMEOUT,
     MISSING_TABLE,
     SCHEMA_VERSION,
@@ -48,20 +62,6 @@ from ._base import (
     query_start,
     register,
 )
-from ._connect import safe_url
-from ._databases import ServerAdmin, create_failed, register_admin
-from ._sql import (
-    SQL,
-    Identifier,
-    Literal,
-    Value,
-    driver_call,
-    execute,
-    inline,
-    quote_name,
-    sqlstate,
-)
-from .errors import ConfigurationError
 
 SCHEMA = "cleandb"
 TRIGGER = "cleandb_mark"
@@ -776,7 +776,7 @@ class PostgreSQLAdmin(ServerAdmin):
     create_sql = SQL("CREATE DATABASE {}")
 
     def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
+        from ..cleaner import adopt
 
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:

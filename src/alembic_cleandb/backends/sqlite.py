@@ -18,7 +18,11 @@ from typing import ClassVar
 
 from sqlalchemy.engine import URL, Connection
 
-from ._base import LOCK_TIMEOUT, MISSING_TABLE, register
+from .._connect import safe_url
+from .._guard import check_database_name
+from .._sql import SQL, Identifier, Literal, Value, error_number, execute, message
+from ..errors import ConfigurationError, ResetError
+from ._admin import Admin, register_admin
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -28,11 +32,7 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
-from ._connect import safe_url
-from ._databases import Admin, register_admin
-from ._guard import check_database_name
-from ._sql import SQL, Identifier, Literal, Value, error_number, execute, message
-from .errors import ConfigurationError, ResetError
+from .base import LOCK_TIMEOUT, MISSING_TABLE, register
 
 _SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED = 1, 5, 6
 
@@ -248,7 +248,7 @@ class SQLiteAdmin(Admin):
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
     def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
+        from ..cleaner import adopt
 
         source = sqlite3.connect(self.path(base))
         try:

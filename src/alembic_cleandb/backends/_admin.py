@@ -22,11 +22,11 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import backend_for
-from ._connect import connect, create_engine, normalize_url, safe_url
-from ._guard import check_database_name
-from ._sql import SQL, Value, execute, message
-from .errors import CleanDBError, ConfigurationError
+from .._connect import connect, create_engine, normalize_url, safe_url
+from .._guard import check_database_name
+from .._sql import SQL, Value, execute, message
+from ..errors import CleanDBError, ConfigurationError
+from .base import backend_for
 
 __all__ = ["admin_for", "fingerprint"]
 

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ._connect import safe_url
-from ._databases import admin_for, fingerprint
-from ._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
-from ._sql import message
-from .errors import ConfigurationError
+from .._connect import safe_url
+from .._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
+from .._sql import message
+from ..backends._admin import admin_for, fingerprint
+from ..errors import ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
 

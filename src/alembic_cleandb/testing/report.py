@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from ._base import ALWAYS_EXCLUDED, backend_for
-from ._connect import connect, create_engine
-from ._sql import SQL, Identifier, execute
+from .._connect import connect, create_engine
+from .._sql import SQL, Identifier, execute
+from ..backends.base import ALWAYS_EXCLUDED, backend_for
 
 __all__ = ["Probe", "Report"]
 

@@ -22,9 +22,9 @@ from typing import ClassVar
 
 from sqlalchemy.engine import Connection
 
-from ._base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions, check_sync_target
-from ._sql import SQL, Value, execute, quote_name
-from .errors import ConfigurationError
+from .._sql import SQL, Value, execute, quote_name
+from ..errors import ConfigurationError
+from .base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions, check_sync_target
 
 PREFIX = "cleandb_"
 CONFIG = "cleandb_config"
@@ -118,7 +118,7 @@ class ClientSideBackend(BackendBase):
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         connection = self._require_online(ex, "install tracking")
         database = self.current_database(connection)
-        from ._guard import check_database_name
+        from .._guard import check_database_name
 
         check_database_name(database, "install tracking in")
         self.bind(connection)

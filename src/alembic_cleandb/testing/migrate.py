@@ -11,12 +11,12 @@ from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from ._connect import normalize_url, safe_url
-from ._databases import admin_for
-from ._guard import temporary_env
-from ._sql import message
-from .environment import enable
-from .errors import ConfigurationError
+from .._connect import normalize_url, safe_url
+from .._guard import temporary_env
+from .._sql import message
+from ..backends._admin import admin_for
+from ..environment import enable
+from ..errors import ConfigurationError
 
 __all__ = ["parse_target", "migrate"]
 
