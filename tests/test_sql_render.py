@@ -13,6 +13,7 @@ from alembic_cleandb._sql import (
     Identifier,
     Literal,
     Value,
+    display_name,
     error_number,
     inline,
     message,
@@ -149,3 +150,10 @@ def test_error_codes_and_messages_of_driver_errors() -> None:
     assert error_number(sa.exc.OperationalError("CALL x()", {}, mysql_error)) == 1205
     assert message(mysql_error) == "Lock wait timeout exceeded"
     assert sqlstate(mysql_error) is None
+
+
+def test_names_in_messages_are_quoted_only_where_needed_and_never_doubled() -> None:
+    assert display_name(PSYCOPG, "lookup_status") == "lookup_status"
+    assert display_name(PSYCOPG, "Order") == '"Order"'
+    assert display_name(PSYCOPG, "50%_off") == '"50%_off"'
+    assert display_name(PYMYSQL, "50%_off") == "`50%_off`"

@@ -170,6 +170,13 @@ def quote_name(dialect: Dialect, name: str) -> str:
     return p.initial_quote + name.replace(p.escape_quote, p.escape_to_quote) + p.final_quote
 
 
+def display_name(dialect: Dialect, name: str) -> str:
+    """``name`` for a message: quoted only where the dialect needs it (``lookup_status``,
+    ``"Order"``), and never with ``%`` doubled."""
+    requires: bool = dialect.identifier_preparer._requires_quotes(name)
+    return quote_name(dialect, name) if requires else name
+
+
 class Literal(Composable):
     """A value written into the text: ``None``, ``bool``, ``int``, ``float`` or ``str``, or
     a sequence of strings (PostgreSQL: ``ARRAY[...]::text[]``)."""

@@ -42,10 +42,10 @@ from .._sql import (
     Identifier,
     Literal,
     Value,
+    display_name,
     driver_call,
     execute,
     inline,
-    quote_name,
     sqlstate,
 )
 from ..errors import ConfigurationError
@@ -693,7 +693,7 @@ class PostgreSQLBackend(BackendBase):
         rows.sort(key=lambda r: (not r[7], not r[8], str(r[5])))
         parts = []
         if waited is not None:
-            quoted = quote_name(connection.dialect, waited)
+            quoted = display_name(connection.dialect, waited)
             parts.append(f"the reset was waiting for a lock on table {quoted}")
         sessions = []
         for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
