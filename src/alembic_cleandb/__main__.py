@@ -11,8 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+
+import alembic_cleandb
 
 
 def template_directory() -> Path:
@@ -63,10 +66,6 @@ def downgrade():
 
 def demo() -> None:
     """Show a reset at work on a throw-away SQLite database."""
-    import sqlalchemy as sa
-
-    import alembic_cleandb
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         url = f"sqlite:///{root / 'demo_test.db'}"

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from alembic import context as alembic_context
 from alembic import util as alembic_util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from .backends.base import backend_for
+from .backends import backend_for
 from .operations import executor
 
 __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]
 
 #: The packaged version location, in the ``package:path`` form Alembic accepts.
 VERSIONS = "alembic_cleandb:versions"
-#: The one revision of the ``cleandb`` branch.
-REVISION = "cleandb_0001"
+#: The head revision of the ``cleandb`` branch (its first, ``cleandb_0001``, installs tracking;
+#: each later one upgrades tracking of an older schema version).
+REVISION = "cleandb_0002"
+_FIRST = "cleandb_0001"
+_ANY_REVISION = re.compile(r"cleandb_\d{4}")
 BRANCH = "cleandb"
 _OWN_PREFIX = "cleandb_"
 _OWN_SCHEMA = "cleandb"
@@ -41,37 +47,71 @@ def _branch_visible(context: MigrationContext) -> bool:
     if not isinstance(script, ScriptDirectory):
         return False
     try:
-        return script.revision_map.get_revision(REVISION) is not None
+        return script.revision_map.get_revision(_FIRST) is not None
     except Exception:
         return False
 
 
-def sync_after_step(context: MigrationContext) -> None:
-    """Attach tracking to tables a migration step created, and take their baseline.
+@dataclass
+class _Run:
+    """The steps of one ``run_migrations()`` call, counted by the wrapped ``fn``."""
 
-    Online it is a no-op (one catalog query) unless tracking is installed. Offline it only
-    emits SQL when the cleandb branch is part of the run, so production scripts stay as
-    they are.
+    total: int
+    done: int = 0
+    #: The database says "sync pending" (set once the tracking is there, cleared by the sync).
+    marked: bool = False
+
+
+_RUN = "_cleandb_run"  # attribute of the MigrationContext
+
+
+def sync_after_step(context: MigrationContext) -> None:
+    """Attach tracking to tables the migration steps created, and take their baseline.
+
+    Online, when the run's steps are known (``env_options()`` wraps ``fn``), the sync runs
+    once, after the last step: the dirty marks the steps left tell it which tables to
+    re-baseline. Until then the database holds a "sync pending" mark, so a run that stops in
+    the middle (a step failed) leaves a database the reset refuses, saying why, rather than
+    a stale baseline. Unknown run length: after every step. Online it is a no-op (one
+    catalog query) unless tracking is installed. Offline it only emits SQL when the cleandb
+    branch is part of the run, so production scripts stay as they are.
     """
     if context.as_sql and not _branch_visible(context):
         return
-    backend_for(context.dialect.name).sync(executor(context))
+    backend = backend_for(context.dialect.name)
+    run = None if context.as_sql else getattr(context, _RUN, None)
+    if isinstance(run, _Run):
+        run.done += 1
+        if run.done < run.total:
+            if not run.marked:
+                run.marked = backend.mark_sync_pending(executor(context))
+            return
+        delattr(context, _RUN)
+    backend.sync(executor(context))
 
 
-def _explain_missing_branch(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` of the environment: counts the steps of the run; explains, when a database
+    holds the cleandb revision but the config lacks the branch, how to fix it."""
+
     def wrapped(rev: Any, context: Any) -> Any:
         try:
-            return fn(rev, context)
+            steps = fn(rev, context)
         except alembic_util.CommandError as exc:
-            if REVISION not in str(exc):
+            found = _ANY_REVISION.search(str(exc))
+            if found is None:
                 raise
             raise alembic_util.CommandError(
                 f"{exc}. This database has alembic-cleandb's test tracking installed (revision "
-                f"{REVISION!r} of the {BRANCH!r} branch), but this Alembic config does not "
+                f"{found.group()!r} of the {BRANCH!r} branch), but this Alembic config does not "
                 f"include that branch. Use the test config: `alembic -n cleandb ...`, or "
                 f"`alembic_cleandb.enable(config)` in code. To remove tracking from this "
                 f"database: `alembic -n cleandb downgrade cleandb@base`."
             ) from exc
+        if isinstance(context, MigrationContext) and not context.as_sql:
+            steps = list(steps)
+            setattr(context, _RUN, _Run(len(steps)))
+        return steps
 
     return wrapped
 
@@ -88,8 +128,8 @@ def env_options(
 
     - keeps cleandb's own objects (the ``cleandb`` schema, ``cleandb_*`` tables) out of
       autogenerate and ``alembic check``;
-    - after every migration step, attaches tracking to new tables and re-takes the
-      baseline of tables the step wrote to (only where tracking is installed);
+    - after the last migration step of a run, attaches tracking to new tables and re-takes
+      the baseline of tables the steps wrote to (only where tracking is installed);
     - explains, when a database holds the cleandb revision but the config lacks the branch,
       how to fix it.
 
@@ -120,12 +160,10 @@ def env_options(
         "include_object": _include_object,
         "on_version_apply": _on_version_apply,
     }
-    from alembic import context as alembic_context
-
     environment = getattr(alembic_context, "_proxy", None)
     fn = getattr(environment, "context_opts", {}).get("fn")
     if fn is not None:
-        options["fn"] = _explain_missing_branch(fn)
+        options["fn"] = _wrap_fn(fn)
     return options
 
 

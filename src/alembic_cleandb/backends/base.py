@@ -1,19 +1,32 @@
-"""What every dialect module provides, and the registry that picks one by ``dialect.name``."""
+"""The :class:`Backend` base class every dialect module subclasses, and what they share:
+the options of an install, the :class:`Executor` that runs or prints SQL, the schema version
+checks and the server connection that creates and drops databases."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
-from sqlalchemy.engine import Connection, Dialect
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Dialect
 
+from .._connect import autocommit_connection, create_engine, safe_url
 from .._guard import check_database_name
-from .._sql import Statement, execute, inline, message
-from ..errors import ConfigurationError, UnsafeDatabaseError, VersionMismatchError
+from .._sql import SQL, Statement, Value, execute, inline, message
+from ..errors import (
+    ConfigurationError,
+    NotInstalledError,
+    UnsafeDatabaseError,
+    VersionMismatchError,
+)
 
-#: Version of the database-side objects. Bumped whenever their shape changes; a database whose
-#: tracking was installed with another version must be re-installed.
+#: Version of the database-side objects. Bumped whenever their shape changes, together with a
+#: new revision in ``versions/`` that calls ``op.upgrade_clean_tracking()`` and says
+#: ``schema_version = N``: ``alembic -n cleandb upgrade heads`` then re-installs tracking of an
+#: older version (test_upgrade.py checks that the branch's head brings this version).
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
 SCHEMA_VERSION = 4
@@ -41,7 +54,7 @@ class TrackingOptions:
 class Executor:
     """Runs SQL for an operation: on a live connection, or into Alembic's ``--sql`` output.
 
-    Statements are rendered by :mod:`._sql` for the path that runs them: parameters for the
+    Statements are rendered by :mod:`.._sql` for the path that runs them: parameters for the
     driver online, literals in ``--sql`` output.
     """
 
@@ -77,12 +90,202 @@ def query_start(query: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 3] + "..."
 
 
-#: What a failed reset's error means, for :meth:`BackendBase.explain`.
+#: What a failed reset's error means, for :meth:`Backend.explain`.
 LOCK_TIMEOUT, MISSING_TABLE, UNIQUE_CLASH = "lock timeout", "missing table", "unique clash"
 
 
-class BackendBase:
-    """Defaults shared by every backend."""
+def require_schema_version(version: int, display: str) -> None:
+    """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
+    if version > SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, newer than "
+            f"this library's version {SCHEMA_VERSION}: it was installed by a newer "
+            "alembic-cleandb. Use that version, or recreate the test database."
+        )
+    if version != SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
+            f"library uses version {SCHEMA_VERSION}. Upgrade it: "
+            "`alembic -n cleandb upgrade heads` (the cleandb_migrate option does it too)."
+        )
+
+
+def check_sync_target(backend: Backend, connection: Connection, version: int) -> None:
+    """Before a migration step re-syncs tracking: the same checks as the reset.
+
+    A test database, tracking of this library's schema version, installed in this very
+    database (not in the one a dump or copy came from).
+    """
+    database = backend.current_database(connection)
+    check_database_name(database, "sync tracking in")
+    require_schema_version(version, repr(database))
+    check_installed_here(backend, connection, database)
+
+
+def check_installed_here(backend: Backend, connection: Connection, database: str) -> None:
+    """Refuse tracking that was installed in another database (a copy not adopted yet)."""
+    installed = backend.installed_database(connection)
+    if installed is not None and installed != database:
+        raise UnsafeDatabaseError(
+            f"alembic-cleandb: tracking in database {database!r} was installed in database "
+            f"{installed!r} (a copy or a restored dump?); nothing was changed. If this is a "
+            "copy made for tests, adopt it first: alembic_cleandb.adopt(url); otherwise "
+            "remove tracking: `alembic -n cleandb downgrade cleandb@base`."
+        )
+
+
+def require_installed(backend: Backend, connection: Connection, display: str) -> int:
+    """The schema version of the tracking in ``connection``'s database; raises
+    :class:`NotInstalledError` without tracking, :class:`VersionMismatchError` with another
+    version's."""
+    version = backend.installed_version(connection)
+    if version is None:
+        raise NotInstalledError(
+            f"alembic-cleandb: tracking is not installed in {display}. Install it in test "
+            "setup: `alembic -n cleandb upgrade cleandb@head` (or "
+            "`command.upgrade(alembic_cleandb.enable(config), 'cleandb@head')`)."
+        )
+    require_schema_version(version, display)
+    return version
+
+
+@contextmanager
+def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[Connection]:
+    """An AUTOCOMMIT connection to the first maintenance database that accepts us."""
+    errors = []
+    for name in databases:
+        engine = create_engine(url._replace(database=name))
+        try:
+            try:
+                connection = engine.connect()
+            except sa.exc.DBAPIError as exc:
+                errors.append(message(exc))
+                continue
+            with connection:
+                yield connection
+            return
+        finally:
+            engine.dispose()
+    raise ConfigurationError(
+        f"alembic-cleandb: cannot connect to the server of {safe_url(url)!r} to create or drop "
+        f"test databases: {errors[-1] if errors else 'no maintenance database'}. Check that the "
+        "server runs and the URL's user may connect."
+    )
+
+
+def create_failed(url: URL, exc: BaseException) -> ConfigurationError:
+    return ConfigurationError(
+        f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {message(exc)}. "
+        "The URL's user needs the right to create databases (PostgreSQL: CREATEDB; MySQL: "
+        "CREATE), or create the database yourself."
+    )
+
+
+class Backend(ABC):
+    """One database family: the tracking it installs, its reset, and the server-level SQL that
+    creates, copies and drops whole test databases (for ``cleandb_migrate`` and the
+    pytest-xdist worker copies). One subclass per dialect module, picked by
+    :func:`alembic_cleandb.backends.backend_for`."""
+
+    #: The SQLAlchemy dialect names this backend serves.
+    names: ClassVar[tuple[str, ...]] = ()
+
+    # -- tracking ---------------------------------------------------------------------
+    @abstractmethod
+    def install(self, ex: Executor, options: TrackingOptions) -> None:
+        """Create the tracking objects and attach tracking to every table (idempotent)."""
+
+    @abstractmethod
+    def uninstall(self, ex: Executor) -> None:
+        """Remove every object tracking created, and nothing else."""
+
+    @abstractmethod
+    def sync(self, ex: Executor, after_migration: bool = True) -> None:
+        """Attach tracking to new tables, forget dropped ones (after a migration step, the
+        tables it wrote to take a new baseline)."""
+
+    @abstractmethod
+    def set_baseline(self, connection: Connection) -> None:
+        """Declare the current rows and counters of every tracked table its baseline (and
+        clear the "sync pending" mark)."""
+
+    @abstractmethod
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: mark the database "sync pending" until a sync
+        after a migration (or :meth:`set_baseline`) clears it; False where nothing was marked."""
+
+    @abstractmethod
+    def sync_pending(self, connection: Connection) -> bool:
+        """Whether a migration run stopped before the sync of its last step."""
+
+    @abstractmethod
+    def installed_version(self, connection: Connection) -> int | None:
+        """The schema version of the installed tracking; ``None`` without tracking."""
+
+    @abstractmethod
+    def current_database(self, connection: Connection) -> str:
+        """The name the test-database guard checks."""
+
+    @abstractmethod
+    def resetter(self, connection: Connection) -> Callable[[], int]:
+        """The per-test call: resets the dirty tables, returns how many."""
+
+    @abstractmethod
+    def adopt(self, connection: Connection) -> None:
+        """Let a copy of a tracked database be reset (tracking records its database)."""
+
+    @abstractmethod
+    def configure_session(self, connection: Connection, lock_timeout: float) -> None:
+        """Session settings of the connection that resets (lock wait, trigger switches)."""
+
+    # -- upgrades ---------------------------------------------------------------------
+    @abstractmethod
+    def installed_options(self, connection: Connection) -> TrackingOptions:
+        """What the installed tracking (of any version) was asked to track."""
+
+    @abstractmethod
+    def has_marks(self, connection: Connection) -> bool:
+        """Whether the installed tracking (of any version) has tables marked dirty."""
+
+    def upgrade(self, ex: Executor, after_migration: bool = False) -> None:
+        """Bring tracking installed by an older version of the library to this version.
+
+        Removes every object of the old tracking (:meth:`uninstall` reads them from the
+        catalog) and installs this version's with the same options; the current rows become
+        the baseline. A no-op without tracking or with this version's. Refuses, changing
+        nothing, while tables are marked dirty (their rows are not a baseline) - unless a
+        migration step just wrote them (``after_migration``), whose rows are the baseline.
+        """
+        connection = ex.connection
+        if connection is None:
+            self.upgrade_offline(ex)
+            return
+        version = self.installed_version(connection)
+        if version is None or version == SCHEMA_VERSION:
+            return
+        database = self.current_database(connection)
+        check_database_name(database, "upgrade tracking in")
+        if version > SCHEMA_VERSION:
+            require_schema_version(version, repr(database))
+        check_installed_here(self, connection, database)
+        if not after_migration and self.has_marks(connection):
+            raise VersionMismatchError(
+                f"alembic-cleandb: tracking in {database!r} has schema version {version} and "
+                "tables marked dirty, so their rows are not the baseline an upgrade would take; "
+                "nothing was changed. Reset them with the alembic-cleandb version that "
+                "installed tracking, or recreate the test database, then upgrade again."
+            )
+        options = self.installed_options(connection)
+        self.uninstall(ex)
+        self.install(ex, options)
+
+    def upgrade_offline(self, ex: Executor) -> None:
+        """``--sql`` mode: the upgrade must read the installed version, so it needs a server."""
+        raise ConfigurationError(
+            f"alembic-cleandb cannot upgrade tracking in offline (--sql) mode on {self.names[0]}: "
+            "it reads the installed version and options from the database. Run "
+            "`alembic -n cleandb upgrade heads` against the test database instead."
+        )
 
     def error_kind(self, exc: BaseException) -> str | None:
         """What a driver error means (one of the kinds above), from its SQLSTATE (PostgreSQL)
@@ -143,6 +346,7 @@ class BackendBase:
     def own_table(self, name: str) -> bool:
         return False
 
+    # -- diagnostics -------------------------------------------------------------------
     # Optional, for ``--cleandb-report`` only (never on the per-test hot path). Names are
     # display names: ``table``, or ``schema.table`` outside the current schema.
     def dirty_tables(self, connection: Connection) -> list[str]:
@@ -153,95 +357,62 @@ class BackendBase:
         """Every table tracking is attached to."""
         return []
 
+    # -- whole test databases ---------------------------------------------------------
+    #: Maintenance databases to connect to for CREATE/DROP DATABASE (``None``: the server's
+    #: default).
+    maintenance: ClassVar[tuple[str | None, ...]] = (None,)
+    #: Finds a database by name (``{}``: its name, as a value).
+    exists_sql: ClassVar[SQL] = SQL("")
+    #: Creates an empty database (``{}``: its name, as a name).
+    create_sql: ClassVar[SQL] = SQL("")
 
-def require_schema_version(version: int, display: str) -> None:
-    """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
-    if version != SCHEMA_VERSION:
-        raise VersionMismatchError(
-            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
-            f"library uses version {SCHEMA_VERSION}. Re-install it: "
-            "`alembic -n cleandb downgrade cleandb@base` then "
-            "`alembic -n cleandb upgrade cleandb@head` (or recreate the test database)."
-        )
+    def database(self, url: URL) -> str:
+        if not url.database:
+            raise ConfigurationError(
+                f"alembic-cleandb: {safe_url(url)!r} names no database; put the test "
+                "database's name in the URL"
+            )
+        return url.database
 
+    def guard_name(self, url: URL) -> str:
+        """The name the test-database guard checks (what ``current_database`` returns)."""
+        return self.database(url)
 
-class _SyncTarget(Protocol):
-    def current_database(self, connection: Connection) -> str: ...
+    def copy_url(self, base: URL, suffix: str) -> URL:
+        return base.set(database=f"{self.database(base)}_{suffix}")
 
-    def installed_database(self, connection: Connection) -> str | None: ...
+    def _server(self, url: URL) -> AbstractContextManager[Connection]:
+        return server_connection(url, self.maintenance)
 
+    def exists(self, url: URL) -> bool:
+        with self._server(url) as c:
+            found = execute(c, self.exists_sql.format(Value(self.database(url)))).scalar()
+        return found is not None
 
-def check_sync_target(backend: _SyncTarget, connection: Connection, version: int) -> None:
-    """Before a migration step re-syncs tracking: the same checks as the reset.
+    def create_empty(self, url: URL) -> None:
+        name = self.database(url)
+        check_database_name(name, "create")
+        with self._server(url) as c:
+            try:
+                execute(c, self.create_sql.format(name))
+            except sa.exc.DBAPIError as exc:
+                raise create_failed(url, exc) from None
 
-    A test database, tracking of this library's schema version, installed in this very
-    database (not in the one a dump or copy came from).
-    """
-    database = backend.current_database(connection)
-    check_database_name(database, "sync tracking in")
-    require_schema_version(version, repr(database))
-    installed = backend.installed_database(connection)
-    if installed is not None and installed != database:
-        raise UnsafeDatabaseError(
-            f"alembic-cleandb: tracking in database {database!r} was installed in database "
-            f"{installed!r} (a copy or a restored dump?); nothing was changed. If this is a "
-            "copy made for tests, adopt it first: alembic_cleandb.adopt(url); otherwise "
-            "remove tracking: `alembic -n cleandb downgrade cleandb@base`."
-        )
+    @abstractmethod
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
+        """Create ``copy`` (which does not exist) as a tracked copy of ``base``.
 
+        ``allowed``: the copy's name when the guard must accept it although it lacks ``test``
+        (its base was allowed explicitly); an argument, never the process environment."""
 
-class Backend(Protocol):
-    """One database family's SQL, all in one module."""
+    @abstractmethod
+    def drop(self, url: URL) -> None:
+        """Drop the database if it exists."""
 
-    names: ClassVar[tuple[str, ...]]
-
-    def install(self, ex: Executor, options: TrackingOptions) -> None: ...
-
-    def uninstall(self, ex: Executor) -> None: ...
-
-    def sync(self, ex: Executor, after_migration: bool = True) -> None: ...
-
-    def set_baseline(self, connection: Connection) -> None: ...
-
-    def installed_version(self, connection: Connection) -> int | None: ...
-
-    def current_database(self, connection: Connection) -> str: ...
-
-    def resetter(self, connection: Connection) -> Callable[[], int]: ...
-
-    def own_table(self, name: str) -> bool: ...
-
-    def adopt(self, connection: Connection) -> None: ...
-
-    def configure_session(self, connection: Connection, lock_timeout: float) -> None: ...
-
-    def explain(
-        self, exc: BaseException, display: str, connection: Connection | None = None
-    ) -> str: ...
-
-    def installed_database(self, connection: Connection) -> str | None: ...
-
-    def dirty_tables(self, connection: Connection) -> list[str]: ...
-
-    def tracked_tables(self, connection: Connection) -> list[str]: ...
-
-
-_REGISTRY: dict[str, Callable[[], Backend]] = {}
-
-
-def register(names: Sequence[str], factory: Callable[[], Backend]) -> None:
-    for name in names:
-        _REGISTRY[name] = factory
-
-
-def backend_for(dialect_name: str) -> Backend:
-    """The backend for a SQLAlchemy dialect name (``postgresql``, ``mysql``, ``mariadb``, ...)."""
-    from . import mysql, postgresql, sqlite  # noqa: F401  (modules register themselves)
-
-    try:
-        return _REGISTRY[dialect_name]()
-    except KeyError:
-        supported = ", ".join(sorted(_REGISTRY))
-        raise ConfigurationError(
-            f"alembic-cleandb does not support the {dialect_name!r} dialect; supported: {supported}"
-        ) from None
+    def adopt_copy(self, url: URL, allowed: str | None = None) -> None:
+        """After a copy: the same checks as :func:`alembic_cleandb.adopt` (``allowed``: see
+        :meth:`copy`), then :meth:`adopt` in the copy."""
+        with autocommit_connection(url) as connection:
+            check_database_name(self.current_database(connection), "adopt", allowed)
+            require_installed(self, connection, safe_url(url))
+            self.adopt(connection)

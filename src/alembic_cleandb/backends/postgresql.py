@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import URL, Connection
 
 from .._connect import safe_url
+from .._guard import allowed_name
 from .._sql import (
     SQL,
     Identifier,
@@ -49,23 +50,25 @@ from .._sql import (
     sqlstate,
 )
 from ..errors import ConfigurationError
-from ._admin import ServerAdmin, create_failed, register_admin
 from .base import (
     LOCK_TIMEOUT,
     MISSING_TABLE,
     SCHEMA_VERSION,
     UNIQUE_CLASH,
-    BackendBase,
+    Backend,
     Executor,
     TrackingOptions,
     check_sync_target,
+    create_failed,
     query_start,
-    register,
 )
 
 SCHEMA = "cleandb"
+PREFIX = "cleandb_"
 TRIGGER = "cleandb_mark"
 EVENT_TRIGGER = "cleandb_ddl"
+#: Exists while a migration run has steps done and its closing sync still to come.
+PENDING = "cleandb.sync_pending"
 
 
 _DIALECT = PGDialect()  # type: ignore[no-untyped-call]
@@ -353,6 +356,9 @@ LANGUAGE plpgsql AS $cleandb$
 DECLARE
   r regclass;
 BEGIN
+  IF current_setting('cleandb.deferred', true) = 'on' THEN
+    RETURN;  -- a migration run in this session: its last step syncs everything at once
+  END IF;
   FOR r IN SELECT DISTINCT e.objid::regclass FROM pg_event_trigger_ddl_commands() e
            WHERE e.classid = 'pg_class'::regclass AND e.object_type = 'table' LOOP
     IF r IN (SELECT x FROM cleandb.candidates() AS x) THEN
@@ -534,51 +540,79 @@ BEGIN
 END
 $cleandb$"""
 
+# Every object any version created, found in the catalog: triggers and event triggers that run
+# a function of schema cleandb, the entry points named cleandb_* in the routine schema (and the
+# current one), then every function and relation of schema cleandb, and the schema. Never
+# CASCADE: an object of the application's that depends on one of these makes the drop fail
+# instead of going with it.
 _UNINSTALL = f"""DO $cleandb$
 DECLARE
   r record;
-  rs name;
+  f regprocedure;
+  routine_schemas name[] := ARRAY[current_schema()];
 BEGIN
-  DROP EVENT TRIGGER IF EXISTS {EVENT_TRIGGER};
-  IF to_regnamespace('cleandb') IS NULL THEN
+  IF to_regclass('{SCHEMA}.config') IS NOT NULL THEN
+    routine_schemas := routine_schemas || ARRAY(SELECT routine_schema FROM {SCHEMA}.config);
+  END IF;
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = ANY (routine_schemas) AND n.nspname <> '{SCHEMA}'
+             AND starts_with(p.proname, '{PREFIX}') LOOP
+    EXECUTE format('DROP FUNCTION IF EXISTS %s', f);
+  END LOOP;
+  IF to_regnamespace('{SCHEMA}') IS NULL THEN
     RETURN;
   END IF;
-  FOR r IN SELECT t.tgrelid::regclass AS rel FROM pg_trigger t
-           JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
-           WHERE n.nspname = 'cleandb' AND p.proname = 'mark' AND t.tgname = '{TRIGGER}' LOOP
-    EXECUTE format('DROP TRIGGER IF EXISTS {TRIGGER} ON %s', r.rel);
+  FOR r IN SELECT e.evtname FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+           JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{SCHEMA}' LOOP
+    EXECUTE format('DROP EVENT TRIGGER IF EXISTS %I', r.evtname);
   END LOOP;
-  IF to_regclass('cleandb.config') IS NOT NULL THEN
-    FOR rs IN SELECT routine_schema FROM cleandb.config LOOP
-      EXECUTE format('DROP FUNCTION IF EXISTS %1$I.cleandb_truncate(), %1$I.cleandb_sync(), '
-                     '%1$I.cleandb_set_baseline()', rs);
-    END LOOP;
-  END IF;
-  DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach_new(),
-    cleandb.reset(),
-    cleandb.attach(regclass),
-    cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark(), cleandb.mark_table(oid),
-    cleandb.check_fks(regclass), cleandb.may_skip_triggers();
-  DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config, cleandb.sequences;
-  DROP SEQUENCE IF EXISTS cleandb.tickets, cleandb.epoch;
-  DROP SCHEMA cleandb;
+  FOR r IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
+           JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = '{SCHEMA}' AND NOT t.tgisinternal LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', r.tgname, r.rel);
+  END LOOP;
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = '{SCHEMA}' LOOP
+    EXECUTE format('DROP FUNCTION IF EXISTS %s', f);
+  END LOOP;
+  -- Views, then tables (with their indexes and owned sequences), then other sequences.
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = '{SCHEMA}' AND c.relkind IN ('v', 'm', 'r', 'p', 'S')
+           ORDER BY position(c.relkind IN 'vmrpS') LOOP
+    EXECUTE format('DROP %s IF EXISTS {SCHEMA}.%I',
+                   CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                  WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  DROP SCHEMA {SCHEMA};
 END
 $cleandb$"""
+
+_CHECK_VERSION = f"""IF (SELECT schema_version FROM cleandb.config) IS DISTINCT FROM {SCHEMA_VERSION} THEN
+      RAISE EXCEPTION USING
+        MESSAGE = format('alembic-cleandb: tracking in database %s has schema version %s, but '
+                         'this library uses version {SCHEMA_VERSION}', quote_literal(current_database()),
+                         (SELECT schema_version FROM cleandb.config)),
+        HINT = 'Upgrade it online: alembic -n cleandb upgrade heads (an upgrade reads the '
+               'installed version and options from the database, which --sql cannot).';
+    END IF;"""
 
 # After a migration step: a no-op unless tracking is installed (safe in any --sql script).
 _SYNC_IF_INSTALLED = f"""DO $cleandb$
 BEGIN
   IF to_regclass('cleandb.config') IS NOT NULL THEN
     {_CHECK_DATABASE}
-    IF (SELECT schema_version FROM cleandb.config) IS DISTINCT FROM {SCHEMA_VERSION} THEN
-      RAISE EXCEPTION USING
-        MESSAGE = format('alembic-cleandb: tracking in database %s has schema version %s, but '
-                         'this library uses version {SCHEMA_VERSION}', quote_literal(current_database()),
-                         (SELECT schema_version FROM cleandb.config)),
-        HINT = 'Re-install it: alembic -n cleandb downgrade cleandb@base, then '
-               'alembic -n cleandb upgrade cleandb@head (or recreate the test database).';
-    END IF;
+    {_CHECK_VERSION}
     PERFORM cleandb.sync(false);
+  END IF;
+END
+$cleandb$"""
+
+# --sql mode: an upgrade reads the installed version and options, which only a server can do;
+# the script stops with a clear message where an older version is installed.
+_UPGRADE_OFFLINE = f"""DO $cleandb$
+BEGIN
+  IF to_regclass('cleandb.config') IS NOT NULL THEN
+    {_CHECK_VERSION}
   END IF;
 END
 $cleandb$"""
@@ -617,7 +651,7 @@ def uninstall_statements() -> list[str]:
     return [_UNINSTALL]
 
 
-class PostgreSQLBackend(BackendBase):
+class PostgreSQLBackend(Backend):
     names: ClassVar[tuple[str, ...]] = ("postgresql",)
     #: undefined_table, lock_not_available (lock_timeout), unique_violation
     ERROR_KINDS: ClassVar[dict[str, str]] = {
@@ -655,11 +689,43 @@ class PostgreSQLBackend(BackendBase):
             ex(_SYNC_IF_INSTALLED)
             return
         version = self.installed_version(ex.connection)
-        if version is not None:
+        if version is not None and version < SCHEMA_VERSION and after_migration:
+            self.upgrade(ex, after_migration=True)  # a step ran before the branch's upgrade
+        elif version is not None:
             check_sync_target(self, ex.connection, version)
             # After a migration step, tables it wrote to take a new baseline; otherwise (a
             # table created outside migrations) only new tables do, and the marks stay.
             ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
+            if after_migration:
+                ex(f"DROP TABLE IF EXISTS {PENDING}")
+                ex("SELECT set_config('cleandb.deferred', '', false)")
+
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: say "sync pending" until :meth:`sync` runs."""
+        if ex.connection is None or self.installed_version(ex.connection) is None:
+            return False
+        ex(f"CREATE TABLE IF NOT EXISTS {PENDING} ()")
+        # The event trigger leaves this session's DDL to the sync after the last step.
+        ex("SELECT set_config('cleandb.deferred', 'on', false)")
+        return True
+
+    def sync_pending(self, connection: Connection) -> bool:
+        found = execute(connection, f"SELECT to_regclass('{PENDING}')").scalar()
+        return found is not None
+
+    def installed_options(self, connection: Connection) -> TrackingOptions:
+        schemas, excluded = execute(
+            connection, "SELECT schemas, excluded FROM cleandb.config"
+        ).one()
+        return TrackingOptions(
+            schemas=tuple(schemas), exclude=tuple(excluded), allowed_database=allowed_name()
+        )
+
+    def has_marks(self, connection: Connection) -> bool:
+        return bool(execute(connection, "SELECT EXISTS (SELECT FROM cleandb.dirty)").scalar())
+
+    def upgrade_offline(self, ex: Executor) -> None:
+        ex(_UPGRADE_OFFLINE)
 
     def installed_database(self, connection: Connection) -> str | None:
         name = execute(connection, "SELECT database FROM cleandb.config").scalar()
@@ -676,8 +742,8 @@ class PostgreSQLBackend(BackendBase):
             execute(
                 connection,
                 SQL(
-                    "SELECT DISTINCT ON (l.pid, l.relation) l.relation::regclass::text, l.mode, a.pid, "
-                    "a.application_name, a.state, a.xact_start, a.query, "
+                    "SELECT DISTINCT ON (l.pid, l.relation) l.relation::regclass::text, l.mode, "
+                    "a.pid, a.application_name, a.state, a.xact_start, a.query, "
                     "c.relname = {} AS waited, l.relation IN (SELECT relid FROM cleandb.dirty) "
                     "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                     "JOIN pg_class c ON c.oid = l.relation "
@@ -707,9 +773,9 @@ class PostgreSQLBackend(BackendBase):
         return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:
-        execute(
-            connection, SQL("SELECT {}()").format(self._routine(connection, "cleandb_set_baseline"))
-        )
+        routine = self._routine(connection, "cleandb_set_baseline")
+        execute(connection, SQL("SELECT {}()").format(routine))
+        execute(connection, f"DROP TABLE IF EXISTS {PENDING}")
 
     def adopt(self, connection: Connection) -> None:
         execute(connection, "UPDATE cleandb.config SET database = current_database()")
@@ -764,23 +830,33 @@ class PostgreSQLBackend(BackendBase):
         schema = execute(connection, "SELECT routine_schema FROM cleandb.config").scalar()
         return Identifier(str(schema), name)
 
+    # -- whole test databases -----------------------------------------------------
+    IN_USE: ClassVar[str] = (
+        "55006"  # object_in_use: "source database ... is being accessed by other users"
+    )
 
-class PostgreSQLAdmin(ServerAdmin):
-    """Creating, copying (``CREATE DATABASE ... TEMPLATE``, then adopt) and dropping databases."""
-
-    names = ("postgresql",)
-    IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
-
-    maintenance = ("postgres", "template1")
+    maintenance: ClassVar[tuple[str | None, ...]] = ("postgres", "template1")
     exists_sql = SQL("SELECT 1 FROM pg_database WHERE datname = {}")
     create_sql = SQL("CREATE DATABASE {}")
 
-    def copy(self, base: URL, copy: URL) -> None:
-        from ..cleaner import adopt
-
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:
             statement = SQL("CREATE DATABASE {} TEMPLATE {}").format(name, template)
+            # Our own sessions on the base (the first reset, the fingerprint) are closed, but a
+            # server process ends a little after its client left, and CREATE DATABASE then
+            # sleeps in steps of 100 ms: wait for them in steps of 5 ms instead (at most 1 s).
+            settle = time.monotonic() + 1
+            while (
+                time.monotonic() < settle
+                and execute(
+                    c,
+                    SQL("SELECT 1 FROM pg_stat_activity WHERE datname = {} LIMIT 1").format(
+                        Value(template)
+                    ),
+                ).first()
+            ):
+                time.sleep(0.005)
             deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
                 try:
@@ -794,7 +870,7 @@ class PostgreSQLAdmin(ServerAdmin):
                     if in_use:
                         raise self._template_busy(c, base, template) from None
                     raise create_failed(copy, exc) from None
-        adopt(copy)
+        self.adopt_copy(copy, allowed)
 
     @staticmethod
     def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
@@ -826,7 +902,3 @@ class PostgreSQLAdmin(ServerAdmin):
                     ).format(Value(self.database(url))),
                 )
             execute(c, SQL("DROP DATABASE IF EXISTS {}{}").format(self.database(url), force))
-
-
-register(PostgreSQLBackend.names, PostgreSQLBackend)
-register_admin(PostgreSQLAdmin)

@@ -22,7 +22,6 @@ from .._connect import safe_url
 from .._guard import check_database_name
 from .._sql import SQL, Identifier, Literal, Value, error_number, execute, message
 from ..errors import ConfigurationError, ResetError
-from ._admin import Admin, register_admin
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -32,7 +31,7 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
-from .base import LOCK_TIMEOUT, MISSING_TABLE, register
+from .base import LOCK_TIMEOUT, MISSING_TABLE
 
 _SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED = 1, 5, 6
 
@@ -156,6 +155,15 @@ class SQLiteBackend(ClientSideBackend):
             )
         return f"DELETE FROM {q}", restore, counter_sql
 
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        return [
+            (str(kind).upper(), str(name))
+            for kind, name in execute(
+                connection, "SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"
+            )
+            if self.own_table(str(name))
+        ]
+
     def resetter(self, connection: Connection) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
@@ -216,10 +224,7 @@ class SQLiteBackend(ClientSideBackend):
 
         return reset
 
-
-class SQLiteAdmin(Admin):
-    names = ("sqlite",)
-
+    # -- whole test databases -----------------------------------------------------
     def path(self, url: URL) -> Path:
         name = url.database
         if not name or name == ":memory:" or name.startswith("file:"):
@@ -247,9 +252,7 @@ class SQLiteAdmin(Admin):
         check_database_name(self.guard_name(url), "create")
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
-    def copy(self, base: URL, copy: URL) -> None:
-        from ..cleaner import adopt
-
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         source = sqlite3.connect(self.path(base))
         try:
             target = sqlite3.connect(self.path(copy))
@@ -259,14 +262,10 @@ class SQLiteAdmin(Admin):
                 target.close()
         finally:
             source.close()
-        adopt(copy)
+        self.adopt_copy(copy, allowed)
 
     def drop(self, url: URL) -> None:
         path = self.path(url)
         for extra in ("", "-wal", "-shm", "-journal"):
             with suppress(FileNotFoundError):
                 os.unlink(f"{path}{extra}")
-
-
-register(SQLiteBackend.names, SQLiteBackend)
-register_admin(SQLiteAdmin)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from .._connect import normalize_url, safe_url
 from .._guard import temporary_env
 from .._sql import message
-from ..backends._admin import admin_for
+from ..backends import backend_for_url
 from ..environment import enable
 from ..errors import ConfigurationError
 
@@ -44,7 +44,7 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
             f"alembic-cleandb: cleandb_migrate names {str(ini)!r}, which is not a file. Point "
             "it at your alembic.ini (optionally ':section'), relative to the pytest ini file."
         )
-    admin = admin_for(url)
+    admin = backend_for_url(url)
     parsed = make_url(url)
     if not admin.exists(parsed):
         admin.create_empty(parsed)

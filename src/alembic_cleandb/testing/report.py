@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from .._connect import connect, create_engine
 from .._sql import SQL, Identifier, execute
-from ..backends.base import ALWAYS_EXCLUDED, backend_for
+from ..backends import backend_for
+from ..backends.base import ALWAYS_EXCLUDED
 
 __all__ = ["Probe", "Report"]
 

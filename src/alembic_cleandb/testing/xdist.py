@@ -7,53 +7,44 @@ database only while nobody is connected to it.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
 
-from .._connect import safe_url
-from .._guard import ALLOW_ENV, allowed_name, is_test_database, temporary_env
-from .._sql import message
-from ..backends._admin import admin_for, fingerprint
-from ..errors import ConfigurationError
+from .._connect import connect, create_engine, safe_url
+from .._guard import allowed_name, is_test_database
+from .._sql import execute, message
+from ..backends import backend_for, backend_for_url
+from ..errors import CleanDBError, ConfigurationError
 
-__all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance"]
+__all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance", "fingerprint"]
 
 #: ``recreate``: fresh copies every run, dropped at its end. ``reuse``: kept after the run and
 #: reused by the next one while their alembic heads and tracking version match the base's.
 WORKER_DBS = ("recreate", "reuse")
-
-_allow_lock = threading.Lock()
 
 
 def worker_url(url: str, worker_id: str) -> str:
     """The URL of ``worker_id``'s copy of ``url``: database ``<name>_<worker_id>`` (SQLite:
     file ``<stem>_<worker_id><suffix>``). The driver and query keep the form the user wrote."""
     parsed = make_url(url)
-    copy = admin_for(parsed).copy_url(parsed, worker_id)
+    copy = backend_for_url(parsed).copy_url(parsed, worker_id)
     return copy.render_as_string(hide_password=False)
 
 
 def _name(url: str) -> str:
-    return admin_for(url).guard_name(make_url(url))
+    return backend_for_url(url).guard_name(make_url(url))
 
 
 def allowance(base: str, copy: str) -> str | None:
-    """The name ``CLEANDB_ALLOW_DATABASE`` must hold for ``copy``: set when the user allowed
-    ``base`` explicitly (its name lacks ``test``) — allowing a database allows its copies."""
+    """The guard's allowance for ``copy`` (its name), passed as ``allowed_database``: set when
+    the user allowed ``base`` explicitly (its name lacks ``test``) — allowing a database allows
+    its copies. ``None`` when the copy needs none."""
     if _name(base) != allowed_name() or is_test_database(_name(copy)):
         return None
     return _name(copy)
-
-
-@contextmanager
-def _allowing(name: str | None) -> Iterator[None]:
-    with _allow_lock, temporary_env(ALLOW_ENV if name is not None else None, name):
-        yield
 
 
 def prepare_one(
@@ -61,23 +52,26 @@ def prepare_one(
 ) -> str:
     """Create (or, in ``reuse`` mode, keep) ``worker_id``'s copy of ``base``; its URL.
 
-    ``allow``: the copy's name, for the guard, when the user allowed the base explicitly.
+    ``allow``: the copy's name, for the guard, when the user allowed the base explicitly. It
+    is an argument all the way down, never the process environment, so that copies can be
+    made by several threads at once.
     """
     copy = worker_url(base, worker_id)
-    admin = admin_for(base)
-    with _allowing(allow):
-        if mode == "reuse" and base_print is not None and fingerprint(copy) == base_print:
-            return copy
-        try:
-            if admin.exists(make_url(copy)):
-                admin.drop(make_url(copy))
-            admin.copy(make_url(base), make_url(copy))
-        except SQLAlchemyError as exc:
-            reason = message(exc)
-            raise ConfigurationError(
-                f"alembic-cleandb: cannot copy {safe_url(base)!r} to {safe_url(copy)!r} for "
-                f"pytest-xdist worker {worker_id}: {reason}"
-            ) from exc
+    admin = backend_for_url(base)
+    if mode == "reuse" and base_print is not None and fingerprint(copy) == base_print:
+        return copy
+    try:
+        if admin.exists(make_url(copy)):
+            admin.drop(make_url(copy))
+        admin.copy(make_url(base), make_url(copy), allow)
+    except CleanDBError:
+        raise
+    except Exception as exc:  # SQLAlchemy's, or the driver's own from a raw cursor
+        reason = message(exc)
+        raise ConfigurationError(
+            f"alembic-cleandb: cannot copy {safe_url(base)!r} to {safe_url(copy)!r} for "
+            f"pytest-xdist worker {worker_id}: {reason}"
+        ) from exc
     return copy
 
 
@@ -88,7 +82,6 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
     result: dict[str, list[str]] = {w: [""] * len(bases) for w in worker_ids}
     if not jobs:
         return result
-    # Decided before the threads start: _allowing() changes the environment while it runs.
     allow = {(w, i): allowance(bases[i], worker_url(bases[i], w)) for w, i in jobs}
     with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
         futures = {
@@ -108,6 +101,37 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
 
 
 def drop(urls: Sequence[str]) -> None:
-    for url in urls:
-        if url:
-            admin_for(url).drop(make_url(url))
+    """Drop the copies ``urls``, in parallel; every drop is tried, the first error raised."""
+    todo = [u for u in urls if u]
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+        futures = [pool.submit(lambda u: backend_for_url(u).drop(make_url(u)), u) for u in todo]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
+
+
+def fingerprint(url: str | URL) -> str | None:
+    """What a reusable copy must share with its base: alembic heads and tracking version.
+
+    ``None`` when the database does not exist or cannot be read.
+    """
+    engine = create_engine(url)
+    try:
+        try:
+            connection = connect(engine)
+        except CleanDBError:  # no such database (or server): nothing to reuse
+            return None
+        with connection:
+            try:
+                version = backend_for(connection.dialect.name).installed_version(connection)
+                heads: list[str] = []
+                if sa.inspect(connection).has_table("alembic_version"):
+                    rows = execute(connection, "SELECT version_num FROM alembic_version")
+                    heads = sorted(str(r[0]) for r in rows)
+            except sa.exc.DBAPIError:
+                return None
+        return f"tracking={version};alembic={','.join(heads)}"
+    finally:
+        engine.dispose()
