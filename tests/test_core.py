@@ -291,10 +291,8 @@ def test_an_application_trigger_leaves_nothing_behind_after_the_reset(
 
 
 _PING_PONG = {  # restoring ping (an INSERT) updates pong; resetting pong (a DELETE) updates ping
-    "sqlite": (
-        "CREATE TRIGGER ping_ins AFTER INSERT ON ping BEGIN UPDATE pong SET v = v + 1; END",
-        "CREATE TRIGGER pong_del AFTER DELETE ON pong BEGIN UPDATE ping SET v = v + 1; END",
-    ),
+    # (SQLite: the reset drops the written tables' own triggers while it runs, so these settle;
+    # test_schemas_sqlite.py::test_triggers_that_write_each_other_settle_in_one_pass)
     "mariadb": (
         "CREATE TRIGGER ping_ins AFTER INSERT ON ping FOR EACH ROW UPDATE pong SET v = v + 1",
         "CREATE TRIGGER pong_del AFTER DELETE ON pong FOR EACH ROW UPDATE ping SET v = v + 1",
@@ -302,14 +300,14 @@ _PING_PONG = {  # restoring ping (an INSERT) updates pong; resetting pong (a DEL
 }
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "mariadb"], indirect=True)
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_triggers_that_keep_writing_each_other_make_the_reset_fail(
     migrated: str, backend: str
 ) -> None:
     """Two seeded tables whose triggers write each other never settle: restoring one writes
     the other, whose reset writes the first. The reset stops after a few passes, says so, and
-    keeps the marks of what it could not settle (SQLite: nothing was reset at all). Without
-    the second trigger, the second pass settles it."""
+    keeps the marks of what it could not settle. Without the second trigger, the second pass
+    settles it."""
     execute(
         migrated,
         "CREATE TABLE ping (v INTEGER)",
@@ -322,8 +320,6 @@ def test_triggers_that_keep_writing_each_other_make_the_reset_fail(
     execute(migrated, "UPDATE ping SET v = 5")
     with pytest.raises(alembic_cleandb.ResetError, match="triggers keep writing tracked tables"):
         alembic_cleandb.clean(migrated)
-    if backend == "sqlite":
-        assert rows(migrated, "ping") == [(5,)]  # rolled back whole: the test's update stands
     execute(migrated, "DROP TRIGGER pong_del")
     assert alembic_cleandb.clean(migrated) >= 1
     assert rows(migrated, "ping") == [(1,)]

@@ -91,8 +91,12 @@ def test_one_commit_besides_the_ddl(sequence: bool) -> None:
     trigger wrote it during this reset): nothing to commit in the usual case; those written
     later stay for the next pass, as the final deletion spares this connection's marks."""
     body = mysql._procedure([(3, "`lookup`")], sequence=sequence)
-    assert body.count("START TRANSACTION;") == 1
-    start = body.index("START TRANSACTION;")
+    # the pending steps' transaction, and a seeded table restored in place whose counter
+    # moved: its rows in a transaction that the counter's ALTER then commits
+    assert body.count("START TRANSACTION;") == 2
+    start = body.index("START TRANSACTION;\nWHILE v_later IS NOT NULL DO")
+    in_place = body.index("START TRANSACTION;")
+    assert in_place < body.index("SET v_seeded = 0, v_ddl = v_counter, v_counter = NULL;") < start
     pending = body[start : body.index("LEAVE tables;", start)]
     final = "DELETE FROM cleandb_dirty WHERE tid IN (', v_finished, ') AND conn <> CONNECTION_ID()"
     assert final in pending
@@ -112,7 +116,10 @@ def test_one_commit_besides_the_ddl(sequence: bool) -> None:
     attempt = attempt[: attempt.index("IF v_last OR v_busy THEN")]
     if sequence:  # MariaDB tries the DDL without waiting; busy: the pending steps first
         assert "DECLARE EXIT HANDLER FOR 1205 SET v_busy = 1;" in attempt
-        assert "CONCAT(v_ddl, ' NOWAIT')" in attempt
+        assert "SET @cleandb_sql = v_nowait" in attempt
+        assert "SET v_nowait = CONCAT(v_ddl, ' NOWAIT');" in body  # TRUNCATE TABLE t NOWAIT
+        alter = "'` NOWAIT AUTO_INCREMENT = ', v_base);"  # ALTER TABLE t NOWAIT AUTO_INCREMENT
+        assert alter in body
         # tried again while InnoDB's background statistics update holds the table a moment
         assert f"UNTIL NOT v_busy OR v_tries >= {mysql.NOWAIT_ATTEMPTS} END REPEAT;" in attempt
         assert attempt.index("PREPARE cleandb_stmt") < attempt.index("REPEAT")

@@ -8,6 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from alembic_cleandb import REVISION
 from alembic_cleandb.backends import backend_for_url
 from conftest import ROOT
 
@@ -48,7 +49,7 @@ def test_migrate_creates_and_migrates(pytester: pytest.Pytester, databases, sect
     pytester.makepyfile(test_mig=TESTS)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["cleandb: * alembic 0002,cleandb_0002)"])
+    result.stdout.fnmatch_lines([f"cleandb: * alembic 0002,{REVISION})"])
     assert backend_for_url(url).exists(sa.make_url(url))
     # Again, now with nothing to do, and with workers copying the migrated database.
     pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)

@@ -209,10 +209,11 @@ def _fk_open(url: str) -> bool:
         return bool(c.execute(sa.text("SELECT fk_open FROM cleandb.config")).scalar())
 
 
-def test_a_foreign_key_from_an_untracked_table_keeps_the_checks_on(pg: str) -> None:
+def test_a_foreign_key_from_an_untracked_table_is_checked_row_by_row(pg: str) -> None:
     """billing is not a tracked schema: its rows may reference rows a test wrote to a tracked
-    table, so the reset keeps foreign-key checks on - it refuses to leave a dangling reference
-    and keeps its marks - until that constraint is gone and tracking is synced."""
+    table, so the reset checks that constraint after its statement - it refuses to leave a
+    dangling reference and keeps its marks - until that constraint is gone and tracking is
+    synced."""
     assert not _fk_open(pg)
     execute(
         pg, 'CREATE TABLE billing.note (id serial PRIMARY KEY, user_id bigint REFERENCES "user")'

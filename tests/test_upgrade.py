@@ -215,7 +215,7 @@ def downgrade():
 
 def test_a_step_run_before_the_upgrade_revision_keeps_its_rows(databases, backend, tmp_path):
     """A new migration of the application that runs under the older tracking (Alembic may
-    order it before cleandb_0002): its rows are part of the baseline, nothing refuses."""
+    order it before the upgrade revisions): its rows are part of the baseline, nothing refuses."""
     url = databases.create()
     upgrade(url, cleandb=False)
     install_v3(url, backend)
@@ -228,7 +228,7 @@ def test_a_step_run_before_the_upgrade_revision_keeps_its_rows(databases, backen
     )
     command.upgrade(config, "0003")  # the step alone, under version 3's triggers
     assert installed_version(url) == SCHEMA_VERSION
-    command.upgrade(config, "heads")  # cleandb_0002: nothing left to do
+    command.upgrade(config, "heads")  # the upgrade revisions: nothing left to do
     baseline = dump(url)
     assert (5, "returned", "Returned") in baseline["lookup_status"]
     execute(url, "DELETE FROM lookup_status WHERE id = 5")
@@ -263,5 +263,5 @@ def test_cleandb_migrate_upgrades_tracking_of_an_older_version(
     pytester.makepyfile(test_plugin_upgrade=PLUGIN_TESTS)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([f"cleandb: *tracking schema v{SCHEMA_VERSION}, *cleandb_0002)"])
+    result.stdout.fnmatch_lines([f"cleandb: *tracking schema v{SCHEMA_VERSION}, *cleandb_0004)"])
     assert installed_version(url) == SCHEMA_VERSION

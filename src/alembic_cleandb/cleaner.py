@@ -157,7 +157,7 @@ def clean(
     """
     with _tracked(target, "reset", allowed_database) as (backend, connection, display):
         _check_synced(backend, connection, display)
-        if not isinstance(target, Connection):
+        if connection is not target:  # opened here
             backend.configure_session(connection, lock_timeout)
         try:
             return backend.resetter(connection)()

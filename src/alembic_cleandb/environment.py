@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from alembic import context as alembic_context
@@ -12,6 +14,7 @@ from alembic import util as alembic_util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 from .backends import backend_for
 from .operations import executor
@@ -22,12 +25,14 @@ __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]
 VERSIONS = "alembic_cleandb:versions"
 #: The head revision of the ``cleandb`` branch (its first, ``cleandb_0001``, installs tracking;
 #: each later one upgrades tracking of an older schema version).
-REVISION = "cleandb_0002"
+REVISION = "cleandb_0004"
 _FIRST = "cleandb_0001"
 _ANY_REVISION = re.compile(r"cleandb_\d{4}")
 BRANCH = "cleandb"
 _OWN_PREFIX = "cleandb_"
 _OWN_SCHEMA = "cleandb"
+#: ``config.attributes`` key set by cleandb_migrate / migrate(): the database to migrate.
+EXPECTED_URL = "cleandb_expected_url"
 
 IncludeName = Callable[[Any, str, Any], bool]
 IncludeObject = Callable[[Any, Any, str, bool, Any], bool]
@@ -90,11 +95,56 @@ def sync_after_step(context: MigrationContext) -> None:
     backend.sync(executor(context))
 
 
-def _wrap_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` of the environment: counts the steps of the run; explains, when a database
-    holds the cleandb revision but the config lacks the branch, how to fix it."""
+def _database_of(connection: Any) -> tuple[str, str]:
+    """(backend, database) the connection is really in; SQLite: the main file's path."""
+    name = connection.dialect.name
+    if name == "sqlite":
+        rows = connection.exec_driver_sql("PRAGMA database_list").fetchall()
+        path = next((str(r[2]) for r in rows if r[1] == "main"), "")
+        return "sqlite", os.path.realpath(path) if path else ""
+    if name == "postgresql":
+        return name, str(connection.exec_driver_sql("SELECT current_database()").scalar())
+    return "mysql", str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
+
+
+def _expected_database(url: str) -> tuple[str, str]:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ""
+        return "sqlite", os.path.realpath(path) if path and path != ":memory:" else ""
+    return ("mysql" if backend == "mariadb" else backend), parsed.database or ""
+
+
+def check_target_database(context: MigrationContext, expected: str) -> None:
+    """Before any step: the database env.py connected to is the one we were asked to migrate
+    (cleandb_migrate / migrate()), not one env.py found elsewhere (e.g. its own DATABASE_URL)."""
+    connection = context.connection
+    if connection is None or context.as_sql:
+        return
+    want = _expected_database(expected)
+    got = _database_of(connection)
+    if want[1] and got != want:
+        raise alembic_util.CommandError(
+            f"alembic-cleandb: env.py connected to database {got[1]!r}, not to the test "
+            f"database {want[1]!r} it was asked to migrate; no migration step ran. env.py must "
+            f"take its URL from config.get_main_option('sqlalchemy.url') (set to the test "
+            f"database), or from the environment variable named by cleandb_url_env (e.g. "
+            f"cleandb_url_env = DATABASE_URL, which the plugin sets before migrating)"
+        )
+
+
+def _wrap_fn(fn: Callable[..., Any], expected: str | None = None) -> Callable[..., Any]:
+    """``fn`` of the environment: checks, under cleandb_migrate / migrate(), that env.py
+    connected to the database it was asked to migrate; counts the steps of the run;
+    explains, when a database holds the cleandb revision but the config lacks the branch,
+    how to fix it."""
+    checked: list[bool] = []
 
     def wrapped(rev: Any, context: Any) -> Any:
+        if expected and not checked:
+            check_target_database(context, expected)
+            checked.append(True)
         try:
             steps = fn(rev, context)
         except alembic_util.CommandError as exc:
@@ -105,8 +155,11 @@ def _wrap_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
                 f"{exc}. This database has alembic-cleandb's test tracking installed (revision "
                 f"{found.group()!r} of the {BRANCH!r} branch), but this Alembic config does not "
                 f"include that branch. Use the test config: `alembic -n cleandb ...`, or "
-                f"`alembic_cleandb.enable(config)` in code. To remove tracking from this "
-                f"database: `alembic -n cleandb downgrade cleandb@base`."
+                f"`alembic_cleandb.enable(config)` in code; with Flask-Migrate, "
+                f"`FLASK_TESTING=1 flask db upgrade heads` with a @migrate.configure callback "
+                f"that calls alembic_cleandb.enable(config) when app.testing (docs/recipes.md). "
+                f"To remove tracking from this database: "
+                f"`alembic -n cleandb downgrade cleandb@base`."
             ) from exc
         if isinstance(context, MigrationContext) and not context.as_sql:
             steps = list(steps)
@@ -155,6 +208,9 @@ def env_options(
             on_version_apply(ctx=ctx, **kw)
         sync_after_step(ctx)
 
+    config = getattr(alembic_context, "config", None)
+    if isinstance(config, Config):
+        _check_cleandb_section(config)
     options: dict[str, Any] = {
         "include_name": _include_name,
         "include_object": _include_object,
@@ -163,8 +219,72 @@ def env_options(
     environment = getattr(alembic_context, "_proxy", None)
     fn = getattr(environment, "context_opts", {}).get("fn")
     if fn is not None:
-        options["fn"] = _wrap_fn(fn)
+        attributes = getattr(getattr(environment, "config", None), "attributes", {})
+        options["fn"] = _wrap_fn(fn, attributes.get(EXPECTED_URL))
     return options
+
+
+_SEPARATOR_FIX = (
+    "Alembic splits version_locations with path_separator (version_path_separator before "
+    "Alembic 1.16); with `os` the ':' of the package form `alembic_cleandb:versions` splits "
+    "it, and a path with a space stays whole. Set `path_separator = space` (Alembic < 1.16: "
+    "`version_path_separator = space`, or leave it out) in that section, or `newline` with one "
+    "location per line"
+)
+
+# Alembic >= 1.16 has Config.get_version_locations_list() and reads path_separator; older
+# versions split version_locations themselves, on version_path_separator (or spaces/commas).
+_MODERN = hasattr(Config, "get_version_locations_list")
+_LEGACY_SEPARATORS = {None: None, "space": " ", "os": os.pathsep, ":": ":", ";": ";"}
+
+
+def _version_locations(config: Config) -> list[str]:
+    """The config's version locations, split the way this Alembic version splits them."""
+    if _MODERN:
+        return list(config.get_version_locations_list() or [])
+    raw = config.get_main_option("version_locations")
+    if not raw:
+        return []
+    separator = _LEGACY_SEPARATORS.get(config.get_main_option("version_path_separator"), " ")
+    if separator is None:
+        return [x for x in re.split(r", *|(?: +)", raw) if x]
+    return [x.strip() for x in raw.split(separator) if x.strip()]
+
+
+def _location_exists(location: str) -> bool:
+    try:
+        return Path(alembic_util.coerce_resource_to_filename(location)).is_dir()
+    except Exception:  # a package that cannot be imported
+        return False
+
+
+def check_locations(config: Config) -> None:
+    """Refuse version locations that do not exist: a wrong separator setting (``path_separator
+    = os`` with a package form, or a path with a space) makes Alembic skip them silently, and
+    ``upgrade heads`` then applies nothing."""
+    missing = [loc for loc in _version_locations(config) if not _location_exists(loc)]
+    if missing:
+        section = config.config_ini_section
+        raise alembic_util.CommandError(
+            f"alembic-cleandb: version location(s) {', '.join(map(repr, missing))} of "
+            f"[{section}] do not exist, so Alembic would skip them and apply nothing. "
+            f"{_SEPARATOR_FIX}."
+        )
+
+
+def _check_cleandb_section(config: Config) -> None:
+    """In env.py: a section that names the packaged branch must load it (``alembic -n cleandb
+    upgrade heads`` with ``path_separator = os`` would otherwise apply nothing, exit 0)."""
+    raw = config.get_main_option("version_locations") or ""
+    if "alembic_cleandb" not in raw:
+        return
+    check_locations(config)
+    if VERSIONS not in _version_locations(config):
+        raise alembic_util.CommandError(
+            f"alembic-cleandb: version_locations of [{config.config_ini_section}] names "
+            f"alembic_cleandb, but not as the one location {VERSIONS!r}, so the cleandb "
+            f"branch is not loaded. {_SEPARATOR_FIX}."
+        )
 
 
 def enable(config: Config) -> Config:
@@ -172,9 +292,11 @@ def enable(config: Config) -> Config:
 
     ``command.upgrade(alembic_cleandb.enable(Config("alembic.ini")), "cleandb@head")``
 
-    Keeps the config's own version locations and ``prepend_sys_path``; idempotent.
+    Keeps the config's own version locations and ``prepend_sys_path``; idempotent. Raises
+    ``CommandError`` when a version location does not exist (a wrong ``path_separator``).
     """
-    locations = config.get_version_locations_list()
+    check_locations(config)
+    locations = _version_locations(config)
     if not locations:
         script_location = config.get_main_option("script_location")
         if script_location is None:
@@ -182,9 +304,14 @@ def enable(config: Config) -> Config:
                 "alembic-cleandb: the Alembic config has no script_location; enable() needs "
                 "the config your env.py uses"
             )
-        base = alembic_util.coerce_resource_to_filename(script_location)
+        base = Path(alembic_util.coerce_resource_to_filename(script_location))  # str < 1.16
         locations = [str(base / "versions")]
     if VERSIONS in locations:
+        return config
+    if not _MODERN:  # no "newline" separator before 1.16; ";" is in no path we know of
+        config.set_main_option("version_path_separator", ";")
+        legacy = ";".join([*locations, VERSIONS]).replace("%", "%%")
+        config.set_main_option("version_locations", legacy)
         return config
     prepend = config.get_prepend_sys_paths_list() or []
 

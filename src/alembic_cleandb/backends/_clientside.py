@@ -52,6 +52,19 @@ def shadow_name(table_id: int) -> str:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """One foreign key of the database, as the dialect lists it."""
+
+    child: str
+    child_columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+    #: ``ON DELETE`` or ``ON UPDATE`` ``CASCADE`` / ``SET NULL`` / ``SET DEFAULT``: writes to
+    #: the parent change rows of the child.
+    cascades: bool
+
+
+@dataclass(frozen=True)
 class TableState:
     """What a snapshot learns about one table."""
 
@@ -63,6 +76,13 @@ class TableState:
     #: leaves behind; ``None`` when unknown. Where it equals ``counter``, a reset that empties
     #: the table and copies the baseline back needs no separate counter restore.
     restored_counter: int | None = None
+    #: The primary key's columns, in key order (empty: none, or not all of them insertable).
+    key: tuple[str, ...] = ()
+    #: Columns compared as bytes when restoring in place (text, whose collation may call
+    #: different strings equal).
+    binary: tuple[str, ...] = ()
+    #: Whether the application has triggers on the table.
+    triggers: bool = False
 
 
 class ClientSideBackend(Backend):
@@ -85,6 +105,17 @@ class ClientSideBackend(Backend):
     def trigger_ddl(self, quote_table: str, table_id: int, kind: str, event: str) -> str:
         """``CREATE TRIGGER`` that marks the table (``kind``) after ``event``."""
 
+    def shadow_ddl(self, connection: Connection, shadow: str, cols: str, state: TableState) -> str:
+        """The statement that copies a seeded table's rows into its baseline table."""
+        return f"CREATE TABLE {shadow} AS SELECT {cols} FROM {self._q(connection, state.name)}"
+
+    def update_statement(
+        self, connection: Connection, shadow: str, state: TableState
+    ) -> str | None:
+        """Restore in place: the statement that puts back the rows that differ from the
+        baseline (``None``: the table is restored by deleting and copying every row)."""
+        return None
+
     def drop_trigger_ddl(self, quoted_name: str) -> str:
         return f"DROP TRIGGER IF EXISTS {quoted_name}"
 
@@ -93,6 +124,29 @@ class ClientSideBackend(Backend):
         self, q: str, shadow: str, cols: str, state: TableState
     ) -> tuple[str, str | None, str | None]:
         """``(reset_sql, restore_sql, counter_sql)`` for one table (names already quoted)."""
+
+    def foreign_keys(self, connection: Connection) -> list[ForeignKey]:
+        """Every foreign key between two tables of the database."""
+        raise NotImplementedError
+
+    def current_counters(self, connection: Connection) -> dict[str, int]:
+        """Each table's auto-increment counter now, where the backend can read it cheaply."""
+        return {}
+
+    def application_triggers(self, connection: Connection) -> set[str]:
+        """The tables the application has triggers on (stored in ``app_triggers`` at every
+        sync, for backends whose reset takes them into account)."""
+        return set()
+
+    def check_statement(self, expression: str) -> str:
+        """The statement that evaluates a dangling-reference check (see :meth:`_relations`)."""
+        return f"SELECT {expression}"
+
+    def store_cascades(
+        self, ex: Executor, connection: Connection, closure: dict[int, set[int]]
+    ) -> None:
+        """Hook: keep, for each tracked table, the tracked tables its cascading foreign keys
+        reach (transitively), where the backend's triggers miss the rows cascades change."""
 
     def bind(self, connection: Connection) -> None:
         """Hook: learn what the server offers before installing or syncing (e.g. the MySQL
@@ -122,6 +176,15 @@ class ClientSideBackend(Backend):
                 "`alembic -n cleandb upgrade cleandb@head` against the test database."
             )
         return ex.connection
+
+    def _q(self, connection: Connection, name: str) -> str:
+        """``name`` quoted for text run without parameters (see :func:`.._sql.quote_name`)."""
+        return quote_name(connection.dialect, name)
+
+    @staticmethod
+    def _param_marker(connection: Connection) -> str:
+        """Still used by statements written before :mod:`.._sql`; to be converted to it."""
+        return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         connection = self._require_online(ex, "install tracking")
@@ -272,15 +335,31 @@ class ClientSideBackend(Backend):
             int(r[0])
             for r in execute(connection, f"SELECT id FROM {TABLES} WHERE baseline_rows > 0")
         }
+        if fresh and not everything:
+            # A migration step that only moved a counter (ALTER TABLE ... AUTO_INCREMENT = 1000
+            # on an empty table) fires no trigger: its table takes a new baseline too.
+            stored = {
+                str(n): c
+                for n, c in connection.exec_driver_sql(f"SELECT name, counter FROM {TABLES}")
+            }
+            moved = {
+                name
+                for name, counter in self.current_counters(connection).items()
+                if name in stored and stored[name] is not None and int(stored[name]) != counter
+            }
+        else:
+            moved = set()
         todo = [
             name
             for name, table_id in tracked.items()
             if everything
             or name in new
+            or name in moved
             or (fresh and (table_id in dirty or table_id in seeded_before))
         ]
         for state in self.table_states(connection, todo):
             self._snapshot(ex, connection, tracked[state.name], state, existing)
+        self._relations(ex, connection, tracked, existing)
         seeded = execute(
             connection, f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
         ).fetchall()
@@ -289,6 +368,87 @@ class ClientSideBackend(Backend):
             execute(connection, f"DELETE FROM {DIRTY}")
             if PENDING in existing:
                 ex(f"DROP TABLE {quote_name(connection.dialect, PENDING)}")
+
+    def _relations(
+        self, ex: Executor, connection: Connection, tracked: dict[str, int], existing: set[str]
+    ) -> None:
+        """What foreign keys mean for the reset, taken again at every sync.
+
+        * Cascades (:meth:`store_cascades`): a write to a table may change every tracked table
+          its cascading foreign keys reach.
+        * Untracked tables that reference a tracked one: the reset runs with foreign-key
+          checks off, so before it writes anything it checks, for each dirty table that has
+          such references, that no row of an untracked table references a row the reset
+          would remove (a key the baseline lacks; any key when the baseline is empty), and
+          refuses otherwise, keeping its marks. ``check_sql`` is that check: it returns 0, or
+          k when the k-th untracked table of ``check_names`` (a JSON list) has such a row.
+        """
+        fks = [
+            fk
+            for fk in self.foreign_keys(connection)
+            if not self.own_table(fk.child) and not self.own_table(fk.parent)
+        ]
+        closure: dict[int, set[int]] = {}
+        edges: dict[int, set[int]] = {}
+        for fk in fks:
+            if fk.cascades and fk.child in tracked and fk.parent in tracked:
+                edges.setdefault(tracked[fk.parent], set()).add(tracked[fk.child])
+        for start in edges:
+            seen: set[int] = set()
+            todo = list(edges[start])
+            while todo:
+                table_id = todo.pop()
+                if table_id not in seen:
+                    seen.add(table_id)
+                    todo.extend(edges.get(table_id, ()))
+            seen.discard(start)
+            if seen:
+                closure[start] = seen
+        self.store_cascades(ex, connection, closure)
+        rows = {
+            int(i): int(n)
+            for i, n in connection.exec_driver_sql(f"SELECT id, baseline_rows FROM {TABLES}")
+        }
+        checks: dict[int, list[tuple[str, str]]] = {}
+        for fk in fks:
+            if fk.parent not in tracked or fk.child in tracked or fk.child not in existing:
+                continue
+            table_id = tracked[fk.parent]
+            child = "cleandb_c"
+            refs = " AND ".join(
+                f"{child}.{self._q(connection, c)} IS NOT NULL" for c in fk.child_columns
+            )
+            condition = f"SELECT 1 FROM {self._q(connection, fk.child)} {child} WHERE {refs}"
+            if rows.get(table_id):
+                base = "cleandb_p"
+                same = " AND ".join(
+                    f"{base}.{self._q(connection, p)} = {child}.{self._q(connection, c)}"
+                    for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
+                )
+                shadow = self._q(connection, shadow_name(table_id))
+                condition += f" AND NOT EXISTS (SELECT 1 FROM {shadow} {base} WHERE {same})"
+            checks.setdefault(table_id, []).append((fk.child, f"EXISTS ({condition})"))
+        marker = self._param_marker(connection)
+        triggered = [tracked[t] for t in self.application_triggers(connection) if t in tracked]
+        connection.exec_driver_sql(f"UPDATE {TABLES} SET app_triggers = 0 WHERE app_triggers <> 0")
+        for table_id in triggered:
+            connection.exec_driver_sql(
+                f"UPDATE {TABLES} SET app_triggers = 1 WHERE id = {marker}", (table_id,)
+            )
+        connection.exec_driver_sql(
+            f"UPDATE {TABLES} SET check_sql = NULL, check_names = NULL WHERE check_sql IS NOT NULL"
+        )
+        for table_id, found in checks.items():
+            cases = " ".join(f"WHEN {e} THEN {k}" for k, (_, e) in enumerate(found, 1))
+            connection.exec_driver_sql(
+                f"UPDATE {TABLES} SET check_sql = {marker}, check_names = {marker} "
+                f"WHERE id = {marker}",
+                (
+                    self.check_statement(f"CASE {cases} ELSE 0 END"),
+                    json.dumps([name for name, _ in found]),
+                    table_id,
+                ),
+            )
 
     def _snapshot(
         self,
@@ -307,14 +467,23 @@ class ClientSideBackend(Backend):
         if shadow_name(table_id) in existing:
             ex(f"DROP TABLE {shadow}")
         if state.rows:
-            ex(f"CREATE TABLE {shadow} AS SELECT {cols} FROM {q}")
+            ex(self.shadow_ddl(connection, shadow, cols, state))
         reset_sql, restore_sql, counter_sql = self.statements(q, shadow, cols, state)
-        values = (state.rows, state.counter, reset_sql, restore_sql, counter_sql, table_id)
+        update_sql = self.update_statement(connection, shadow, state) if state.rows else None
+        values = (
+            state.rows,
+            state.counter,
+            reset_sql,
+            restore_sql,
+            counter_sql,
+            update_sql,
+            table_id,
+        )
         execute(
             connection,
             SQL(
                 f"UPDATE {TABLES} SET baseline_rows = {{}}, counter = {{}}, reset_sql = {{}}, "
-                "restore_sql = {}, counter_sql = {} WHERE id = {}"
+                "restore_sql = {}, counter_sql = {}, update_sql = {} WHERE id = {}"
             ).format(*map(Value, values)),
         )
 

@@ -29,7 +29,14 @@ from ..errors import (
 #: older version (test_upgrade.py checks that the branch's head brings this version).
 #: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
 #: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
-SCHEMA_VERSION = 4
+#: 5 (cleandb_0003): PostgreSQL mark function SECURITY DEFINER with PUBLIC grants, mark
+#: trigger ENABLE ALWAYS, foreign keys to or from untracked tables listed
+#: (cleandb.config.crossing), sequences tied to no table tracked, fragments with ONLY and
+#: schema-qualified row types.
+#: 6 (cleandb_0004): foreign-key checks for untracked tables, the cascade closure, in-place
+#: restore statements, binary-collated bookkeeping tables, application triggers per table
+#: (MySQL family; SQLite: the checks' and triggers' columns).
+SCHEMA_VERSION = 6
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
@@ -92,6 +99,15 @@ def query_start(query: str, length: int = 80) -> str:
 
 #: What a failed reset's error means, for :meth:`Backend.explain`.
 LOCK_TIMEOUT, MISSING_TABLE, UNIQUE_CLASH = "lock timeout", "missing table", "unique clash"
+
+
+#: Said once, after the sessions, when one of them is idle in a transaction.
+IDLE_IN_TRANSACTION = (
+    "a session idle in transaction wrote and has neither committed nor rolled back: usually "
+    "an ORM session a test flushed without commit (Flask-SQLAlchemy's scoped session keeps it "
+    "open until db.session.remove(); call it in a fixture that requests cleandb_reset, so it "
+    "runs before the reset - see docs/recipes.md), or end that session as shown"
+)
 
 
 def require_schema_version(version: int, display: str) -> None:
@@ -292,6 +308,10 @@ class Backend(ABC):
         or server error number (MySQL family); ``None``: nothing special."""
         return None
 
+    #: Substrings of messages meaning "a row of an untracked table references a row the reset
+    #: would remove" (MySQL family, SQLite: the reset's own check, whose message is ours).
+    dangling_markers: ClassVar[tuple[str, ...]] = ("references a row a test wrote to",)
+
     def explain(
         self, exc: BaseException, display: str, connection: Connection | None = None
     ) -> str:
@@ -331,6 +351,13 @@ class Backend(ABC):
                 "Nothing was changed and the marks are kept: put the rows back by hand (or "
                 "recreate the test database) and reset again"
             )
+        elif any(m in reason for m in self.dangling_markers):
+            hint = (
+                "resetting it would leave a dangling reference, so nothing was reset and the "
+                "marks are kept. Delete or update that row in the test (the next reset then "
+                "succeeds), or track that table too (remove it from "
+                "op.install_clean_tracking(exclude=[...]))"
+            )
         else:
             hint = "the database keeps its dirty marks, so the next reset tries again"
         return f"alembic-cleandb: resetting {display} failed: {reason}. {hint}."
@@ -365,6 +392,9 @@ class Backend(ABC):
     exists_sql: ClassVar[SQL] = SQL("")
     #: Creates an empty database (``{}``: its name, as a name).
     create_sql: ClassVar[SQL] = SQL("")
+    #: Rows (schema or NULL, table) of every table with a ``version_num`` column: Alembic's
+    #: version table, whatever ``version_table``/``version_table_schema`` named it.
+    version_tables_sql: ClassVar[str] = ""
 
     def database(self, url: URL) -> str:
         if not url.database:

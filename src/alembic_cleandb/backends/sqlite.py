@@ -9,6 +9,7 @@ off for that transaction, so neither their order nor ``ON DELETE CASCADE`` matte
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -26,8 +27,10 @@ from ._clientside import (
     CONFIG,
     DIRTY,
     MAX_PASSES,
+    PREFIX,
     TABLES,
     ClientSideBackend,
+    ForeignKey,
     TableState,
     trigger_name,
 )
@@ -64,7 +67,8 @@ class SQLiteBackend(ClientSideBackend):
         "database_name TEXT NOT NULL, excluded TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
         "UNIQUE, baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
-        "restore_sql TEXT, counter_sql TEXT)",
+        "restore_sql TEXT, counter_sql TEXT, update_sql TEXT, check_sql TEXT, check_names TEXT, "
+        "app_triggers INTEGER NOT NULL DEFAULT 0)",
         f"CREATE TABLE IF NOT EXISTS {DIRTY} (tid INTEGER NOT NULL, kind TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS cleandb_dirty_tid ON {DIRTY} (tid, kind)",
     )
@@ -123,6 +127,48 @@ class SQLiteBackend(ClientSideBackend):
             )
         return states
 
+    def application_triggers(self, connection: Connection) -> set[str]:
+        return {
+            str(t)
+            for (t,) in connection.exec_driver_sql(
+                "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'trigger' AND "
+                f"substr(name, 1, {len(PREFIX)}) <> '{PREFIX}'"
+            )
+        }
+
+    def foreign_keys(self, connection: Connection) -> list[ForeignKey]:
+        found = []
+        for child in self.list_tables(connection):
+            keys: dict[int, list[tuple[str, str | None]]] = {}
+            rules: dict[int, tuple[str, str]] = {}
+            for row in connection.exec_driver_sql(
+                f"PRAGMA foreign_key_list({self._q(connection, child)})"
+            ):
+                keys.setdefault(int(row[0]), []).append((str(row[3]), row[4]))
+                rules[int(row[0])] = (str(row[2]), f"{row[5]} {row[6]}".upper())
+            for key, pairs in keys.items():
+                parent, actions = rules[key]
+                refs = [to for _, to in pairs]
+                if any(to is None for to in refs):  # REFERENCES parent: its primary key
+                    pk = sorted(
+                        (int(r[5]), str(r[1]))
+                        for r in connection.exec_driver_sql(
+                            f"PRAGMA table_info({self._q(connection, parent)})"
+                        )
+                        if r[5]
+                    )
+                    refs = [name for _, name in pk]
+                found.append(
+                    ForeignKey(
+                        child,
+                        tuple(c for c, _ in pairs),
+                        parent,
+                        tuple(str(r) for r in refs),
+                        any(w in actions for w in ("CASCADE", "SET NULL", "SET DEFAULT")),
+                    )
+                )
+        return found
+
     @staticmethod
     def _has_autoincrement(connection: Connection, name: str) -> bool:
         sql = execute(
@@ -168,18 +214,41 @@ class SQLiteBackend(ClientSideBackend):
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
         find = (
-            f"SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i') "
+            f"SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i'), "
+            f"t.check_sql IS NOT NULL, t.app_triggers "
             f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id"
+        )
+
+        checks = (
+            f"SELECT t.name, t.check_sql, t.check_names FROM {TABLES} t "
+            f"WHERE t.check_sql IS NOT NULL AND t.id IN (SELECT tid FROM {DIRTY}) ORDER BY t.id"
         )
 
         def reset() -> int:
             dirty = dbapi.execute(find).fetchall()
             if not dirty:
                 return 0
+            # Foreign keys are off for the reset: no row of an untracked table may reference
+            # a row it would remove (see ClientSideBackend._relations).
+            checked = dbapi.execute(checks).fetchall() if any(row[6] for row in dirty) else []
+            for name, check_sql, check_names in checked:
+                hit = int(dbapi.execute(check_sql).fetchone()[0])
+                if hit:
+                    untracked = json.loads(check_names)[hit - 1]
+                    raise ResetError(
+                        f"alembic-cleandb: a row of untracked table {untracked!r} references "
+                        f"a row a test wrote to {name!r}"
+                    )
             foreign_keys = dbapi.execute("PRAGMA foreign_keys").fetchone()[0]
             if foreign_keys:
                 dbapi.execute("PRAGMA foreign_keys = OFF")
             done: set[int] = set()
+            # The application's triggers on the tables the reset writes, dropped for the reset
+            # and created again from their own text before it commits (SQLite's DDL is
+            # transactional: a failure rolls both back), so that the reset's writes fire none
+            # of them - an append-only table whose trigger refuses DELETE resets, and a trigger
+            # that stamps inserted rows does not rewrite restored seed rows.
+            dropped: list[str] = []
             try:
                 # Inside a transaction of the caller's (clean(connection) in a transaction),
                 # the reset joins it; otherwise it takes the write lock up front.
@@ -187,7 +256,21 @@ class SQLiteBackend(ClientSideBackend):
                 dbapi.execute("SAVEPOINT cleandb_reset" if joined else "BEGIN IMMEDIATE")
                 try:
                     for _ in range(MAX_PASSES):
-                        for table_id, name, reset_sql, restore_sql, counter_sql, inserted in dirty:
+                        written = [str(row[1]) for row in dirty if row[7]]
+                        for trigger, sql in (
+                            []
+                            if not written
+                            else dbapi.execute(
+                                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+                                f"substr(name, 1, {len(PREFIX)}) <> '{PREFIX}' AND tbl_name IN "
+                                f"({', '.join('?' for _ in written)})",
+                                written,
+                            ).fetchall()
+                        ):
+                            dbapi.execute(f"DROP TRIGGER {self._q(connection, str(trigger))}")
+                            dropped.append(str(sql))
+                        for row in dirty:
+                            table_id, name, reset_sql, restore_sql, counter_sql, inserted = row[:6]
                             dbapi.execute(reset_sql)
                             if restore_sql:
                                 dbapi.execute(restore_sql)
@@ -209,6 +292,8 @@ class SQLiteBackend(ClientSideBackend):
                             "nothing changes, or exclude their tables from tracking"
                         )
                     dbapi.execute(f"DELETE FROM {DIRTY}")  # (marks of tables no longer tracked)
+                    for sql in dropped:
+                        dbapi.execute(sql)
                 except BaseException:
                     if joined:
                         dbapi.execute("ROLLBACK TO cleandb_reset")
@@ -225,6 +310,11 @@ class SQLiteBackend(ClientSideBackend):
         return reset
 
     # -- whole test databases -----------------------------------------------------
+    version_tables_sql: ClassVar[str] = (
+        "SELECT NULL, m.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
+        "WHERE m.type = 'table' AND p.name = 'version_num' ORDER BY 2"
+    )
+
     def path(self, url: URL) -> Path:
         name = url.database
         if not name or name == ":memory:" or name.startswith("file:"):

@@ -301,6 +301,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             )
     except CleanDBError as exc:
         raise _usage_error(exc) from None
+    except Exception as exc:  # never an INTERNALERROR: say what failed, on which database
+        raise _unexpected(exc, settings.urls) from None
+
+
+def _unexpected(exc: Exception, urls: Sequence[str]) -> pytest.UsageError:
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return pytest.UsageError(
+        f"alembic-cleandb: preparing {describe(urls)} failed: {reason}. Check that the "
+        "databases and files named there are reachable and writable, then run again"
+    )
 
 
 def _timed(state: _State, fn: Callable[..., Any], *args: Any) -> Any:
@@ -356,6 +367,8 @@ def pytest_configure_node(node: Any) -> None:
             )
         except CleanDBError as exc:
             raise _usage_error(exc) from None
+        except Exception as exc:
+            raise _unexpected(exc, state.settings.urls) from None
     node.workerinput["cleandb_urls"] = state.copies[worker_id]
 
 
@@ -511,8 +524,12 @@ def cleandb_clean_before(cleandb_cleaners: list[Cleaner], cleandb_settings: Sett
 
 
 @pytest.fixture(autouse=True)
-def _cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) -> Iterator[None]:
-    """After every test: one call of the reset routine per database."""
+def cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) -> Iterator[None]:
+    """After every test: one call of the reset routine per database (autouse).
+
+    A fixture that must finish before the reset - e.g. one that removes Flask-SQLAlchemy's
+    scoped session, whose open transaction would make the reset wait - requests this one:
+    it is then set up after it and torn down before it."""
     __tracebackhide__ = True
     skip = request.node.get_closest_marker("cleandb_skip") is not None
     if not cleandb_settings.report:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 
 from .._connect import connect, create_engine, safe_url
 from .._guard import allowed_name, is_test_database
-from .._sql import execute, message
-from ..backends import backend_for, backend_for_url
+from .._sql import SQL, Identifier, execute, message
+from ..backends import Backend, backend_for, backend_for_url
 from ..errors import CleanDBError, ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance", "fingerprint"]
@@ -95,7 +96,8 @@ def prepare(bases: Sequence[str], worker_ids: Sequence[str], mode: str) -> dict[
             except Exception as exc:
                 errors.append(exc)
     if errors:  # leave no half-made set behind (a failed copy may exist too)
-        drop([worker_url(bases[i], w) for w, i in jobs])
+        with suppress(Exception):  # what made a copy fail may stop its removal: report that
+            drop([worker_url(bases[i], w) for w, i in jobs])
         raise errors[0]
     return result
 
@@ -125,13 +127,31 @@ def fingerprint(url: str | URL) -> str | None:
             return None
         with connection:
             try:
-                version = backend_for(connection.dialect.name).installed_version(connection)
-                heads: list[str] = []
-                if sa.inspect(connection).has_table("alembic_version"):
-                    rows = execute(connection, "SELECT version_num FROM alembic_version")
-                    heads = sorted(str(r[0]) for r in rows)
+                backend = backend_for(connection.dialect.name)
+                version = backend.installed_version(connection)
+                heads = alembic_heads(connection, backend)
             except sa.exc.DBAPIError:
                 return None
         return f"tracking={version};alembic={','.join(heads)}"
     finally:
         engine.dispose()
+
+
+def alembic_heads(connection: Connection, backend: Backend) -> list[str]:
+    """The revisions in the database's Alembic version table, sorted.
+
+    A custom ``version_table`` (and ``version_table_schema``) is found by its ``version_num``
+    column; among several such tables, the one holding a cleandb revision wins, then
+    ``alembic_version``.
+    """
+    tables: dict[str, list[str]] = {}
+    for schema, table in execute(connection, backend.version_tables_sql):
+        name = Identifier(str(table)) if schema is None else Identifier(str(schema), str(table))
+        rows = execute(connection, SQL("SELECT version_num FROM {}").format(name))
+        heads = sorted(str(r[0]) for r in rows)
+        if any(h.startswith("cleandb_") for h in heads):
+            return heads
+        tables[str(table)] = heads
+    if "alembic_version" in tables:
+        return tables["alembic_version"]
+    return next(iter(tables.values()), [])

@@ -1,0 +1,349 @@
+"""Real-world MySQL/MariaDB schemas (issue 12): features a production migration history
+contains, each reset exactly or refused with a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+import alembic_cleandb
+import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
+from alembic_cleandb import ResetError
+from alembic_cleandb.backends import mysql
+from dbutil import connect, dump, execute
+
+MARIADB = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+
+
+def track(url: str, *ddl: str, exclude: Sequence[str] = ()) -> None:
+    """Run the schema's DDL and seed statements, then install tracking (their baseline)."""
+    with connect(url) as c:
+        for statement in ddl:
+            c.exec_driver_sql(statement)
+    with connect(url) as c:
+        Operations(MigrationContext.configure(c)).install_clean_tracking(exclude=list(exclude))
+
+
+def marked(url: str) -> set[str]:
+    with connect(url) as c:
+        return {
+            str(n)
+            for (n,) in c.execute(
+                sa.text(
+                    "SELECT DISTINCT t.name FROM cleandb_dirty d "
+                    "JOIN cleandb_tables t ON t.id = d.tid"
+                )
+            )
+        }
+
+
+# -- item 9: cascading foreign-key actions ----------------------------------------------------
+
+CASCADES = (
+    "CREATE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE)",
+    "CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT, "
+    "FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE)",
+    "CREATE TABLE grandchild (id INT PRIMARY KEY, child_id INT, "
+    "FOREIGN KEY (child_id) REFERENCES child (id) ON DELETE SET NULL)",
+    "CREATE TABLE by_code (id INT PRIMARY KEY, parent_code VARCHAR(10), "
+    "FOREIGN KEY (parent_code) REFERENCES parent (code) ON UPDATE CASCADE)",
+    "CREATE TABLE unrelated (id INT PRIMARY KEY)",
+    "INSERT INTO parent (id, code) VALUES (1, 'a'), (2, 'b')",
+    "INSERT INTO child (id, parent_id) VALUES (10, 1), (20, 2)",
+    "INSERT INTO grandchild (id, child_id) VALUES (100, 10), (200, 20)",
+    "INSERT INTO by_code (id, parent_code) VALUES (7, 'b')",
+    "INSERT INTO unrelated (id) VALUES (1)",
+)
+
+
+@MARIADB
+def test_rows_changed_by_cascading_foreign_keys_are_restored(db_url: str) -> None:
+    track(db_url, *CASCADES)
+    baseline = dump(db_url)
+    # ON DELETE CASCADE (child 10), then ON DELETE SET NULL (grandchild 100) - no trigger fires
+    execute(db_url, "DELETE FROM parent WHERE id = 1")
+    # ON UPDATE CASCADE (by_code 7)
+    execute(db_url, "UPDATE parent SET code = 'z' WHERE id = 2")
+    after = dump(db_url)
+    assert after["child"] == [(20, 2)] and after["grandchild"] == [(100, None), (200, 20)]
+    assert after["by_code"] == [(7, "z")]
+    assert alembic_cleandb.clean(db_url) == 4
+    assert dump(db_url) == baseline
+    assert marked(db_url) == set()
+    # the tables nothing could reach are not touched: an insert only marks its own table
+    execute(db_url, "INSERT INTO parent (code) VALUES ('c')")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+
+
+@MARIADB
+def test_the_cascade_closure_is_taken_again_at_every_sync(db_url: str) -> None:
+    track(db_url, *CASCADES[:2], "INSERT INTO parent (id, code) VALUES (1, 'a')")
+    # a later schema change adds a cascading child; the next sync takes the closure again
+    with connect(db_url) as c:
+        c.exec_driver_sql(
+            "CREATE TABLE late (id INT PRIMARY KEY, parent_id INT, "
+            "FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE)"
+        )
+        c.exec_driver_sql("INSERT INTO late VALUES (1, 1)")
+    alembic_cleandb.set_baseline(db_url)
+    baseline = dump(db_url)
+    execute(db_url, "DELETE FROM parent")
+    assert alembic_cleandb.clean(db_url) == 3  # parent, child, late
+    assert dump(db_url) == baseline
+
+
+def test_the_procedure_marks_the_cascade_closure_only_where_there_are_cascades() -> None:
+    plain = mysql._procedure([(1, "`parent`")], sequence=True)
+    assert "cleandb_cascades" not in plain
+    for sequence in (True, False):
+        body = mysql._procedure([(1, "`parent`")], sequence=sequence, cascades=True)
+        statement = (
+            "INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT c.child, 'd' FROM "
+            "cleandb_cascades c JOIN cleandb_dirty d ON d.tid = c.parent AND d.kind IN ('u', 'd');"
+        )
+        assert statement in body
+        # after the database guard, before the tables loop
+        assert body.index("SIGNAL SQLSTATE '45000'") < body.index(statement)
+        assert body.index(statement) < body.index("passes: LOOP")
+
+
+# -- item 14: a row of an untracked table references a row a test wrote -----------------------
+
+UNTRACKED = (
+    "CREATE TABLE `Order` (id INT AUTO_INCREMENT PRIMARY KEY, label VARCHAR(10))",
+    "CREATE TABLE empty_parent (id INT AUTO_INCREMENT PRIMARY KEY)",
+    "CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT, parent_id INT, "
+    "FOREIGN KEY (order_id) REFERENCES `Order` (id), "
+    "FOREIGN KEY (parent_id) REFERENCES empty_parent (id))",
+    "INSERT INTO `Order` (id, label) VALUES (1, 'seed')",
+    "INSERT INTO audit (order_id) VALUES (1)",
+)
+
+
+@MARIADB
+def test_a_reference_from_an_untracked_table_to_a_written_row_refuses(db_url: str) -> None:
+    track(db_url, *UNTRACKED, exclude=["audit"])
+    baseline = dump(db_url)
+    # updating a seed row and adding an untracked reference to it is fine: the row stays
+    execute(db_url, "UPDATE `Order` SET label = 'changed' WHERE id = 1")
+    execute(db_url, "INSERT INTO audit (order_id) VALUES (1)")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url, ["Order"]) == {"Order": baseline["Order"]}
+    execute(db_url, "DELETE FROM audit WHERE id > 1")
+    # a reference to a row the reset would remove (seeded table)
+    execute(db_url, "INSERT INTO `Order` (id, label) VALUES (2, 'new')")
+    execute(db_url, "INSERT INTO audit (order_id) VALUES (2)")
+    with pytest.raises(
+        ResetError,
+        match=r"untracked table `audit` references a row a test "
+        r"wrote to `Order`.*dangling reference.*marks are kept",
+    ):
+        alembic_cleandb.clean(db_url)
+    assert marked(db_url) == {"Order"}
+    assert dump(db_url, ["Order"])["Order"] == [(1, "seed"), (2, "new")]
+    execute(db_url, "DELETE FROM audit WHERE order_id = 2")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+    # a reference to any row of a table empty at baseline
+    execute(db_url, "INSERT INTO empty_parent () VALUES ()")
+    execute(db_url, "INSERT INTO audit (parent_id) VALUES (1)")
+    with pytest.raises(ResetError, match="`audit` references a row a test wrote to `empty_parent`"):
+        alembic_cleandb.clean(db_url)
+    assert marked(db_url) == {"empty_parent"}
+    execute(db_url, "DELETE FROM audit WHERE parent_id = 1")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+
+
+# -- item 15: MySQL 8's DEFAULT_GENERATED is data ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "generated"),
+    [
+        ("", False),
+        ("auto_increment", False),
+        ("DEFAULT_GENERATED", False),
+        ("DEFAULT_GENERATED on update CURRENT_TIMESTAMP", False),
+        ("on update CURRENT_TIMESTAMP", False),
+        ("INVISIBLE", False),
+        ("DEFAULT_GENERATED INVISIBLE", False),
+        ("VIRTUAL GENERATED", True),
+        ("STORED GENERATED", True),
+        ("VIRTUAL GENERATED INVISIBLE", True),
+        ("PERSISTENT GENERATED", True),  # MariaDB's older spelling
+        ("VIRTUAL", True),
+        ("PERSISTENT", True),
+    ],
+)
+def test_only_generated_columns_are_left_out_of_copies(extra: str, generated: bool) -> None:
+    assert mysql.generated_column(extra) is generated
+
+
+@MARIADB
+def test_timestamp_defaults_are_in_the_baseline_and_generated_columns_are_not(db_url: str) -> None:
+    track(
+        db_url,
+        "CREATE TABLE stamped (id INT PRIMARY KEY, "
+        "created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+        "updated_at TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, "
+        "twice INT AS (id * 2) VIRTUAL, thrice INT AS (id * 3) STORED)",
+        "INSERT INTO stamped (id, created_at, updated_at) "
+        "VALUES (1, '2001-01-01 00:00:00', '2002-02-02 00:00:00')",
+    )
+    baseline = dump(db_url)
+    execute(db_url, "UPDATE stamped SET id = 5")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+
+
+# -- item 10: restore in place, by primary key ------------------------------------------------
+
+STAMPED = (
+    "CREATE TABLE status (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE, "
+    "label VARCHAR(20) NOT NULL, created_at DATETIME NOT NULL)",
+    "INSERT INTO status (id, code, label, created_at) VALUES "
+    "(1, 'new', 'New', '2001-01-01 00:00:00'), (2, 'paid', 'Paid', '2001-01-02 00:00:00'), "
+    "(3, 'sent', 'Sent', '2001-01-03 00:00:00')",
+    # the application stamps every inserted row (a constant here, so the test is exact)
+    "CREATE TRIGGER stamp BEFORE INSERT ON status FOR EACH ROW "
+    "SET NEW.created_at = '2099-09-09 09:09:09'",
+)
+
+
+@MARIADB
+def test_seed_rows_are_restored_in_place_and_no_insert_trigger_rewrites_them(db_url: str) -> None:
+    track(db_url, *STAMPED)
+    baseline = dump(db_url)
+    # updated (in case only: the collation calls them equal), deleted, a key changed, inserted
+    execute(
+        db_url,
+        "UPDATE status SET label = 'PAID' WHERE id = 2",
+        "DELETE FROM status WHERE id = 1",
+        "UPDATE status SET id = 30 WHERE id = 3",
+        "INSERT INTO status (code, label, created_at) VALUES ('x', 'X', NOW())",
+    )
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+    # the counter moved: restored too, without a TRUNCATE
+    execute(db_url, "INSERT INTO status (code, label, created_at) VALUES ('y', 'Y', NOW())")
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+    execute(db_url, "INSERT INTO status (code, label, created_at) VALUES ('z', 'Z', NOW())")
+    with connect(db_url) as c:
+        assert c.exec_driver_sql("SELECT id FROM status WHERE code = 'z'").scalar() == 4
+
+
+@MARIADB
+def test_unique_values_swapped_between_seed_rows_are_restored(db_url: str) -> None:
+    track(db_url, *STAMPED)
+    baseline = dump(db_url)
+    execute(
+        db_url,
+        "UPDATE status SET code = 'tmp' WHERE id = 1",
+        "UPDATE status SET code = 'new' WHERE id = 2",
+        "UPDATE status SET code = 'paid' WHERE id = 1",
+    )
+    assert alembic_cleandb.clean(db_url) == 1
+    assert dump(db_url) == baseline
+
+
+@MARIADB
+def test_a_large_seeded_table_with_one_row_changed_is_restored_in_place(db_url: str) -> None:
+    track(
+        db_url,
+        "CREATE TABLE big (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20) NOT NULL)",
+        "SET SESSION max_recursive_iterations = 100000",
+        "INSERT INTO big (v) WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 10000) SELECT CONCAT('row ', i) FROM n",
+        # the application counts inserts: a reset that re-inserts every row would show
+        "CREATE TABLE inserted (n INT NOT NULL)",
+        "INSERT INTO inserted VALUES (0)",
+        "CREATE TRIGGER count_it AFTER INSERT ON big FOR EACH ROW UPDATE inserted SET n = n + 1",
+    )
+    baseline = dump(db_url)
+    for _ in range(2):
+        execute(db_url, "UPDATE big SET v = 'changed' WHERE id = 5000")
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+    execute(db_url, "DELETE FROM big WHERE id = 7")
+    assert alembic_cleandb.clean(db_url) >= 1
+    assert dump(db_url) == baseline  # (the trigger's write to `inserted` was reset too)
+
+
+# -- item 11: an append-only table whose own BEFORE DELETE trigger raises ---------------------
+
+
+@MARIADB
+@pytest.mark.parametrize("key", ["id INT AUTO_INCREMENT PRIMARY KEY", "id INT NOT NULL"])
+def test_an_append_only_audit_table_empty_at_baseline_is_reset(db_url: str, key: str) -> None:
+    track(
+        db_url,
+        f"CREATE TABLE audit ({key}, what VARCHAR(20))",
+        "CREATE TRIGGER no_delete BEFORE DELETE ON audit FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit is append-only'",
+        "CREATE TABLE item (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO item (name) VALUES ('seed')",
+        "CREATE TRIGGER audit_it AFTER DELETE ON item FOR EACH ROW "
+        "INSERT INTO audit (id, what) VALUES (OLD.id, 'deleted')",
+    )
+    baseline = dump(db_url)
+    for _ in range(2):
+        execute(db_url, "DELETE FROM item", "INSERT INTO audit (id, what) VALUES (9, 'x')")
+        assert alembic_cleandb.clean(db_url) >= 2
+        assert dump(db_url) == baseline
+        assert marked(db_url) == set()
+
+
+# -- item 13: names that differ only in letter case or accents; a latin1 database ------------
+
+
+@MARIADB
+def test_names_differing_in_case_or_accents_in_a_latin1_database(db_url: str) -> None:
+    names = ["Order", "order", "cafe", "café", "注文"]
+    with connect(db_url) as c:
+        c.exec_driver_sql("ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_swedish_ci")
+    ddl = []
+    for i, name in enumerate(names):
+        quoted = "`" + name.replace("`", "``") + "`"
+        ddl += [
+            f"CREATE TABLE {quoted} (id INT AUTO_INCREMENT PRIMARY KEY, v INT) "
+            "CHARACTER SET latin1",
+            f"INSERT INTO {quoted} (v) VALUES ({i})",
+        ]
+    track(db_url, *ddl)
+    baseline = dump(db_url)
+    assert set(baseline) == set(names)
+    for name in names:
+        quoted = "`" + name.replace("`", "``") + "`"
+        execute(db_url, f"INSERT INTO {quoted} (v) VALUES (99)", f"UPDATE {quoted} SET v = -1")
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+    with connect(db_url) as c:
+        tracked = {str(n) for (n,) in c.exec_driver_sql("SELECT name FROM cleandb_tables")}
+    assert tracked == set(names)
+
+
+# -- item 12: a counter moved by a later migration step is the new baseline -------------------
+
+
+@MARIADB
+def test_a_counter_set_by_a_later_migration_step_is_the_baseline(db_url: str) -> None:
+    from alembic_cleandb.backends import backend_for
+    from alembic_cleandb.backends.base import Executor
+
+    track(db_url, "CREATE TABLE invoice (id INT AUTO_INCREMENT PRIMARY KEY, total INT)")
+    with connect(db_url) as c:  # a migration step: invoice numbers start at 1000
+        c.exec_driver_sql("ALTER TABLE invoice AUTO_INCREMENT = 1000")
+        # what the env hook runs after every migration step
+        backend_for(c.dialect.name).sync(Executor.for_connection(c), after_migration=True)
+    for _ in range(2):
+        execute(db_url, "INSERT INTO invoice (total) VALUES (5)")
+        assert dump(db_url)["invoice"] == [(1000, 5)]
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url)["invoice"] == []
