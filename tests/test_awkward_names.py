@@ -146,7 +146,7 @@ def test_lock_diagnostics_name_an_awkward_table(backend: str, db_url: str) -> No
     assert "another session holds a lock" in message  # classified as a lock timeout
     if backend == "postgresql":
         assert 'the reset was waiting for a lock on table "50%_off it\'s"' in message
-        assert f'holds rowexclusivelock on "{name}"' in message  # the holding session
+        assert message.count(f'"{name}"') >= 2  # the waited-for table, the holding session
     elif backend == "mariadb":
         assert "the reset was waiting for a lock on table `50%_off it's`" in message
     assert alembic_cleandb.clean(db_url) == 1  # the marks were kept
