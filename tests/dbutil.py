@@ -18,10 +18,12 @@ def long_table_name(url: str) -> str:
 
 
 @contextmanager
-def connect(url: str) -> Iterator[sa.Connection]:
+def connect(url: str, begin: bool = True) -> Iterator[sa.Connection]:
+    """A connection in a transaction committed at the end; ``begin=False``: a plain
+    SQLAlchemy 2 connection (autobegin only, whatever is left open rolled back on close)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        with engine.begin() as connection:
+        with engine.begin() if begin else engine.connect() as connection:
             yield connection
     finally:
         engine.dispose()

@@ -193,7 +193,7 @@ class Recorder:
             "D", (), {"name": dialect_name, "is_mariadb": dialect_name == "mariadb"}
         )()
 
-    def exec_driver_sql(self, sql: str, params: Any = None) -> Any:
+    def exec_driver_sql(self, sql: str, params: Any = None, execution_options: Any = None) -> Any:
         self.sql.append(sql)
 
         class Result:

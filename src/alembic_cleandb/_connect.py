@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
+from ._sql import message
 from .errors import ConfigurationError, NotInstalledError
 
 
@@ -131,7 +132,7 @@ def connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
     except sa.exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        reason = message(exc)
         if url.password:  # drivers do not echo it, but never take the chance
             reason = reason.replace(str(url.password), "***")
         raise ConfigurationError(

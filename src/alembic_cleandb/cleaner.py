@@ -116,13 +116,26 @@ class Cleaner:
 def _tracked(
     target: Target, action: str, allowed: str | None
 ) -> Iterator[tuple[Backend, Connection, str]]:
-    """Open ``target``; check it is a test database with this library's tracking."""
+    """Open ``target``; check it is a test database with this library's tracking.
+
+    A ``Connection`` that has no transaction of the caller's open gets the work committed when
+    the block ends (rolled back if it fails); inside the caller's transaction the work joins
+    it, and the caller commits.
+    """
     with autocommit_connection(target) as connection:
-        backend = backend_for(connection.dialect.name)
-        display = safe_url(connection.engine.url)
-        check_database_name(backend.current_database(connection), action, allowed)
-        require_installed(backend, connection, display)
-        yield backend, connection, display
+        ours = isinstance(target, Connection) and not connection.in_transaction()
+        try:
+            backend = backend_for(connection.dialect.name)
+            display = safe_url(connection.engine.url)
+            check_database_name(backend.current_database(connection), action, allowed)
+            require_installed(backend, connection, display)
+            yield backend, connection, display
+        except BaseException:
+            if ours and connection.in_transaction():
+                connection.rollback()
+            raise
+        if ours and connection.in_transaction():
+            connection.commit()
 
 
 def clean(
@@ -137,6 +150,10 @@ def clean(
     a test database with tracking installed. A connection opened here waits at most
     ``lock_timeout`` seconds for another session's lock (a Connection you pass keeps its own
     settings).
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
     """
     with _tracked(target, "reset", allowed_database) as (backend, connection, display):
         _check_synced(backend, connection, display)
@@ -152,13 +169,22 @@ def set_baseline(target: Target, *, allowed_database: str | None = None) -> None
     """Declare the current contents of every tracked table to be its baseline.
 
     For session-scoped seed fixtures: seed, then call this, and every reset restores the seed.
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
     """
     with _tracked(target, "set the baseline of", allowed_database) as (backend, connection, _):
         backend.set_baseline(connection)
 
 
 def sync(target: Target, *, allowed_database: str | None = None) -> None:
-    """Attach tracking to tables created outside migrations since the last sync."""
+    """Attach tracking to tables created outside migrations since the last sync.
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
+    """
     with _tracked(target, "sync tracking in", allowed_database) as (backend, connection, _):
         backend.sync(Executor.for_connection(connection), after_migration=False)
 
@@ -169,6 +195,10 @@ def adopt(target: Target, *, allowed_database: str | None = None) -> None:
     Every function here takes ``allowed_database``: the exact name of one more database to
     accept besides those whose name contains ``test`` and ``CLEANDB_ALLOW_DATABASE`` (the
     pytest plugin passes it for the worker copies of an explicitly allowed database).
+
+    Given a ``Connection`` with no transaction open, the work is committed before this returns,
+    as with a URL. Called inside a transaction you began, it joins that transaction and you
+    commit it (on MySQL/MariaDB the DDL and the reset procedure commit it anyway).
     """
     with _tracked(target, "adopt", allowed_database) as (backend, connection, _):
         backend.adopt(connection)

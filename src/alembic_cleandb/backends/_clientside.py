@@ -24,6 +24,7 @@ from typing import ClassVar
 from sqlalchemy.engine import Connection
 
 from .._guard import check_database_name
+from .._sql import SQL, Value, execute, quote_name
 from ..errors import ConfigurationError
 from .base import SCHEMA_VERSION, Backend, Executor, TrackingOptions, check_sync_target
 
@@ -177,11 +178,13 @@ class ClientSideBackend(Backend):
         return ex.connection
 
     def _q(self, connection: Connection, name: str) -> str:
-        """The identifier, always quoted the dialect's way - but without the ``%`` doubling
-        SQLAlchemy adds for drivers that format parameters: these statements run, or are
-        stored to run, without any (a table named ``100%`` stays ``100%``)."""
-        p = connection.dialect.identifier_preparer
-        return p.initial_quote + name.replace(p.escape_quote, p.escape_to_quote) + p.final_quote
+        """``name`` quoted for text run without parameters (see :func:`.._sql.quote_name`)."""
+        return quote_name(connection.dialect, name)
+
+    @staticmethod
+    def _param_marker(connection: Connection) -> str:
+        """Still used by statements written before :mod:`.._sql`; to be converted to it."""
+        return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         connection = self._require_online(ex, "install tracking")
@@ -191,11 +194,17 @@ class ClientSideBackend(Backend):
         try:
             for ddl in self.bookkeeping_statements():
                 ex(ddl)
-            connection.exec_driver_sql(f"DELETE FROM {CONFIG}")
-            connection.exec_driver_sql(
-                f"INSERT INTO {CONFIG} (schema_version, database_name, excluded) "
-                "VALUES (?, ?, ?)".replace("?", self._param_marker(connection)),
-                (SCHEMA_VERSION, database, json.dumps(list(options.excluded()))),
+            execute(connection, f"DELETE FROM {CONFIG}")
+            execute(
+                connection,
+                SQL(
+                    f"INSERT INTO {CONFIG} (schema_version, database_name, excluded) "
+                    "VALUES ({}, {}, {})"
+                ).format(
+                    Value(SCHEMA_VERSION),
+                    Value(database),
+                    Value(json.dumps(list(options.excluded()))),
+                ),
             )
             self._sync(ex, connection, everything=False)
         except Exception as exc:
@@ -207,10 +216,6 @@ class ClientSideBackend(Backend):
     def bookkeeping_statements(self) -> tuple[str, ...]:
         """The statements that create the bookkeeping objects (default: ``bookkeeping_ddl``)."""
         return self.bookkeeping_ddl
-
-    @staticmethod
-    def _param_marker(connection: Connection) -> str:
-        return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
     def sync(self, ex: Executor, after_migration: bool = True) -> None:
         if ex.connection is None:
@@ -227,7 +232,7 @@ class ClientSideBackend(Backend):
         migration (or :meth:`set_baseline`) runs."""
         if ex.connection is None or self.installed_version(ex.connection) is None:
             return False
-        ex(f"CREATE TABLE IF NOT EXISTS {self._q(ex.connection, PENDING)} (since INTEGER)")
+        ex(SQL("CREATE TABLE IF NOT EXISTS {} (since INTEGER)").format(PENDING))
         return True
 
     def sync_pending(self, connection: Connection) -> bool:
@@ -239,7 +244,7 @@ class ClientSideBackend(Backend):
         self._wrapped_sync(Executor.for_connection(connection), connection, everything=True)
 
     def installed_database(self, connection: Connection) -> str | None:
-        name = connection.exec_driver_sql(f"SELECT database_name FROM {CONFIG}").scalar()
+        name = execute(connection, f"SELECT database_name FROM {CONFIG}").scalar()
         return None if name is None else str(name)
 
     def _wrapped_sync(
@@ -254,15 +259,17 @@ class ClientSideBackend(Backend):
             raise wrapped from exc
 
     def adopt(self, connection: Connection) -> None:
-        connection.exec_driver_sql(
-            f"UPDATE {CONFIG} SET database_name = {self._param_marker(connection)}",
-            (self.current_database(connection),),
+        execute(
+            connection,
+            SQL(f"UPDATE {CONFIG} SET database_name = {{}}").format(
+                Value(self.current_database(connection))
+            ),
         )
 
     def installed_version(self, connection: Connection) -> int | None:
         if CONFIG not in self.list_tables(connection):
             return None
-        version = connection.exec_driver_sql(f"SELECT schema_version FROM {CONFIG}").scalar()
+        version = execute(connection, f"SELECT schema_version FROM {CONFIG}").scalar()
         return 0 if version is None else int(version)
 
     def own_table(self, name: str) -> bool:
@@ -271,16 +278,16 @@ class ClientSideBackend(Backend):
     def dirty_tables(self, connection: Connection) -> list[str]:
         return [
             str(r[0])
-            for r in connection.exec_driver_sql(
-                f"SELECT DISTINCT t.name FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid"
+            for r in execute(
+                connection, f"SELECT DISTINCT t.name FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid"
             )
         ]
 
     def tracked_tables(self, connection: Connection) -> list[str]:
-        return [str(r[0]) for r in connection.exec_driver_sql(f"SELECT name FROM {TABLES}")]
+        return [str(r[0]) for r in execute(connection, f"SELECT name FROM {TABLES}")]
 
     def _excluded(self, connection: Connection) -> set[str]:
-        raw = connection.exec_driver_sql(f"SELECT excluded FROM {CONFIG}").scalar()
+        raw = execute(connection, f"SELECT excluded FROM {CONFIG}").scalar()
         return set(json.loads(raw or "[]"))
 
     def _sync(
@@ -296,22 +303,24 @@ class ClientSideBackend(Backend):
         existing = set(tables)
         present = [t for t in tables if t not in excluded and not self.own_table(t)]
         tracked: dict[str, int] = {
-            str(n): int(i) for n, i in connection.exec_driver_sql(f"SELECT name, id FROM {TABLES}")
+            str(n): int(i) for n, i in execute(connection, f"SELECT name, id FROM {TABLES}")
         }
-        marker = self._param_marker(connection)
         for name, table_id in list(tracked.items()):
             if name not in present:  # dropped (or renamed) behind the tracker's back
                 self._forget(ex, connection, table_id)
                 del tracked[name]
         new = [t for t in present if t not in tracked]
         for name in new:
-            connection.exec_driver_sql(f"INSERT INTO {TABLES} (name) VALUES ({marker})", (name,))
+            execute(
+                connection, SQL(f"INSERT INTO {TABLES} (name) VALUES ({{}})").format(Value(name))
+            )
             table_id = int(
-                connection.exec_driver_sql(
-                    f"SELECT id FROM {TABLES} WHERE name = {marker}", (name,)
+                execute(
+                    connection,
+                    SQL(f"SELECT id FROM {TABLES} WHERE name = {{}}").format(Value(name)),
                 ).scalar_one()
             )
-            q = self._q(connection, name)
+            q = quote_name(connection.dialect, name)
             try:
                 for kind, event in KINDS:
                     ex(self.trigger_ddl(q, table_id, kind, event))
@@ -321,10 +330,10 @@ class ClientSideBackend(Backend):
                 self._forget(ex, connection, table_id)
                 raise
             tracked[name] = table_id
-        dirty = {int(r[0]) for r in connection.exec_driver_sql(f"SELECT DISTINCT tid FROM {DIRTY}")}
+        dirty = {int(r[0]) for r in execute(connection, f"SELECT DISTINCT tid FROM {DIRTY}")}
         seeded_before = {
             int(r[0])
-            for r in connection.exec_driver_sql(f"SELECT id FROM {TABLES} WHERE baseline_rows > 0")
+            for r in execute(connection, f"SELECT id FROM {TABLES} WHERE baseline_rows > 0")
         }
         if fresh and not everything:
             # A migration step that only moved a counter (ALTER TABLE ... AUTO_INCREMENT = 1000
@@ -351,14 +360,14 @@ class ClientSideBackend(Backend):
         for state in self.table_states(connection, todo):
             self._snapshot(ex, connection, tracked[state.name], state, existing)
         self._relations(ex, connection, tracked, existing)
-        seeded = connection.exec_driver_sql(
-            f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
+        seeded = execute(
+            connection, f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
         ).fetchall()
-        self.after_sync(ex, [(int(i), self._q(connection, n)) for i, n in seeded], fresh)
+        self.after_sync(ex, [(int(i), quote_name(connection.dialect, n)) for i, n in seeded], fresh)
         if fresh:
-            connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
+            execute(connection, f"DELETE FROM {DIRTY}")
             if PENDING in existing:
-                ex(f"DROP TABLE {self._q(connection, PENDING)}")
+                ex(f"DROP TABLE {quote_name(connection.dialect, PENDING)}")
 
     def _relations(
         self, ex: Executor, connection: Connection, tracked: dict[str, int], existing: set[str]
@@ -452,45 +461,53 @@ class ClientSideBackend(Backend):
         """``existing``: the tables of the database when the sync started. The old shadow is
         dropped only if it is among them: on MariaDB even ``DROP TABLE IF EXISTS`` of a table
         that is not there is DDL (1.8 ms), which was 0.37 s of an install on 200 tables."""
-        q = self._q(connection, state.name)
-        shadow = self._q(connection, shadow_name(table_id))
-        cols = ", ".join(self._q(connection, c) for c in state.columns)
+        q = quote_name(connection.dialect, state.name)
+        shadow = quote_name(connection.dialect, shadow_name(table_id))
+        cols = ", ".join(quote_name(connection.dialect, c) for c in state.columns)
         if shadow_name(table_id) in existing:
             ex(f"DROP TABLE {shadow}")
         if state.rows:
             ex(self.shadow_ddl(connection, shadow, cols, state))
         reset_sql, restore_sql, counter_sql = self.statements(q, shadow, cols, state)
         update_sql = self.update_statement(connection, shadow, state) if state.rows else None
-        marker = self._param_marker(connection)
-        connection.exec_driver_sql(
-            f"UPDATE {TABLES} SET baseline_rows = {marker}, counter = {marker}, "
-            f"reset_sql = {marker}, restore_sql = {marker}, counter_sql = {marker}, "
-            f"update_sql = {marker} WHERE id = {marker}",
-            (state.rows, state.counter, reset_sql, restore_sql, counter_sql, update_sql, table_id),
+        values = (
+            state.rows,
+            state.counter,
+            reset_sql,
+            restore_sql,
+            counter_sql,
+            update_sql,
+            table_id,
+        )
+        execute(
+            connection,
+            SQL(
+                f"UPDATE {TABLES} SET baseline_rows = {{}}, counter = {{}}, reset_sql = {{}}, "
+                "restore_sql = {}, counter_sql = {}, update_sql = {} WHERE id = {}"
+            ).format(*map(Value, values)),
         )
 
     def _forget(self, ex: Executor, connection: Connection, table_id: int) -> None:
         # The rows first: on MySQL the DDL after them commits them too, even when the caller's
         # transaction is rolled back (a failed install must not leave a table half-attached).
-        marker = self._param_marker(connection)
-        connection.exec_driver_sql(f"DELETE FROM {DIRTY} WHERE tid = {marker}", (table_id,))
-        connection.exec_driver_sql(f"DELETE FROM {TABLES} WHERE id = {marker}", (table_id,))
+        execute(connection, SQL(f"DELETE FROM {DIRTY} WHERE tid = {{}}").format(Value(table_id)))
+        execute(connection, SQL(f"DELETE FROM {TABLES} WHERE id = {{}}").format(Value(table_id)))
         for kind, _ in KINDS:
-            ex(self.drop_trigger_ddl(self._q(connection, trigger_name(table_id, kind))))
-        ex(f"DROP TABLE IF EXISTS {self._q(connection, shadow_name(table_id))}")
+            ex(self.drop_trigger_ddl(quote_name(connection.dialect, trigger_name(table_id, kind))))
+        ex(f"DROP TABLE IF EXISTS {quote_name(connection.dialect, shadow_name(table_id))}")
 
     def uninstall(self, ex: Executor) -> None:
         """Drop every object whose name has the library's prefix, whichever version made it."""
         connection = self._require_online(ex, "remove tracking")
         found = self.own_objects(connection)
         for kind, name in sorted(found, key=lambda o: (_DROP_ORDER.get(o[0], 9), o[1])):
-            ex(f"DROP {kind} IF EXISTS {self._q(connection, name)}")
+            ex(f"DROP {kind} IF EXISTS {quote_name(connection.dialect, name)}")
 
     def installed_options(self, connection: Connection) -> TrackingOptions:
         return TrackingOptions(exclude=tuple(sorted(self._excluded(connection))))
 
     def has_marks(self, connection: Connection) -> bool:
-        return connection.exec_driver_sql(f"SELECT 1 FROM {DIRTY} LIMIT 1").first() is not None
+        return execute(connection, f"SELECT 1 FROM {DIRTY} LIMIT 1").first() is not None
 
     def upgrade_offline(self, ex: Executor) -> None:
         self._require_online(ex, "upgrade tracking")

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Connection, Dialect
 
 from .._connect import autocommit_connection, create_engine, safe_url
 from .._guard import check_database_name
+from .._sql import SQL, Statement, Value, execute, inline, message
 from ..errors import (
     ConfigurationError,
     NotInstalledError,
@@ -58,18 +59,25 @@ class TrackingOptions:
 
 @dataclass
 class Executor:
-    """Runs SQL for an operation: on a live connection, or into Alembic's ``--sql`` output."""
+    """Runs SQL for an operation: on a live connection, or into Alembic's ``--sql`` output.
+
+    Statements are rendered by :mod:`.._sql` for the path that runs them: parameters for the
+    driver online, literals in ``--sql`` output.
+    """
 
     dialect: Dialect
     run: Callable[[str], None]
     #: ``None`` in offline (``--sql``) mode.
     connection: Connection | None = None
-    #: Statements already run, for tests and debugging.
+    #: Statements already run (as rendered for the ``--sql`` output), for tests and debugging.
     log: list[str] = field(default_factory=list)
 
-    def __call__(self, sql: str) -> None:
-        self.log.append(sql)
-        self.run(sql)
+    def __call__(self, statement: Statement) -> None:
+        self.log.append(inline(statement, self.dialect))
+        if self.connection is not None:
+            execute(self.connection, statement)
+        else:
+            self.run(inline(statement, self.dialect))
 
     @property
     def offline(self) -> bool:
@@ -77,22 +85,20 @@ class Executor:
 
     @classmethod
     def for_connection(cls, connection: Connection) -> Executor:
-        def run(sql: str) -> None:
-            # The driver's own cursor, without parameters: no driver parses ``%`` then.
-            cursor = connection.connection.cursor()
-            try:
-                cursor.execute(sql)
-            finally:
-                cursor.close()
+        def run(sql: str) -> None:  # (not used online: __call__ executes the statement)
+            execute(connection, sql)
 
         return cls(connection.dialect, run, connection)
 
 
-def first_line(exc: BaseException) -> str:
-    """The driver's own message, first line, without SQLAlchemy's wrapping."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip()
-    return text.splitlines()[0] if text else type(orig).__name__
+def query_start(query: str, length: int = 80) -> str:
+    """The start of a query, on one line (for messages naming another session's query)."""
+    text = " ".join(query.split())
+    return text if len(text) <= length else text[: length - 3] + "..."
+
+
+#: What a failed reset's error means, for :meth:`Backend.explain`.
+LOCK_TIMEOUT, MISSING_TABLE, UNIQUE_CLASH = "lock timeout", "missing table", "unique clash"
 
 
 #: Said once, after the sessions, when one of them is idle in a transaction.
@@ -144,34 +150,6 @@ def check_installed_here(backend: Backend, connection: Connection, database: str
         )
 
 
-def call_routine(
-    connection: Connection, statement: str, more_results: bool = False
-) -> Callable[[], int]:
-    """A reset that calls the database-side routine on the raw DBAPI connection.
-
-    ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
-    overhead, which matters when the reset runs after every test. ``more_results``: the
-    statement returns further result sets to consume (``CALL`` on MySQL); only then is the
-    cursor's ``nextset()`` called (psycopg2 raises NotSupportedError for it, pg8000 has none).
-    """
-    dbapi = connection.connection.dbapi_connection
-    assert dbapi is not None
-
-    def reset() -> int:
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(statement)
-            row = cursor.fetchone()
-            if more_results:
-                while cursor.nextset():  # CALL on MySQL returns a trailing status result
-                    pass
-        finally:
-            cursor.close()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    return reset
-
-
 def require_installed(backend: Backend, connection: Connection, display: str) -> int:
     """The schema version of the tracking in ``connection``'s database; raises
     :class:`NotInstalledError` without tracking, :class:`VersionMismatchError` with another
@@ -197,7 +175,7 @@ def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[C
             try:
                 connection = engine.connect()
             except sa.exc.DBAPIError as exc:
-                errors.append(first_line(exc))
+                errors.append(message(exc))
                 continue
             with connection:
                 yield connection
@@ -211,13 +189,9 @@ def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[C
     )
 
 
-def quote(connection: Connection, name: str) -> str:
-    return connection.dialect.identifier_preparer.quote(name)
-
-
 def create_failed(url: URL, exc: BaseException) -> ConfigurationError:
     return ConfigurationError(
-        f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {first_line(exc)}. "
+        f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {message(exc)}. "
         "The URL's user needs the right to create databases (PostgreSQL: CREATEDB; MySQL: "
         "CREATE), or create the database yourself."
     )
@@ -329,15 +303,13 @@ class Backend(ABC):
             "`alembic -n cleandb upgrade heads` against the test database instead."
         )
 
+    def error_kind(self, exc: BaseException) -> str | None:
+        """What a driver error means (one of the kinds above), from its SQLSTATE (PostgreSQL)
+        or server error number (MySQL family); ``None``: nothing special."""
+        return None
 
-    #: Substrings of driver messages meaning "a tracked table is gone or was renamed".
-    missing_table_markers: ClassVar[tuple[str, ...]] = ()
-    #: Substrings of driver messages meaning "a lock wait timed out".
-    lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
-    #: Substrings of driver messages meaning "a unique value is still taken by another row".
-    unique_markers: ClassVar[tuple[str, ...]] = ()
     #: Substrings of messages meaning "a row of an untracked table references a row the reset
-    #: would remove" (MySQL family, SQLite: the reset's own check).
+    #: would remove" (MySQL family, SQLite: the reset's own check, whose message is ours).
     dangling_markers: ClassVar[tuple[str, ...]] = ("references a row a test wrote to",)
 
     def explain(
@@ -348,8 +320,9 @@ class Backend(ABC):
         With the reset's ``connection`` (still usable after most failures), a lock timeout
         also names the table and the sessions that hold locks on it.
         """
-        reason = first_line(exc)
-        if any(m in reason for m in self.lock_timeout_markers):
+        reason = message(exc)
+        kind = self.error_kind(exc)
+        if kind == LOCK_TIMEOUT:
             details = ""
             if connection is not None:
                 try:
@@ -363,7 +336,7 @@ class Backend(ABC):
             )
             if details:
                 hint = f"{details[0].upper()}{details[1:]}. {hint[0].upper()}{hint[1:]}"
-        elif any(m in reason for m in self.missing_table_markers):
+        elif kind == MISSING_TABLE:
             hint = (
                 "a tracked table was dropped or renamed outside migrations; every other table "
                 "was reset or keeps its dirty marks. Fix: rename it back; or run "
@@ -371,7 +344,7 @@ class Backend(ABC):
                 "under their new name (their current rows become their baseline); or recreate "
                 "the test database and run the migrations again"
             )
-        elif any(m in reason for m in self.unique_markers):
+        elif kind == UNIQUE_CLASH:
             hint = (
                 "a test left unique values swapped between baseline rows (row A took B's value "
                 "and B took A's), which a reset that restores rows in place cannot undo. "
@@ -415,10 +388,10 @@ class Backend(ABC):
     #: Maintenance databases to connect to for CREATE/DROP DATABASE (``None``: the server's
     #: default).
     maintenance: ClassVar[tuple[str | None, ...]] = (None,)
-    #: Finds a database by name (one parameter, ``%(name)s``).
-    exists_sql: ClassVar[str] = ""
-    #: Creates an empty database (``{name}``: the quoted name).
-    create_sql: ClassVar[str] = ""
+    #: Finds a database by name (``{}``: its name, as a value).
+    exists_sql: ClassVar[SQL] = SQL("")
+    #: Creates an empty database (``{}``: its name, as a name).
+    create_sql: ClassVar[SQL] = SQL("")
     #: Rows (schema or NULL, table) of every table with a ``version_num`` column: Alembic's
     #: version table, whatever ``version_table``/``version_table_schema`` named it.
     version_tables_sql: ClassVar[str] = ""
@@ -443,7 +416,7 @@ class Backend(ABC):
 
     def exists(self, url: URL) -> bool:
         with self._server(url) as c:
-            found = c.exec_driver_sql(self.exists_sql, {"name": self.database(url)}).scalar()
+            found = execute(c, self.exists_sql.format(Value(self.database(url)))).scalar()
         return found is not None
 
     def create_empty(self, url: URL) -> None:
@@ -451,7 +424,7 @@ class Backend(ABC):
         check_database_name(name, "create")
         with self._server(url) as c:
             try:
-                c.exec_driver_sql(self.create_sql.format(name=quote(c, name)))
+                execute(c, self.create_sql.format(name))
             except sa.exc.DBAPIError as exc:
                 raise create_failed(url, exc) from None
 

@@ -23,7 +23,6 @@ the server is asked at install and at every sync (:meth:`MySQLBackend.bind`).
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -33,6 +32,14 @@ from typing import Any, ClassVar
 from sqlalchemy.engine import URL, Connection
 
 from .._connect import autocommit_connection
+from .._sql import (
+    SQL,
+    Identifier,
+    driver_call,
+    error_number,
+    execute,
+    inline,
+)
 from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
     CONFIG,
@@ -45,7 +52,15 @@ from ._clientside import (
     shadow_name,
     trigger_name,
 )
-from .base import IDLE_IN_TRANSACTION, Executor, call_routine, create_failed, quote
+from .base import (
+    IDLE_IN_TRANSACTION,
+    LOCK_TIMEOUT,
+    MISSING_TABLE,
+    UNIQUE_CLASH,
+    Executor,
+    create_failed,
+    query_start,
+)
 
 PROCEDURES = ("cleandb_truncate",)
 TICKETS = "cleandb_tickets"
@@ -67,12 +82,6 @@ SEQUENCE = "cleandb_ticket_seq"
 #: MariaDB: how many times a DDL is tried with NOWAIT before the pending steps run first.
 NOWAIT_ATTEMPTS = 4
 BINLOG_ERROR = 1419  # "You do not have the SUPER privilege and binary logging is enabled"
-
-
-def _start(query: str, length: int = 80) -> str:
-    """The start of a query, on one line."""
-    text = " ".join(query.split())
-    return text if len(text) <= length else text[: length - 3] + "..."
 
 
 def _tickets_source(sequence: bool) -> str:
@@ -510,7 +519,7 @@ proc: BEGIN
     SET @cleandb_table = v_missing;
     SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
                                 ' doesn''t exist (dropped or renamed)'), 128);
-    SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message;
+    SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
   END IF;
   SELECT v_count;
 END"""
@@ -531,8 +540,17 @@ _TRIGGERS_LOCK = threading.Lock()
 
 class MySQLBackend(ClientSideBackend):
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
-    missing_table_markers = ("doesn't exist",)
-    lock_timeout_markers = ("Lock wait timeout",)
+    #: ER_NO_SUCH_TABLE (also what the reset procedure signals for a table gone),
+    #: ER_LOCK_WAIT_TIMEOUT, ER_DUP_ENTRY
+    ERROR_KINDS: ClassVar[dict[int, str]] = {
+        1146: MISSING_TABLE,
+        1205: LOCK_TIMEOUT,
+        1062: UNIQUE_CLASH,
+    }
+
+    def error_kind(self, exc: BaseException) -> str | None:
+        return self.ERROR_KINDS.get(error_number(exc) or 0)
+
     #: Tickets come from a SEQUENCE (MariaDB) or the tickets table's AUTO_INCREMENT (MySQL 8,
     #: which has no sequences). Decided by the server at install and at every sync.
     sequence: bool = False
@@ -542,11 +560,12 @@ class MySQLBackend(ClientSideBackend):
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         seconds = max(1, round(lock_timeout))
-        connection.exec_driver_sql(
-            f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}"
+        execute(
+            connection,
+            f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}",
         )
         if not self._mariadb(connection):  # the reset reads AUTO_INCREMENT counters
-            connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+            execute(connection, "SET SESSION information_schema_stats_expiry = 0")
 
     @staticmethod
     def _mariadb(connection: Connection) -> bool:
@@ -556,24 +575,26 @@ class MySQLBackend(ClientSideBackend):
 
     def lock_details(self, exc: BaseException, connection: Connection) -> str:
         # The procedure names the table it works on in @cleandb_table (already quoted).
-        table = connection.exec_driver_sql("SELECT @cleandb_table").scalar()
+        table = execute(connection, "SELECT @cleandb_table").scalar()
         rows: Sequence[Any]
         try:
-            rows = connection.exec_driver_sql(
+            rows = execute(
+                connection,
                 "SELECT t.trx_mysql_thread_id, p.USER, p.HOST, p.COMMAND, p.TIME, "
                 "t.trx_state, t.trx_started, COALESCE(t.trx_query, p.INFO) "
                 "FROM information_schema.INNODB_TRX t "
                 "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
                 "WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND p.DB = DATABASE() "
-                "ORDER BY t.trx_started LIMIT 5"
+                "ORDER BY t.trx_started LIMIT 5",
             ).fetchall()
             what = "sessions with an open transaction in this database"
         except Exception:  # INNODB_TRX needs the PROCESS privilege: the user's own sessions
             rows = [
                 (i, u, h, c, t, None, None, q)
-                for i, u, h, c, t, q in connection.exec_driver_sql(
+                for i, u, h, c, t, q in execute(
+                    connection,
                     "SELECT ID, USER, HOST, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST "
-                    "WHERE ID <> CONNECTION_ID() AND DB = DATABASE() LIMIT 5"
+                    "WHERE ID <> CONNECTION_ID() AND DB = DATABASE() LIMIT 5",
                 )
             ]
             what = "other sessions in this database (grant PROCESS to see their transactions)"
@@ -591,7 +612,7 @@ class MySQLBackend(ClientSideBackend):
             if started is not None:
                 text += f", transaction started {started}"
             if query:
-                text += f", query {_start(str(query))!r}"
+                text += f", query {query_start(str(query))!r}"
             sessions.append(text + f"; end it with KILL {thread})")
         if sessions:
             parts.append(f"{what}: " + "; ".join(sessions))
@@ -683,14 +704,15 @@ class MySQLBackend(ClientSideBackend):
         return (*self.bookkeeping_ddl, f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE} NOCACHE")
 
     def list_tables(self, connection: Connection) -> list[str]:
-        rows = connection.exec_driver_sql(
+        rows = execute(
+            connection,
             "SELECT TABLE_NAME FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
         )
         return [str(r[0]) for r in rows]
 
     def current_database(self, connection: Connection) -> str:
-        name = connection.exec_driver_sql("SELECT DATABASE()").scalar()
+        name = execute(connection, "SELECT DATABASE()").scalar()
         if name is None:
             raise CleanDBError(
                 "alembic-cleandb: the MySQL connection has no current database; "
@@ -705,20 +727,22 @@ class MySQLBackend(ClientSideBackend):
         if connection.dialect.name != "mariadb" and not getattr(
             connection.dialect, "is_mariadb", False
         ):
-            connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+            execute(connection, "SET SESSION information_schema_stats_expiry = 0")
         counters: dict[str, Any] = {
             str(n): c
-            for n, c in connection.exec_driver_sql(
+            for n, c in execute(
+                connection,
                 "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()"
+                "WHERE TABLE_SCHEMA = DATABASE()",
             )
         }
         columns: dict[str, list[str]] = {}
         keys: dict[str, str] = {}  # the AUTO_INCREMENT column of each table that has one
         binary: dict[str, list[str]] = {}
-        for table, column, extra, data_type in connection.exec_driver_sql(
+        for table, column, extra, data_type in execute(
+            connection,
             "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
         ):
             if not generated_column(str(extra)):
                 columns.setdefault(str(table), []).append(str(column))
@@ -743,21 +767,18 @@ class MySQLBackend(ClientSideBackend):
         # Re-inserting rows with their keys leaves the counter at the highest key + 1 only
         # with the default increment (Galera and multi-source setups change it).
         step = tuple(
-            connection.exec_driver_sql(
-                "SELECT @@auto_increment_increment, @@auto_increment_offset"
-            ).one()
+            execute(connection, "SELECT @@auto_increment_increment, @@auto_increment_offset").one()
         )
         states = []
         for name in names:
-            q = self._q(connection, name)
-            # (this one does go through the driver's %-formatting)
-            count = f"SELECT COUNT(*) FROM {q}".replace("%", "%%")
-            rows = int(connection.exec_driver_sql(count).scalar_one())
+            rows = int(
+                execute(connection, SQL("SELECT COUNT(*) FROM {}").format(name)).scalar_one()
+            )
             counter = counters.get(name)
             restored = None
             if rows and name in keys and step == (1, 1):
-                top = f"SELECT MAX({self._q(connection, keys[name])}) FROM {q}"
-                highest = connection.exec_driver_sql(top.replace("%", "%%")).scalar()
+                top = SQL("SELECT MAX({}) FROM {}").format(keys[name], name)
+                highest = execute(connection, top).scalar()
                 restored = None if highest is None else int(highest) + 1
             key = tuple(primary.get(name, ()))
             if not set(key) <= set(columns.get(name, ())):
@@ -952,35 +973,41 @@ class MySQLBackend(ClientSideBackend):
     def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
         found = [
             ("TRIGGER", str(name))
-            for (name,) in connection.exec_driver_sql(
+            for (name,) in execute(
+                connection,
                 "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
-                "WHERE TRIGGER_SCHEMA = DATABASE()"
+                "WHERE TRIGGER_SCHEMA = DATABASE()",
             )
         ]
         found += [
             (str(kind), str(name))
-            for name, kind in connection.exec_driver_sql(
+            for name, kind in execute(
+                connection,
                 "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES "
-                "WHERE ROUTINE_SCHEMA = DATABASE()"
+                "WHERE ROUTINE_SCHEMA = DATABASE()",
             )
         ]
         kinds = {"VIEW": "VIEW", "SEQUENCE": "SEQUENCE"}
         found += [
             (kinds.get(str(kind), "TABLE"), str(name))
-            for name, kind in connection.exec_driver_sql(
+            for name, kind in execute(
+                connection,
                 "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()"
+                "WHERE TABLE_SCHEMA = DATABASE()",
             )
         ]
         return [(kind, name) for kind, name in found if self.own_table(name)]
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
-        return call_routine(connection, "CALL cleandb_truncate()", more_results=True)
+        call = driver_call(connection, "CALL cleandb_truncate()")
+
+        def reset() -> int:
+            return int(call() or 0)
+
+        return reset
 
     def wrap_error(self, exc: Exception, database: str) -> Exception | None:
-        orig = getattr(exc, "orig", exc)
-        args = getattr(orig, "args", ())
-        if args and args[0] == BINLOG_ERROR:
+        if error_number(exc) == BINLOG_ERROR:
             return CleanDBError(
                 f"alembic-cleandb could not create triggers in database {database!r}: the server "
                 "has binary logging enabled and this user lacks SUPER (MySQL error 1419). Fix: "
@@ -991,12 +1018,12 @@ class MySQLBackend(ClientSideBackend):
         return None
 
     # -- whole test databases -----------------------------------------------------
-    exists_sql = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %(name)s"
+    exists_sql = SQL("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}")
+    create_sql = SQL("CREATE DATABASE IF NOT EXISTS {}")
     version_tables_sql: ClassVar[str] = (
         "SELECT NULL, TABLE_NAME FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'version_num' ORDER BY 2"
     )
-    create_sql = "CREATE DATABASE IF NOT EXISTS {name}"
 
     def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         """``copy`` as an image of ``base``, which the plugin has just reset: the copy's
@@ -1006,16 +1033,18 @@ class MySQLBackend(ClientSideBackend):
         connections at once, its triggers by one."""
         name = self.database(copy)
         with autocommit_connection(base) as src:
-            charset, collation = src.exec_driver_sql(
+            charset, collation = execute(
+                src,
                 "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
-                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()"
+                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()",
             ).one()
             plan = _CopyPlan.read(src)
             try:
-                _raw(
+                execute(
                     src,
-                    f"CREATE DATABASE {_quote(src, name)} CHARACTER SET {_word(charset)} "
-                    f"COLLATE {_word(collation)}",
+                    SQL("CREATE DATABASE {} CHARACTER SET {} COLLATE {}").format(
+                        name, SQL(_word(charset)), SQL(_word(collation))
+                    ),
                 )
             except Exception as exc:
                 raise create_failed(copy, exc) from None
@@ -1032,23 +1061,7 @@ class MySQLBackend(ClientSideBackend):
 
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}")
-
-
-def _quote(connection: Connection, name: str) -> str:
-    """Quoted for a statement run without parameters (no ``%`` doubling)."""
-    p = connection.dialect.identifier_preparer
-    return p.initial_quote + name.replace(p.escape_quote, p.escape_to_quote) + p.final_quote
-
-
-def _raw(connection: Connection, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on the driver's cursor without parameters (nothing parses ``%``)."""
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql)
-        return list(cursor.fetchall() or ())
-    finally:
-        cursor.close()
+            execute(c, SQL("DROP DATABASE IF EXISTS {}").format(self.database(url)))
 
 
 def _word(value: object) -> str:
@@ -1072,50 +1085,55 @@ class _CopyPlan:
 
     @classmethod
     def read(cls, src: Connection) -> _CopyPlan:
-        plan = cls(str(src.exec_driver_sql("SELECT DATABASE()").scalar()))
-        q = functools.partial(_quote, src)
+        plan = cls(str(execute(src, "SELECT DATABASE()").scalar()))
         columns: dict[str, list[str]] = {}
-        for table, column, extra in src.exec_driver_sql(
+        for table, column, extra in execute(
+            src,
             "SELECT TABLE_NAME, COLUMN_NAME, EXTRA FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
         ):
             if not generated_column(str(extra)):
-                columns.setdefault(str(table), []).append(q(str(column)))
-        for table, kind in src.exec_driver_sql(
+                columns.setdefault(str(table), []).append(str(column))
+        for table, kind in execute(
+            src,
             "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
+            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME",
         ):
             table = str(table)
             if kind == "VIEW":
-                ddl = _raw(src, f"SHOW CREATE VIEW {q(table)}")[0][1]
+                ddl = execute(src, SQL("SHOW CREATE VIEW {}").format(table)).one()[1]
                 plan.views.append((table, _DEFINER.sub("", str(ddl))))
                 continue
-            cols = ", ".join(columns.get(table, []))
+            cols = SQL(", ").join(columns.get(table, []))
+            insert = SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                table, cols, cols, Identifier(plan.database, table)
+            )
             plan.tables.append(
                 [
-                    str(_raw(src, f"SHOW CREATE TABLE {q(table)}")[0][1]),
-                    f"INSERT INTO {q(table)} ({cols}) "
-                    f"SELECT {cols} FROM {q(plan.database)}.{q(table)}",
+                    str(execute(src, SQL("SHOW CREATE TABLE {}").format(table)).one()[1]),
+                    inline(insert, src.dialect),
                 ]
             )
         by_table: dict[str, list[str]] = {}
-        for trigger, table in src.exec_driver_sql(
+        for trigger, table in execute(
+            src,
             "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
             "WHERE TRIGGER_SCHEMA = DATABASE() "
-            "ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER"
+            "ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
         ):
-            row = _raw(src, f"SHOW CREATE TRIGGER {q(str(trigger))}")[0]
+            row = execute(src, SQL("SHOW CREATE TRIGGER {}").format(str(trigger))).one()
             by_table.setdefault(str(table), []).extend(
                 [_sql_mode(row[1]), _DEFINER.sub("", str(row[2]))]
             )
         plan.triggers = list(by_table.values())
-        for routine, kind in src.exec_driver_sql(
+        for routine, kind in execute(
+            src,
             "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES "
-            "WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY ROUTINE_NAME"
+            "WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY ROUTINE_NAME",
         ):
             if kind not in ("PROCEDURE", "FUNCTION"):
                 continue
-            row = _raw(src, f"SHOW CREATE {kind} {q(str(routine))}")[0]
+            row = execute(src, SQL("SHOW CREATE {} {}").format(SQL(kind), str(routine))).one()
             plan.routines.append([_sql_mode(row[1]), _DEFINER.sub("", str(row[2]))])
         return plan
 

@@ -35,21 +35,35 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import URL, Connection
 
 from .._connect import safe_url
 from .._guard import allowed_name
+from .._sql import (
+    SQL,
+    Identifier,
+    Literal,
+    Value,
+    display_name,
+    driver_call,
+    execute,
+    inline,
+    sqlstate,
+)
 from ..errors import ConfigurationError
 from .base import (
     IDLE_IN_TRANSACTION,
+    LOCK_TIMEOUT,
+    MISSING_TABLE,
     SCHEMA_VERSION,
+    UNIQUE_CLASH,
     Backend,
     Executor,
     TrackingOptions,
-    call_routine,
     check_sync_target,
     create_failed,
-    quote,
+    query_start,
 )
 
 SCHEMA = "cleandb"
@@ -60,21 +74,16 @@ EVENT_TRIGGER = "cleandb_ddl"
 PENDING = "cleandb.sync_pending"
 
 
-def _start(query: str, length: int = 80) -> str:
-    """The start of a query, on one line."""
-    text = " ".join(query.split())
-    return text if len(text) <= length else text[: length - 3] + "..."
+_DIALECT = PGDialect()  # type: ignore[no-untyped-call]
 
 
-def literal(value: str | None) -> str:
-    """A PostgreSQL string literal (standard_conforming_strings), or NULL."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("'", "''") + "'"
+def literal(value: str | tuple[str, ...] | None) -> str:
+    """A PostgreSQL literal (standard_conforming_strings): a string, ``text[]`` or NULL."""
+    return inline(Literal(value), _DIALECT)
 
 
 def text_array(values: tuple[str, ...]) -> str:
-    return "ARRAY[" + ", ".join(literal(v) for v in values) + "]::text[]"
+    return literal(values)
 
 
 def _guard(action: str, allowed: str | None) -> str:
@@ -830,20 +839,27 @@ def uninstall_statements() -> list[str]:
 
 class PostgreSQLBackend(Backend):
     names: ClassVar[tuple[str, ...]] = ("postgresql",)
-    missing_table_markers = ("does not exist",)
-    lock_timeout_markers = ("lock timeout",)
-    unique_markers = ("duplicate key value violates unique constraint",)
+    #: undefined_table, lock_not_available (lock_timeout), unique_violation
+    ERROR_KINDS: ClassVar[dict[str, str]] = {
+        "42P01": MISSING_TABLE,
+        "55P03": LOCK_TIMEOUT,
+        "23505": UNIQUE_CLASH,
+    }
+
+    def error_kind(self, exc: BaseException) -> str | None:
+        return self.ERROR_KINDS.get(sqlstate(exc) or "")
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
-        connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+        execute(connection, SQL("SET lock_timeout = {}").format(Literal(int(lock_timeout * 1000))))
         # This connection only resets: no trigger fires for its writes where the role may say
         # so (the same test as cleandb.may_skip_triggers(), which a database without tracking
         # lacks). cleandb.reset() turns them back on where a foreign key needs its checks.
         may = _SUPERUSER
         if (connection.dialect.server_version_info or (0,)) >= (15,):
             may += f" OR {_GRANTED}"
-        connection.exec_driver_sql(
-            f"SELECT set_config('session_replication_role', 'replica', false) WHERE {may}"
+        execute(
+            connection,
+            f"SELECT set_config('session_replication_role', 'replica', false) WHERE {may}",
         )
 
     def install(self, ex: Executor, options: TrackingOptions) -> None:
@@ -880,25 +896,25 @@ class PostgreSQLBackend(Backend):
         return True
 
     def sync_pending(self, connection: Connection) -> bool:
-        found = connection.exec_driver_sql(f"SELECT to_regclass('{PENDING}')").scalar()
+        found = execute(connection, f"SELECT to_regclass('{PENDING}')").scalar()
         return found is not None
 
     def installed_options(self, connection: Connection) -> TrackingOptions:
-        schemas, excluded = connection.exec_driver_sql(
-            "SELECT schemas, excluded FROM cleandb.config"
+        schemas, excluded = execute(
+            connection, "SELECT schemas, excluded FROM cleandb.config"
         ).one()
         return TrackingOptions(
             schemas=tuple(schemas), exclude=tuple(excluded), allowed_database=allowed_name()
         )
 
     def has_marks(self, connection: Connection) -> bool:
-        return bool(connection.exec_driver_sql("SELECT EXISTS (SELECT FROM cleandb.dirty)").scalar())
+        return bool(execute(connection, "SELECT EXISTS (SELECT FROM cleandb.dirty)").scalar())
 
     def upgrade_offline(self, ex: Executor) -> None:
         ex(_UPGRADE_OFFLINE)
 
     def installed_database(self, connection: Connection) -> str | None:
-        name = connection.exec_driver_sql("SELECT database FROM cleandb.config").scalar()
+        name = execute(connection, "SELECT database FROM cleandb.config").scalar()
         return None if name is None else str(name)
 
     def lock_details(self, exc: BaseException, connection: Connection) -> str:
@@ -909,24 +925,27 @@ class PostgreSQLBackend(Backend):
         match = re.search(r'in relation "((?:[^"]|"")*)"', context)
         waited = match.group(1).replace('""', '"') if match else None
         rows = list(
-            connection.exec_driver_sql(
-                "SELECT DISTINCT ON (l.pid, l.relation) l.relation::regclass::text, l.mode, a.pid, "
-                "a.application_name, a.state, a.xact_start, a.query, "
-                "c.relname = %(waited)s AS waited, l.relation IN (SELECT relid FROM cleandb.dirty) "
-                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "JOIN pg_class c ON c.oid = l.relation "
-                "JOIN cleandb.tables t ON t.relid = l.relation "
-                "WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() "
-                "AND l.mode <> 'AccessShareLock' "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "ORDER BY l.pid, l.relation",
-                {"waited": waited},
+            execute(
+                connection,
+                SQL(
+                    "SELECT DISTINCT ON (l.pid, l.relation) l.relation::regclass::text, l.mode, "
+                    "a.pid, a.application_name, a.state, a.xact_start, a.query, "
+                    "c.relname = {} AS waited, l.relation IN (SELECT relid FROM cleandb.dirty) "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "JOIN pg_class c ON c.oid = l.relation "
+                    "JOIN cleandb.tables t ON t.relid = l.relation "
+                    "WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() "
+                    "AND l.mode <> 'AccessShareLock' "
+                    "AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "ORDER BY l.pid, l.relation"
+                ).format(Value(waited)),
             )
         )
         rows.sort(key=lambda r: (not r[7], not r[8], str(r[5])))
         parts = []
         if waited is not None:
-            quoted = connection.dialect.identifier_preparer.quote(waited)
+            quoted = display_name(connection.dialect, waited)
             parts.append(f"the reset was waiting for a lock on table {quoted}")
         # One entry per session, whatever the number of tables it holds locks on.
         by_pid: dict[Any, list[Any]] = {}
@@ -942,7 +961,7 @@ class PostgreSQLBackend(Backend):
                 tables += f" and {len(held) - 5} more"
             sessions.append(
                 f"pid {pid} (application {app!r}, {state}, transaction started {started}, "
-                f"holds locks on {tables}, last query {_start(str(query or ''))!r}; end it "
+                f"holds locks on {tables}, last query {query_start(str(query or ''))!r}; end it "
                 f"with SELECT pg_terminate_backend({pid}))"
             )
         if sessions:
@@ -953,24 +972,30 @@ class PostgreSQLBackend(Backend):
 
     def set_baseline(self, connection: Connection) -> None:
         routine = self._routine(connection, "cleandb_set_baseline")
-        connection.exec_driver_sql(f"SELECT {routine}()")
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
+        execute(connection, SQL("SELECT {}()").format(routine))
+        execute(connection, f"DROP TABLE IF EXISTS {PENDING}")
 
     def adopt(self, connection: Connection) -> None:
-        connection.exec_driver_sql("UPDATE cleandb.config SET database = current_database()")
+        execute(connection, "UPDATE cleandb.config SET database = current_database()")
 
     def installed_version(self, connection: Connection) -> int | None:
-        if connection.exec_driver_sql("SELECT to_regclass('cleandb.config')").scalar() is None:
+        if execute(connection, "SELECT to_regclass('cleandb.config')").scalar() is None:
             return None
-        version = connection.exec_driver_sql("SELECT schema_version FROM cleandb.config").scalar()
+        version = execute(connection, "SELECT schema_version FROM cleandb.config").scalar()
         return 0 if version is None else int(version)
 
     def current_database(self, connection: Connection) -> str:
-        return str(connection.exec_driver_sql("SELECT current_database()").scalar())
+        return str(execute(connection, "SELECT current_database()").scalar())
 
     def resetter(self, connection: Connection) -> Callable[[], int]:
-        statement = f"SELECT {self._routine(connection, 'cleandb_truncate')}()"
-        return call_routine(connection, statement)
+        call = driver_call(
+            connection, SQL("SELECT {}()").format(self._routine(connection, "cleandb_truncate"))
+        )
+
+        def reset() -> int:
+            return int(call() or 0)
+
+        return reset
 
     def own_schema(self, name: str | None) -> bool:
         return name == SCHEMA
@@ -985,9 +1010,10 @@ class PostgreSQLBackend(Backend):
         lists; ``marks`` is one of the two fixed strings below, never user input."""
         return [
             str(r[0])
-            for r in connection.exec_driver_sql(
+            for r in execute(
+                connection,
                 f"SELECT DISTINCT {self._DISPLAY} FROM {marks} "
-                "JOIN pg_class c ON c.oid = x.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                "JOIN pg_class c ON c.oid = x.relid JOIN pg_namespace n ON n.oid = c.relnamespace",
             )
         ]
 
@@ -998,13 +1024,14 @@ class PostgreSQLBackend(Backend):
         return self._names(connection, "cleandb.tables x")
 
     @staticmethod
-    def _routine(connection: Connection, name: str) -> str:
-        schema = connection.exec_driver_sql("SELECT routine_schema FROM cleandb.config").scalar()
-        quote = connection.dialect.identifier_preparer.quote
-        return f"{quote(str(schema))}.{name}"
+    def _routine(connection: Connection, name: str) -> Identifier:
+        schema = execute(connection, "SELECT routine_schema FROM cleandb.config").scalar()
+        return Identifier(str(schema), name)
 
     # -- whole test databases -----------------------------------------------------
-    IN_USE: ClassVar[str] = "55006"  # object_in_use: "source database ... is being accessed by other users"
+    IN_USE: ClassVar[str] = (
+        "55006"  # object_in_use: "source database ... is being accessed by other users"
+    )
 
     maintenance: ClassVar[tuple[str | None, ...]] = ("postgres", "template1")
     version_tables_sql: ClassVar[str] = (
@@ -1012,31 +1039,34 @@ class PostgreSQLBackend(Backend):
         "WHERE column_name = 'version_num' "
         "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
     )
-    exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
-    create_sql = "CREATE DATABASE {name}"
+    exists_sql = SQL("SELECT 1 FROM pg_database WHERE datname = {}")
+    create_sql = SQL("CREATE DATABASE {}")
 
     def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:
-            statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
+            statement = SQL("CREATE DATABASE {} TEMPLATE {}").format(name, template)
             # Our own sessions on the base (the first reset, the fingerprint) are closed, but a
             # server process ends a little after its client left, and CREATE DATABASE then
             # sleeps in steps of 100 ms: wait for them in steps of 5 ms instead (at most 1 s).
             settle = time.monotonic() + 1
             while (
                 time.monotonic() < settle
-                and c.exec_driver_sql(
-                    "SELECT 1 FROM pg_stat_activity WHERE datname = %(d)s LIMIT 1", {"d": template}
+                and execute(
+                    c,
+                    SQL("SELECT 1 FROM pg_stat_activity WHERE datname = {} LIMIT 1").format(
+                        Value(template)
+                    ),
                 ).first()
             ):
                 time.sleep(0.005)
             deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
                 try:
-                    c.exec_driver_sql(statement)
+                    execute(c, statement)
                     break
                 except sa.exc.DBAPIError as exc:
-                    in_use = getattr(exc.orig, "sqlstate", None) == self.IN_USE
+                    in_use = sqlstate(exc) == self.IN_USE
                     if in_use and time.monotonic() < deadline:
                         time.sleep(0.2)
                         continue
@@ -1047,10 +1077,12 @@ class PostgreSQLBackend(Backend):
 
     @staticmethod
     def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
-        sessions = c.exec_driver_sql(
-            "SELECT pid, coalesce(nullif(application_name, ''), '?'), "
-            "coalesce(client_addr::text, 'local') FROM pg_stat_activity WHERE datname = %(d)s",
-            {"d": template},
+        sessions = execute(
+            c,
+            SQL(
+                "SELECT pid, coalesce(nullif(application_name, ''), '?'), "
+                "coalesce(client_addr::text, 'local') FROM pg_stat_activity WHERE datname = {}"
+            ).format(Value(template)),
         ).fetchall()
         who = ", ".join(f"pid {p} ({app}, {addr})" for p, app, addr in sessions) or "none now"
         return ConfigurationError(
@@ -1063,11 +1095,13 @@ class PostgreSQLBackend(Backend):
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
             version = c.dialect.server_version_info or (0,)
-            force = " WITH (FORCE)" if version >= (13,) else ""
-            if not force:
-                c.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %(d)s AND pid <> pg_backend_pid()",
-                    {"d": self.database(url)},
+            force = SQL(" WITH (FORCE)" if version >= (13,) else "")
+            if version < (13,):
+                execute(
+                    c,
+                    SQL(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = {} AND pid <> pg_backend_pid()"
+                    ).format(Value(self.database(url))),
                 )
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}{force}")
+            execute(c, SQL("DROP DATABASE IF EXISTS {}{}").format(self.database(url), force))

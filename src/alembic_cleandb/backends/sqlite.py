@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Connection
 
 from .._connect import safe_url
 from .._guard import check_database_name
+from .._sql import SQL, Identifier, Literal, Value, error_number, execute, message
 from ..errors import ConfigurationError, ResetError
 from ._clientside import (
     CONFIG,
@@ -33,15 +34,33 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
+from .base import LOCK_TIMEOUT, MISSING_TABLE
+
+_SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED = 1, 5, 6
 
 
 class SQLiteBackend(ClientSideBackend):
     names: ClassVar[tuple[str, ...]] = ("sqlite",)
-    missing_table_markers = ("no such table",)
-    lock_timeout_markers = ("database is locked",)
+
+    def error_kind(self, exc: BaseException) -> str | None:
+        # SQLite's result codes (Python 3.11+ has them on the error); a missing table has
+        # only the generic SQLITE_ERROR, so there (and before 3.11) the message tells.
+        code = error_number(exc)
+        text = message(exc)
+        if code is None:
+            locked = "database is locked" in text or "database table is locked" in text
+        else:
+            locked = code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        if locked:
+            return LOCK_TIMEOUT
+        if (code is None or code & 0xFF == _SQLITE_ERROR) and "no such table" in text:
+            return MISSING_TABLE
+        return None
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+        execute(
+            connection, SQL("PRAGMA busy_timeout = {}").format(Literal(int(lock_timeout * 1000)))
+        )
 
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
         f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INTEGER NOT NULL, "
@@ -55,9 +74,10 @@ class SQLiteBackend(ClientSideBackend):
     )
 
     def list_tables(self, connection: Connection) -> list[str]:
-        rows = connection.exec_driver_sql(
+        rows = execute(
+            connection,
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
-            "ESCAPE '\\' ORDER BY name"
+            "ESCAPE '\\' ORDER BY name",
         )
         return [str(r[0]) for r in rows]
 
@@ -71,7 +91,7 @@ class SQLiteBackend(ClientSideBackend):
         return None  # a copied file keeps working, as the reset does not check it either
 
     def current_database(self, connection: Connection) -> str:
-        for _, name, path in connection.exec_driver_sql("PRAGMA database_list"):
+        for _, name, path in execute(connection, "PRAGMA database_list"):
             if name == "main":
                 # The file's name without directory and extension: /tmp/app_test.db -> app_test
                 return os.path.splitext(os.path.basename(path))[0] if path else ":memory:"
@@ -80,23 +100,23 @@ class SQLiteBackend(ClientSideBackend):
     def table_states(self, connection: Connection, names: Sequence[str]) -> list[TableState]:
         counters: dict[str, int] = {}
         if "sqlite_sequence" in {
-            r[0] for r in connection.exec_driver_sql("SELECT name FROM sqlite_master")
+            r[0] for r in execute(connection, "SELECT name FROM sqlite_master")
         }:
             counters = {
                 str(n): int(s)
-                for n, s in connection.exec_driver_sql("SELECT name, seq FROM sqlite_sequence")
+                for n, s in execute(connection, "SELECT name, seq FROM sqlite_sequence")
             }
         states = []
         for name in names:
-            q = self._q(connection, name)
+            q = Identifier(name)
             autoincrement = self._has_autoincrement(connection, name)
             # table_xinfo's "hidden" is 2 or 3 for generated columns.
             columns = tuple(
                 str(r[1])
-                for r in connection.exec_driver_sql(f"PRAGMA table_xinfo({q})")
+                for r in execute(connection, SQL("PRAGMA table_xinfo({})").format(q))
                 if r[6] in (0, 1)
             )
-            rows = int(connection.exec_driver_sql(f"SELECT COUNT(*) FROM {q}").scalar_one())
+            rows = int(execute(connection, SQL("SELECT COUNT(*) FROM {}").format(q)).scalar_one())
             states.append(
                 TableState(
                     name=name,
@@ -151,8 +171,11 @@ class SQLiteBackend(ClientSideBackend):
 
     @staticmethod
     def _has_autoincrement(connection: Connection, name: str) -> bool:
-        sql = connection.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        sql = execute(
+            connection,
+            SQL("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = {}").format(
+                Value(name)
+            ),
         ).scalar()
         return "AUTOINCREMENT" in str(sql or "").upper()
 
@@ -181,8 +204,8 @@ class SQLiteBackend(ClientSideBackend):
     def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
         return [
             (str(kind).upper(), str(name))
-            for kind, name in connection.exec_driver_sql(
-                "SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"
+            for kind, name in execute(
+                connection, "SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"
             )
             if self.own_table(str(name))
         ]
@@ -227,7 +250,10 @@ class SQLiteBackend(ClientSideBackend):
             # that stamps inserted rows does not rewrite restored seed rows.
             dropped: list[str] = []
             try:
-                dbapi.execute("BEGIN IMMEDIATE")
+                # Inside a transaction of the caller's (clean(connection) in a transaction),
+                # the reset joins it; otherwise it takes the write lock up front.
+                joined = dbapi.in_transaction
+                dbapi.execute("SAVEPOINT cleandb_reset" if joined else "BEGIN IMMEDIATE")
                 try:
                     for _ in range(MAX_PASSES):
                         written = [str(row[1]) for row in dirty if row[7]]
@@ -269,9 +295,13 @@ class SQLiteBackend(ClientSideBackend):
                     for sql in dropped:
                         dbapi.execute(sql)
                 except BaseException:
-                    dbapi.execute("ROLLBACK")
+                    if joined:
+                        dbapi.execute("ROLLBACK TO cleandb_reset")
+                        dbapi.execute("RELEASE cleandb_reset")
+                    else:
+                        dbapi.execute("ROLLBACK")
                     raise
-                dbapi.execute("COMMIT")
+                dbapi.execute("RELEASE cleandb_reset" if joined else "COMMIT")
             finally:
                 if foreign_keys:
                     dbapi.execute("PRAGMA foreign_keys = ON")

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .._connect import app_url, normalize_url, safe_url
 from .._guard import temporary_env
+from .._sql import message
 from ..backends import backend_for_url
 from ..environment import EXPECTED_URL, enable
 from ..errors import CleanDBError, ConfigurationError
@@ -59,7 +60,7 @@ def migrate(url: str, ini: Path, section: str | None, url_env: str | None = None
     except configparser.Error as exc:
         raise ConfigurationError(
             f"alembic-cleandb: {str(ini)!r} (cleandb_migrate) is not a valid ini file: "
-            f"{_first_line(exc)}. Fix the file, or point cleandb_migrate at your alembic.ini"
+            f"{message(exc)}. Fix the file, or point cleandb_migrate at your alembic.ini"
         ) from None
     if config.get_main_option("script_location") is None and (ini.parent / "env.py").is_file():
         # Flask-Migrate's layout: migrations/alembic.ini, beside env.py, with no
@@ -83,10 +84,10 @@ def _upgrade(url: str, config: Config, ini: str, root: Path, url_env: str | None
     except CleanDBError:
         raise
     except (CommandError, DBAPIError) as exc:
-        raise ConfigurationError(f"alembic-cleandb: {where} failed: {_first_line(exc)}") from exc
+        raise ConfigurationError(f"alembic-cleandb: {where} failed: {message(exc)}") from exc
     except Exception as exc:  # raised by the project's env.py or a migration
         raise ConfigurationError(
-            f"alembic-cleandb: {where} failed: {type(exc).__name__}: {_first_line(exc)}"
+            f"alembic-cleandb: {where} failed: {type(exc).__name__}: {message(exc)}"
             f"{_project_frame(exc, root)}. Fix it there; `alembic -n cleandb upgrade "
             "heads` (or the section you use) shows the whole traceback"
         ) from exc
@@ -135,11 +136,6 @@ def migrate_url(
             )
         migrate(text, ini, section, url_env)
     return text
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _project_frame(exc: BaseException, root: Path) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from .._connect import connect, create_engine
+from .._sql import SQL, Identifier, execute
 from ..backends import backend_for
 from ..backends.base import ALWAYS_EXCLUDED
 
@@ -44,16 +45,6 @@ _ALL_TABLES: dict[str, str] = {
 _ALL_TABLES["mariadb"] = _ALL_TABLES["mysql"]
 
 
-def _fetch(connection: Connection, sql: str) -> list[Any]:
-    """Rows of ``sql`` run on the driver's cursor without parameters (no ``%`` parsing)."""
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
 def _display(schema: str | None, name: str) -> str:
     return name if schema is None else f"{schema}.{name}"
 
@@ -76,21 +67,22 @@ class Probe:
     def _untracked_counts(self) -> dict[str, int]:
         c = self._connection
         tracked = set(self.backend.tracked_tables(c))
-        quote = c.dialect.identifier_preparer.quote
         untracked = [
             (schema, name)
-            for schema, name in _fetch(c, self._tables_sql)
+            for schema, name in execute(c, self._tables_sql)
             if _display(schema, name) not in tracked
             and not self.backend.own_table(name)
             and name not in ALWAYS_EXCLUDED
         ]
         if not untracked:
             return {}
-        counts = ", ".join(
-            f"(SELECT COUNT(*) FROM {quote(name) if s is None else quote(s) + '.' + quote(name)})"
+        counts = SQL(", ").join(
+            SQL("(SELECT COUNT(*) FROM {})").format(
+                Identifier(name) if s is None else Identifier(s, name)
+            )
             for s, name in untracked
         )
-        row = _fetch(c, f"SELECT {counts}")[0]
+        row = execute(c, SQL("SELECT {}").format(counts)).one()
         return {_display(s, n): int(v) for (s, n), v in zip(untracked, row)}
 
     def untracked_writes(self) -> list[tuple[str, int | None, int]]:

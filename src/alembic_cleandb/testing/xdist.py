@@ -16,8 +16,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 
 from .._connect import connect, create_engine, safe_url
 from .._guard import allowed_name, is_test_database
+from .._sql import SQL, Identifier, execute, message
 from ..backends import Backend, backend_for, backend_for_url
-from ..backends.base import quote
 from ..errors import CleanDBError, ConfigurationError
 
 __all__ = ["WORKER_DBS", "worker_url", "prepare", "drop", "allowance", "fingerprint"]
@@ -68,7 +68,7 @@ def prepare_one(
     except CleanDBError:
         raise
     except Exception as exc:  # SQLAlchemy's, or the driver's own from a raw cursor
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = message(exc)
         raise ConfigurationError(
             f"alembic-cleandb: cannot copy {safe_url(base)!r} to {safe_url(copy)!r} for "
             f"pytest-xdist worker {worker_id}: {reason}"
@@ -145,11 +145,9 @@ def alembic_heads(connection: Connection, backend: Backend) -> list[str]:
     ``alembic_version``.
     """
     tables: dict[str, list[str]] = {}
-    for schema, table in connection.exec_driver_sql(backend.version_tables_sql):
-        name = quote(connection, str(table))
-        if schema is not None:
-            name = f"{quote(connection, str(schema))}.{name}"
-        rows = connection.exec_driver_sql(f"SELECT version_num FROM {name}")
+    for schema, table in execute(connection, backend.version_tables_sql):
+        name = Identifier(str(table)) if schema is None else Identifier(str(schema), str(table))
+        rows = execute(connection, SQL("SELECT version_num FROM {}").format(name))
         heads = sorted(str(r[0]) for r in rows)
         if any(h.startswith("cleandb_") for h in heads):
             return heads
