@@ -4,11 +4,15 @@ next test starts from the baseline (or the run stops, with ``cleandb_on_failure 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from alembic_cleandb import Cleaner, ResetError, clean
-from reliability_helpers import connection, marks, q
+from alembic_cleandb.cleaner import DEFAULT_LOCK_TIMEOUT
+from reliability_helpers import PATIENCE, connection, marks, q
 
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 
@@ -75,14 +79,34 @@ def test_a_lock_left_open_fails_the_reset_naming_table_and_session(
 
 @SERVERS
 def test_clean_waits_no_longer_than_its_lock_timeout(migrated: str) -> None:
+    """``lock_timeout=1`` makes clean() give up after about a second, where the library's
+    default (5 s) or the server's (PostgreSQL: forever; MariaDB: 50 s) would wait longer. The
+    bound has a wide margin (a hang guard, not a speed test): the call fails the test only if
+    the wait clearly exceeded 1 s, i.e. it came from another timeout than the one passed."""
+    assert DEFAULT_LOCK_TIMEOUT >= 5  # (the bound below must tell the two apart)
     with connection(migrated) as c:
         c.execute(sa.text(f"INSERT INTO {q(c, 'user')} (name) VALUES ('leaked')"))
         c.commit()
         c.execute(sa.text(f"UPDATE {q(c, 'user')} SET name = 'locked'"))
-        with pytest.raises(ResetError, match="lock"):
-            clean(migrated, lock_timeout=1)
+        outcome: list[BaseException] = []
+        started = time.monotonic()
+        waiter = threading.Thread(target=_clean_capturing, args=(migrated, outcome), daemon=True)
+        waiter.start()
+        waiter.join(PATIENCE)  # never hang, even if the timeout were ignored entirely
+        waited = time.monotonic() - started
         c.rollback()
+        waiter.join(PATIENCE)
+    assert len(outcome) == 1 and isinstance(outcome[0], ResetError), outcome
+    assert "lock" in str(outcome[0]).lower()
+    assert 0.9 <= waited < DEFAULT_LOCK_TIMEOUT - 1, f"clean(lock_timeout=1) waited {waited:.1f} s"
     assert clean(migrated) == 1
+
+
+def _clean_capturing(url: str, outcome: list[BaseException]) -> None:
+    try:
+        clean(url, lock_timeout=1)
+    except BaseException as exc:  # (handed to the test's thread)
+        outcome.append(exc)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
