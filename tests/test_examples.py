@@ -13,6 +13,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs the example's pytest in a subprocess
+
 SHOP = ROOT / "examples" / "shop"
 
 

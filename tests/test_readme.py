@@ -93,4 +93,4 @@ def test_b():
     assert tuple(_insert()) == (1, 1)
 """
     )
-    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+    pytester.runpytest().assert_outcomes(passed=2)

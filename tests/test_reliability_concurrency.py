@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from alembic_cleandb import clean, mysql
 from reliability_helpers import PATIENCE, connection, counters, full_dump, marks, q
 
+pytestmark = pytest.mark.slow  # exhaustive, threads, both isolation levels, every backend
+
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 ISOLATION = ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
 

@@ -18,6 +18,8 @@ from alembic_cleandb._base import backend_for
 from conftest import Databases, alembic_config, server_engine, upgrade
 from reliability_helpers import ENTRY_POINTS, connection, engine, entry_points, full_dump, marks, q
 
+pytestmark = pytest.mark.slow  # exhaustive, every entry point on every server
+
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 
 

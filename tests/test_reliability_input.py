@@ -19,6 +19,8 @@ from alembic_cleandb import (
 from conftest import alembic_config, upgrade
 from reliability_helpers import ENTRY_POINTS, connection, engine, entry_points, full_dump, marks, q
 
+pytestmark = pytest.mark.slow  # exhaustive, every entry point with every mistake
+
 SECRET = "s3cret-pw"
 
 
@@ -199,7 +201,7 @@ def test_a_table_renamed_behind_the_trackers_back(backend: str, migrated: str) -
 def test_the_plugin_turns_bad_urls_into_usage_errors(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ncleandb_urls = not a url\n")
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*is not a database URL*"])
 
@@ -208,7 +210,7 @@ def test_the_plugin_stops_on_an_unreachable_database(pytester: pytest.Pytester) 
     url = f"postgresql://postgres:{SECRET}@127.0.0.1:1/nothing_test"
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\n")
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert "cannot connect to" in output and SECRET not in output

@@ -14,6 +14,8 @@ from alembic_cleandb import Cleaner, ResetError, clean
 from alembic_cleandb.cleaner import DEFAULT_LOCK_TIMEOUT
 from reliability_helpers import PATIENCE, connection, marks, q
 
+pytestmark = pytest.mark.slow  # waits for lock timeouts; runs pytest
+
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 
 # (table, a statement that leaves a lock on it, the words of the reset statement that waits)
@@ -156,14 +158,23 @@ def test_b_starts_from_the_baseline():
 """
 
 # The leaked connection is closed before test_b's setup: only the reset stands between the two.
+# (And at the end of the session, when the run stopped before test_b: the inner run happens in
+# this process, where an open transaction would keep the database from being dropped.)
 LEAKY_CONFTEST = """
 import pytest
+
+def _close_leaked(module):
+    for c in getattr(module, "LEAKED", []):
+        c.close()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if item.name == "test_b_starts_from_the_baseline":
-        for c in getattr(item.module, "LEAKED", []):
-            c.close()
+        _close_leaked(item.module)
+
+def pytest_sessionfinish(session):
+    for item in session.items:
+        _close_leaked(item.module)
 """
 
 
@@ -181,7 +192,7 @@ def test_plugin_fails_the_teardown_then_the_next_test_starts_from_the_baseline(
 ) -> None:
     monkeypatch.setenv("LEAKY_URL", migrated)
     _leaky_project(pytester, migrated, "fail")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_a_leaves_a_transaction_open*"])
     result.stdout.fnmatch_lines(["*alembic-cleandb: resetting * failed: *"])
@@ -196,7 +207,7 @@ def test_plugin_on_failure_exit_stops_the_run(
 ) -> None:
     monkeypatch.setenv("LEAKY_URL", migrated)
     _leaky_project(pytester, migrated, "exit")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*Exit: alembic-cleandb: resetting * failed: *"])
     assert "test_b_starts_from_the_baseline PASSED" not in result.stdout.str()
