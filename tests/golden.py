@@ -2,9 +2,10 @@
 such as MySQL 8's).
 
 A change to emitted SQL makes these tests fail with a diff. If the change is intended,
-regenerate the files and review them like code::
+regenerate the files (every test using them has "golden" in its name) and review them like
+code::
 
-    CLEANDB_REGENERATE_GOLDEN=1 python -m pytest tests/test_mysql_speed.py tests/test_sql.py
+    CLEANDB_REGENERATE_GOLDEN=1 python -m pytest -k golden
     git diff tests/golden
 """
 
