@@ -5,7 +5,7 @@
 - drop:    ``Operations(...).drop_clean_tracking()`` + commit
 - reset:   ``alembic_cleandb.Cleaner(url).reset()`` (PostgreSQL ``SELECT cleandb_truncate()``,
            MariaDB ``CALL cleandb_truncate()`` on its raw DBAPI connection)
-- pytest:  pytest11 entry point ``alembic_cleandb.pytest_plugin`` configured by the ini
+- pytest:  pytest11 entry point ``alembic_cleandb.testing.plugin`` configured by the ini
            option ``cleandb_urls``.
 """
 
@@ -104,7 +104,7 @@ class Resetter:
 
 
 # ------------------------------------------------------------------ pytest plugin
-PLUGIN_MODULE = "alembic_cleandb.pytest_plugin"
+PLUGIN_MODULE = "alembic_cleandb.testing.plugin"
 
 
 def plugin_unavailable_reason() -> str | None:

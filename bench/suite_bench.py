@@ -139,6 +139,7 @@ class SuiteStrategy:
     addopts: list[str] = field(default_factory=list)
     unavailable: str | None = None
     n_tests: int | None = None  # run only the first n tests (None: all)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment of its runs
 
 
 def generate_tests(
@@ -213,6 +214,7 @@ def run_once(d: str, strat: SuiteStrategy) -> dict[str, Any]:
     # Same start-up cost in both venvs: no entry-point plugins (hypothesis, xdist, ...);
     # the plugin under test is loaded explicitly with -p (the module its pytest11 entry names).
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env.update(strat.env)
     cmd = [strat.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *strat.addopts]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True)
@@ -295,3 +297,167 @@ def project(results: dict[str, Any], name: str, floor_sub: str, total_tests: int
 
 def python_main() -> str:
     return sys.executable
+
+
+# ------------------------------------------------------------------------- xdist mode
+XDIST_DOC = """xdist mode: what the plugin adds to a pytest-xdist run.
+
+    .venv/bin/python bench/suite_bench.py --xdist --backend postgresql,mariadb --tables 60
+
+One tracked database of ``tables`` generated tables (``cleandb_bench_test_xdist``), one
+generated suite (``tests`` tests, each writing 3 rows to 1-3 tables on the worker's database),
+and these runs, interleaved round-robin, each a fresh ``python -m pytest`` with xdist loaded:
+
+- n0:          our plugin, ``-n 0`` (no workers: the floor of a plugin run);
+- n2:          our plugin, ``-n 2`` (default ``recreate``: copies made and dropped each run);
+- n2_reuse:    our plugin, ``-n 2``, ``cleandb_worker_dbs = reuse`` (copies from the previous
+               run kept: one untimed warm-up run makes them);
+- xdist_alone: ``-n 2`` without our plugin, both workers on the one database, no cleanup; its
+               conftest imports SQLAlchemy (an application migrated with Alembic does, and
+               the plugin does: importing it costs every process ~0.3 s).
+
+The plugin's cost over xdist's own is ``n2 - xdist_alone``, taken within each round and then
+the median (goal: 0.6 s on PostgreSQL, 1.5 s on MariaDB); it includes the per-test resets, so
+``n0`` is printed too. The database is reset
+before each run (untimed). Medians over ``runs`` runs, with the load average.
+"""
+
+
+def xdist_main(argv: list[str]) -> int:
+    import argparse
+    import json
+
+    import ours
+    from schema import build_schema, create_schema
+
+    from alembic_cleandb.testing import xdist as _xdist
+
+    p = argparse.ArgumentParser(
+        description=XDIST_DOC, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--xdist", action="store_true", required=True)
+    p.add_argument("--backend", default="postgresql,mariadb")
+    p.add_argument("--tables", type=int, default=60)
+    p.add_argument("--tests", type=int, default=60)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default=None, help="write the figures as JSON here")
+    p.add_argument("--root", default=None, help="where the suites go (default: a temp dir)")
+    p.add_argument(
+        "--before-src",
+        default=None,
+        help="another checkout's src/ (e.g. `git archive <commit> src`): adds n2_before, "
+        "the n2 run with that code first on PYTHONPATH, interleaved with the others",
+    )
+    args = p.parse_args(argv)
+    import tempfile
+
+    root = args.root or tempfile.mkdtemp(prefix="cleandb_xdist_bench_")
+    report: dict[str, Any] = {"tables": args.tables, "tests": args.tests, "load": []}
+    for name in args.backend.split(","):
+        b = Backend.create(name)
+        db = "cleandb_bench_test_xdist"
+        url = b.sa_url(db).render_as_string(hide_password=False)
+        schema = build_schema(args.tables, seed=args.seed + 7)
+        b.create_database(db)
+        create_schema(b.engine(db), schema)
+        ours.install(b.engine(db))
+        b.settle([db])
+        tests = generate_tests(b, schema, args.tests, args.seed)
+        ini = [*ours.plugin_ini_lines(url), "cleandb_url_env = CLEANDB_BENCH_URL"]
+        xdist = ["-p", "xdist.plugin"]
+        strats = [
+            SuiteStrategy(
+                "n0",
+                python_main(),
+                ini=ini,
+                conftest_extra=CONFTEST_WORKER_URL,
+                addopts=[*ours.plugin_args(), *xdist, "-n", "0"],
+            ),
+            SuiteStrategy(
+                "n2",
+                python_main(),
+                ini=ini,
+                conftest_extra=CONFTEST_WORKER_URL,
+                addopts=[*ours.plugin_args(), *xdist, "-n", "2"],
+            ),
+            SuiteStrategy(
+                "n2_reuse",
+                python_main(),
+                ini=[*ini, "cleandb_worker_dbs = reuse"],
+                conftest_extra=CONFTEST_WORKER_URL,
+                addopts=[*ours.plugin_args(), *xdist, "-n", "2"],
+            ),
+            # An application migrated with Alembic imports SQLAlchemy, as the plugin does.
+            SuiteStrategy(
+                "xdist_alone",
+                python_main(),
+                conftest_extra="import sqlalchemy\n",
+                addopts=[*xdist, "-n", "2"],
+            ),
+        ]
+        if args.before_src:
+            strats.append(
+                SuiteStrategy(
+                    "n2_before",
+                    python_main(),
+                    ini=ini,
+                    conftest_extra=CONFTEST_WORKER_URL,
+                    addopts=[*ours.plugin_args(), *xdist, "-n", "2"],
+                    env={"PYTHONPATH": os.path.abspath(args.before_src)},
+                )
+            )
+        dirs = {
+            s.name: write_suite(os.path.join(root, name), s, b, db, tests, files=10) for s in strats
+        }
+
+        def reset(b: Backend = b, db: str = db) -> None:
+            r = ours.Resetter(b, db)
+            try:
+                r()
+            finally:
+                r.close()
+
+        copies = [_xdist.worker_url(url, w) for w in ("gw0", "gw1")]
+        try:
+            reset()
+            warm = run_once(dirs["n2_reuse"], strats[2])  # makes the reused copies
+            if warm["rc"] != 0:
+                print("warm-up failed:", warm.get("error"), flush=True)
+            report["load"].append(os.getloadavg())
+            results = run_suites(dirs, strats, {s.name: reset for s in strats}, args.runs, 1e9)
+            report["load"].append(os.getloadavg())
+        finally:
+            _xdist.drop(copies)
+            b.drop_database(db)
+            b.dispose()
+        med = {k: v.get("median_s") for k, v in results.items()}
+        # Paired by round (both runs of a round see about the same load), then the median.
+        pairs = [
+            a["wall_s"] - b["wall_s"]
+            for a, b in zip(results["n2"].get("runs", []), results["xdist_alone"].get("runs", []))
+            if a["rc"] == 0 and b["rc"] == 0
+        ]
+        over = statistics.median(pairs) if pairs else None
+        goal = 0.6 if name == "postgresql" else 1.5
+        print(
+            f"{name}: medians "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in med.items() if v is not None)
+            + (
+                f"; plugin over xdist alone {over:+.2f} s (goal {goal} s: "
+                f"{'met' if over <= goal else 'MISSED'})"
+                if over is not None
+                else ""
+            ),
+            flush=True,
+        )
+        report[name] = {"results": results, "median_s": med, "plugin_over_xdist_s": over}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    raise SystemExit(xdist_main(sys.argv[1:]))

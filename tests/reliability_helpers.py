@@ -13,8 +13,8 @@ from sqlalchemy.pool import NullPool
 
 import alembic_cleandb
 from alembic_cleandb import Cleaner
-from alembic_cleandb._base import backend_for
 from alembic_cleandb._connect import normalize_url
+from alembic_cleandb.backends import backend_for
 
 #: How long a helper waits for something another thread or process must do (a hang guard,
 #: never an assertion on speed).

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from alembic_cleandb.pytest_plugin import OPTIONS
+from alembic_cleandb.testing.plugin import OPTIONS
 from conftest import ROOT
 
 DOCS = ROOT / "docs"
@@ -27,7 +27,7 @@ def _words(text: str) -> str:
 
 def messages() -> list[str]:
     found = []
-    for path in sorted(SRC.glob("*.py")):
+    for path in sorted(SRC.rglob("*.py")):
         for match in RAISE.finditer(path.read_text()):
             if match.group("kind") in BUILTIN:  # Python's own protocol errors, not ours
                 continue

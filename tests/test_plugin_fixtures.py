@@ -158,7 +158,7 @@ def test_header_names_each_database_without_password(
     result.stdout.fnmatch_lines(
         [
             f"cleandb: {where} ({backend}, tracking schema v{SCHEMA_VERSION}, "
-            "alembic 0002,cleandb_0001)"
+            "alembic 0002,cleandb_0003)"
         ]
     )
     assert "s3cret" not in result.stdout.str() + result.stderr.str()

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from alembic_cleandb._databases import admin_for
+from alembic_cleandb.backends import backend_for_url
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
@@ -37,21 +37,21 @@ def _new_url(databases) -> str:
     if databases.backend == "sqlite":
         return f"sqlite:///{databases.tmp_path / (name + '.db')}"
     url = databases.create(name)
-    admin_for(url).drop(sa.make_url(url))
+    backend_for_url(url).drop(sa.make_url(url))
     return url
 
 
 @pytest.mark.parametrize("section", ["cleandb", None], ids=["cleandb-section", "enable"])
 def test_migrate_creates_and_migrates(pytester: pytest.Pytester, databases, section) -> None:
     url = _new_url(databases)
-    assert not admin_for(url).exists(sa.make_url(url))
+    assert not backend_for_url(url).exists(sa.make_url(url))
     target = f"{ROOT / 'alembic.ini'}" + (f":{section}" if section else "")
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\ncleandb_migrate = {target}\n")
     pytester.makepyfile(test_mig=TESTS)
     result = pytester.runpytest()
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["cleandb: * alembic 0002,cleandb_0001)"])
-    assert admin_for(url).exists(sa.make_url(url))
+    result.stdout.fnmatch_lines(["cleandb: * alembic 0002,cleandb_0002)"])
+    assert backend_for_url(url).exists(sa.make_url(url))
     # Again, now with nothing to do, and with workers copying the migrated database.
     pytester.runpytest("-n", "2").assert_outcomes(passed=4)
 
@@ -95,4 +95,4 @@ def test_migrate_never_creates_a_database_without_test_in_its_name(
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: alembic-cleandb refuses to create database *_prod*"])
-    assert not admin_for(url).exists(sa.make_url(url))
+    assert not backend_for_url(url).exists(sa.make_url(url))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alembic_cleandb.pytest_plugin import OPTIONS, Settings, settings_key, state_key
+from alembic_cleandb.testing.plugin import OPTIONS, Settings, settings_key, state_key
 
 pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
 

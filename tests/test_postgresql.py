@@ -11,7 +11,7 @@ from alembic.operations import Operations
 
 import alembic_cleandb
 import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
-from alembic_cleandb._base import backend_for
+from alembic_cleandb.backends import backend_for
 from conftest import Databases, upgrade
 from dbutil import connect, count, execute, rows
 
@@ -220,10 +220,11 @@ def _fk_open(url: str) -> bool:
         return bool(c.execute(sa.text("SELECT fk_open FROM cleandb.config")).scalar())
 
 
-def test_a_foreign_key_from_an_untracked_table_keeps_the_checks_on(pg: str) -> None:
+def test_a_foreign_key_from_an_untracked_table_is_checked_row_by_row(pg: str) -> None:
     """billing is not a tracked schema: its rows may reference rows a test wrote to a tracked
-    table, so the reset keeps foreign-key checks on - it refuses to leave a dangling reference
-    and keeps its marks - until that constraint is gone and tracking is synced."""
+    table, so the reset checks that constraint after its statement - it refuses to leave a
+    dangling reference and keeps its marks - until that constraint is gone and tracking is
+    synced."""
     assert not _fk_open(pg)
     execute(
         pg, 'CREATE TABLE billing.note (id serial PRIMARY KEY, user_id bigint REFERENCES "user")'

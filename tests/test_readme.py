@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -50,38 +49,41 @@ def test_programmatic_install_example(tmp_path: Path, monkeypatch) -> None:
     assert alembic_cleandb.clean(url) == 0  # tracking is installed
 
 
+MIGRATION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("t", sa.Column("id", sa.Integer(), primary_key=True))
+
+
+def downgrade():
+    op.drop_table("t")
+"""
+
+
 def test_conftest_example(pytester: pytest.Pytester, monkeypatch) -> None:
+    """The README's conftest.py, as it is, in a project made by `init`: the database is
+    created and migrated at run time, and the application's engine reads DATABASE_URL."""
     monkeypatch.chdir(pytester.path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     cli(["init", "migrations"])
-    url = f"sqlite:///{pytester.path / 'app_test.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    pytester.makeconftest(
-        textwrap.dedent(
-            f"""
-            import types
-
-            import pytest
-            from alembic import command
-            from alembic.config import Config
-            import alembic_cleandb
-
-            @pytest.fixture(scope="session")
-            def migrated_test_database():
-                command.upgrade(alembic_cleandb.enable(Config("alembic.ini")), "heads")
-                with __import__("sqlalchemy").create_engine({url!r}).begin() as c:
-                    c.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)")
-                alembic_cleandb.sync({url!r})
-                return types.SimpleNamespace(url={url!r})
-            """
-        )
-        + block("def cleandb_urls(")
-    )
+    (pytester.path / "migrations" / "versions" / "0001_t.py").write_text(MIGRATION)
+    pytester.makeconftest(block("def cleandb_urls("))
     pytester.makepyfile(
-        test_app=f"""
+        test_app="""
+import os
+
 import sqlalchemy as sa
 
 def _insert():
-    engine = sa.create_engine({url!r})
+    engine = sa.create_engine(os.environ["DATABASE_URL"])
     with engine.begin() as c:
         c.exec_driver_sql("INSERT INTO t DEFAULT VALUES")
         return c.exec_driver_sql("SELECT COUNT(*), MAX(id) FROM t").one()
@@ -93,7 +95,7 @@ def test_b():
     assert tuple(_insert()) == (1, 1)
 """
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
 def _section(title: str) -> str:

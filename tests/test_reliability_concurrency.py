@@ -15,7 +15,8 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from alembic_cleandb import clean, mysql
+from alembic_cleandb import clean
+from alembic_cleandb.backends import mysql
 from reliability_helpers import PATIENCE, connection, counters, full_dump, marks, q
 
 pytestmark = pytest.mark.slow  # exhaustive, threads, both isolation levels, every backend

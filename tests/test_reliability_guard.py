@@ -14,7 +14,7 @@ from alembic import command
 
 import alembic_cleandb
 from alembic_cleandb import UnsafeDatabaseError
-from alembic_cleandb._base import backend_for
+from alembic_cleandb.backends import backend_for
 from conftest import Databases, alembic_config, server_engine, upgrade
 from reliability_helpers import ENTRY_POINTS, connection, engine, entry_points, full_dump, marks, q
 

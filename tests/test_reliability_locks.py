@@ -79,6 +79,31 @@ def test_a_lock_left_open_fails_the_reset_naming_table_and_session(
     assert marks(migrated) == set()
 
 
+
+@SERVERS
+def test_a_session_idle_in_transaction_is_named_once_with_how_to_end_it(migrated: str) -> None:
+    """The Flask-SQLAlchemy case: a session flushed writes to two tables and stays open."""
+    with connection(migrated) as c:
+        c.execute(sa.text(f"INSERT INTO {q(c, 'user')} (name) VALUES ('leaked')"))
+        c.execute(sa.text("UPDATE lookup_status SET label = 'changed' WHERE id = 1"))
+        c.commit()
+    with connection(migrated) as blocker:
+        session = _session_id(blocker)
+        blocker.execute(sa.text(f"UPDATE {q(blocker, 'user')} SET name = 'flushed'"))
+        blocker.execute(sa.text("UPDATE lookup_status SET label = 'flushed' WHERE id = 1"))
+        with Cleaner(migrated, lock_timeout=1) as cleaner, pytest.raises(ResetError) as info:
+            cleaner.reset()
+        blocker.rollback()
+    message = str(info.value)
+    named = f"pid {session} (" if blocker.dialect.name == "postgresql" else f"thread {session} ("
+    assert message.count(named) == 1, message
+    assert message.count("a session idle in transaction wrote and has neither committed") == 1
+    assert "db.session.remove()" in message and "cleandb_reset" in message
+    if blocker.dialect.name == "postgresql":
+        assert "lookup_status (RowExclusiveLock)" in message and '"user" (' in message
+    assert clean(migrated) >= 1
+
+
 @SERVERS
 def test_clean_waits_no_longer_than_its_lock_timeout(migrated: str) -> None:
     """``lock_timeout=1`` makes clean() give up after about a second, where the library's

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 import alembic_cleandb
-from alembic_cleandb import CleanDBError, Cleaner, ResetError, mysql
+from alembic_cleandb import CleanDBError, Cleaner, ResetError
+from alembic_cleandb.backends import mysql
 from conftest import Databases, server_engine, upgrade
 from reliability_helpers import connection, engine, full_dump, q
 

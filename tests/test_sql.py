@@ -16,8 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
 
 import alembic_cleandb  # noqa: F401  (registers the operations)
-from alembic_cleandb import _clientside, mysql, postgresql, sqlite
-from alembic_cleandb._base import backend_for
+from alembic_cleandb.backends import _clientside, backend_for, mysql, postgresql, sqlite
 from alembic_cleandb.operations import DropCleanTrackingOp, InstallCleanTrackingOp
 
 
@@ -49,42 +48,65 @@ def test_postgresql_trigger_function_holds_only_the_already_marked_check() -> No
     marking = next(s for s in statements if "FUNCTION cleandb.mark_table(rel oid)" in s)
     assert statements.index(marking) < statements.index(trigger)
     body = trigger[trigger.index("BEGIN") :]
-    assert "INSERT" not in body and "nextval" not in body and "resetting" not in body
-    assert "IS DISTINCT FROM coalesce(pg_sequence_last_value('cleandb.epoch')" in body
-    assert "PERFORM cleandb.mark_table(TG_RELID);" in body
+    assert "INSERT" not in body and "nextval" not in body
+    assert "IS DISTINCT FROM coalesce(pg_catalog.pg_sequence_last_value('cleandb.epoch')" in body
+    # (the reset's own statements fire it too - ENABLE ALWAYS - and it stands down for them)
+    assert body.index("IS DISTINCT FROM coalesce(") < body.index("'cleandb.resetting'")
+    assert body.index("'cleandb.resetting'") < body.index("PERFORM cleandb.mark_table(TG_RELID);")
     assert "INSERT INTO cleandb.dirty (relid) VALUES (rel);" in marking
     assert "current_setting('cleandb.resetting', true)" in marking
-    assert "cleandb.mark_table(oid)" in postgresql.uninstall_statements()[0]
 
 
-def test_postgresql_reset_switches_triggers_off_only_where_no_foreign_key_needs_them() -> None:
-    """The reset's writes run in replica mode (no application trigger, no foreign-key check)
-    unless a foreign key joins a tracked and an untracked table; a switch made for one reset
-    is undone before it returns, and every function it needs is created before it and
-    dropped on uninstall."""
+def test_postgresql_mark_function_runs_as_the_installer_with_a_pinned_search_path() -> None:
+    """An application role with DML grants only must be able to mark its tables: the marking
+    runs as the installing role (SECURITY DEFINER, search_path pinned, names qualified); the
+    trigger, which runs as the writer, needs only what PUBLIC is granted; every trigger fires
+    in replica mode too."""
+    statements = postgresql.install_statements(postgresql.TrackingOptions())
+    marking = next(s for s in statements if "FUNCTION cleandb.mark_table(rel oid)" in s)
+    header = marking[: marking.index("$cleandb$")]
+    assert "SECURITY DEFINER SET search_path = pg_catalog, pg_temp" in header
+    assert "pg_catalog.nextval('cleandb.tickets'::pg_catalog.regclass)" in marking
+    assert "GRANT USAGE ON SCHEMA cleandb TO PUBLIC" in statements
+    assert "GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets TO PUBLIC" in statements
+    assert (
+        "GRANT EXECUTE ON FUNCTION cleandb.mark_table(oid), cleandb.mark() TO PUBLIC" in statements
+    )
+    attach = next(s for s in statements if "FUNCTION cleandb.attach(rel regclass)" in s)
+    assert "ENABLE ALWAYS TRIGGER cleandb_mark" in attach
+    reset = next(s for s in statements if "FUNCTION cleandb.reset()" in s)
+    assert "has_table_privilege('cleandb.dirty', 'DELETE')" in reset
+
+
+def test_postgresql_reset_switches_triggers_off_and_checks_references_to_untracked_tables() -> None:
+    """The reset's writes run in replica mode (no application trigger, no foreign-key check or
+    action) where the role may say so - also when a foreign key joins a tracked and an untracked
+    table; exactly those constraints are checked after the reset's statement. A switch made
+    for one reset is undone before it returns; every function it needs is created before it."""
     statements = postgresql.install_statements(postgresql.TrackingOptions())
     reset = next(s for s in statements if "FUNCTION cleandb.reset()" in s)
     fks = next(s for s in statements if "FUNCTION cleandb.check_fks(rel regclass)" in s)
+    refs = next(s for s in statements if "FUNCTION cleandb.check_references(" in s)
     may = next(s for s in statements if "FUNCTION cleandb.may_skip_triggers()" in s)
     on_ddl = next(s for s in statements if "FUNCTION cleandb.on_ddl()" in s)
     attach_new = next(s for s in statements if "FUNCTION cleandb.attach_new()" in s)
     assert statements.index(fks) < statements.index(attach_new)
     assert statements.index(may) < statements.index(reset)
-    assert "fk_open boolean NOT NULL DEFAULT false" in "\n".join(statements)
+    assert statements.index(refs) < statements.index(reset)
+    assert "crossing oid[] NOT NULL DEFAULT '{}'" in "\n".join(statements)
     body = reset[reset.index("BEGIN") :]
-    fk_branch = body.index("IF fk_open THEN")
+    assert "'origin'" not in body
     replica = body.index("PERFORM set_config('session_replication_role', 'replica', true);")
-    origin = body.index("PERFORM set_config('session_replication_role', 'origin', true);")
     execute = body.index("EXECUTE 'WITH ' || q")
+    check = body.index("PERFORM cleandb.check_references(units);")
     restore = body.index("PERFORM set_config('session_replication_role', role, true);")
-    assert fk_branch < origin < replica < execute < restore
+    assert body.index("IF (fk_open") < replica < execute < check < restore
     assert "AND cleandb.may_skip_triggers() THEN" in body
     assert "NOT g.tgisinternal AND g.tgname <> 'cleandb_mark'" in body
+    assert "ERRCODE = 'foreign_key_violation'" in refs and "NOT EXISTS" in refs
     assert "has_parameter_privilege('session_replication_role', 'SET')" in may
     assert "PERFORM cleandb.check_fks(NULL);" in attach_new
     assert "PERFORM cleandb.check_fks(r);" in on_ddl
-    uninstall = postgresql.uninstall_statements()[0]
-    assert "cleandb.check_fks(regclass), cleandb.may_skip_triggers()" in uninstall
 
 
 def test_postgresql_guard_embeds_the_allowed_name_as_a_literal(monkeypatch) -> None:
@@ -108,7 +130,9 @@ def test_postgresql_offline_drop() -> None:
     op, buffer = offline("postgresql")
     op.drop_clean_tracking()
     sql = buffer.getvalue()
-    assert "DROP EVENT TRIGGER IF EXISTS cleandb_ddl" in sql
+    # Every object found in the catalog, whichever version created it (test_upgrade.py).
+    assert "EXECUTE format('DROP EVENT TRIGGER IF EXISTS %I', r.evtname);" in sql
+    assert "EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', r.tgname, r.rel);" in sql
     assert "DROP SCHEMA cleandb;" in sql  # never CASCADE: foreign objects make it fail
     assert "CASCADE" not in sql
 

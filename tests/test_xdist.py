@@ -7,13 +7,15 @@ of their own), with the real plugin (entry point) and the real pytest-xdist.
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import sqlalchemy as sa
 
-from alembic_cleandb import clean
-from alembic_cleandb._databases import admin_for
-from alembic_cleandb.pytest_plugin import worker_url
+from alembic_cleandb import Cleaner, UnsafeDatabaseError, clean
+from alembic_cleandb.backends import backend_for_url
+from alembic_cleandb.testing import xdist as _xdist
+from alembic_cleandb.testing.plugin import worker_url
 from conftest import upgrade
 from dbutil import count, execute
 
@@ -75,7 +77,7 @@ def _ini(url: str, *extra: str) -> str:
 
 
 def _exists(url: str) -> bool:
-    return admin_for(url).exists(sa.make_url(url))
+    return backend_for_url(url).exists(sa.make_url(url))
 
 
 def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> None:
@@ -83,7 +85,9 @@ def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> N
     pytester.makepyfile(test_iso=ISOLATION)
     result = pytester.runpytest(*EACH)
     result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["cleandb: 2 worker databases (*_gw*; recreate) ready in *"])
+    result.stdout.fnmatch_lines(
+        ["cleandb: 2 worker databases (*_gw*; recreate), made while the workers start"]
+    )
     # The copies are gone (recreate), the configured database was never written.
     assert not _exists(worker_url(migrated, "gw0"))
     assert not _exists(worker_url(migrated, "gw1"))
@@ -159,7 +163,52 @@ def test_an_explicitly_allowed_base_allows_its_copies(
     upgrade(url)
     pytester.makeini(_ini(url))
     pytester.makepyfile(test_iso=ISOLATION)
-    pytester.runpytest(*EACH).assert_outcomes(passed=8)
+    # The allowance reaches the workers' resets as an argument: the environment the tests and
+    # the application see keeps what the user set.
+    pytester.makepyfile(
+        test_env=f"import os\n\ndef test_env():\n"
+        f"    assert os.environ['CLEANDB_ALLOW_DATABASE'] == {allowed!r}\n"
+    )
+    pytester.runpytest(*EACH).assert_outcomes(passed=10)
+
+
+def _watch_environment(stop: threading.Event, seen: set[str | None]) -> None:
+    while not stop.is_set():
+        seen.add(os.environ.get("CLEANDB_ALLOW_DATABASE"))
+
+
+def test_copies_of_an_allowed_base_are_made_without_touching_the_environment(
+    databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The allowance is an argument: copies made by several threads at once need no lock
+    around os.environ, and no other thread ever sees it change."""
+    url = databases.create(f"cleandb_allowed_{os.getpid()}")
+    name = sa.make_url(url).database
+    allowed = os.path.splitext(os.path.basename(name))[0] if databases.backend == "sqlite" else name
+    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", allowed)
+    upgrade(url)
+    copies = [worker_url(url, w) for w in ("gw0", "gw1")]
+    if databases.backend != "sqlite":
+        databases.created.extend(str(sa.make_url(u).database) for u in copies)
+    stop, seen = threading.Event(), set()
+    watcher = threading.Thread(target=_watch_environment, args=(stop, seen))
+    watcher.start()
+    try:
+        made = _xdist.prepare([url], ["gw0", "gw1"], "recreate")
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == {allowed}
+    assert made == {"gw0": [copies[0]], "gw1": [copies[1]]}
+    # Each copy is reset through the allowance argument, and only so.
+    monkeypatch.delenv("CLEANDB_ALLOW_DATABASE")
+    copy_name = os.path.splitext(os.path.basename(sa.make_url(copies[0]).database or ""))[0]
+    with pytest.raises(UnsafeDatabaseError, match="refuses to reset"):
+        Cleaner(copies[0])
+    with Cleaner(copies[0], allowed_database=copy_name) as cleaner:
+        assert cleaner.reset() == 0
+    _xdist.drop(copies)
+    assert not any(_exists(u) for u in copies)
 
 
 def test_a_base_without_tracking_stops_the_run_before_any_worker(
@@ -198,8 +247,12 @@ def test_a_session_on_the_base_blocks_the_copy_and_is_named(
         result = pytester.runpytest(*EACH)
     engine.dispose()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: alembic-cleandb: cannot copy * other sessions are connected to it (pid *"
-         "my-gui-client*Close those sessions*"]
+    # The copies are made while the workers start; the run stops before any test.
+    result.stdout.fnmatch_lines(
+        [
+            "*alembic-cleandb: cannot copy * other sessions are connected to it (pid *"
+            "my-gui-client*Close those sessions*"
+        ]
     )
+    assert "passed" not in result.stdout.str()
     assert not _exists(worker_url(migrated, "gw0")) and not _exists(worker_url(migrated, "gw1"))

@@ -8,6 +8,8 @@ Public API:
 
 - :func:`env_options` — ``context.configure(..., **env_options())`` in ``env.py``;
 - :func:`enable` — add the ``cleandb`` branch to an Alembic ``Config`` for test setup;
+- :func:`migrate` — create and migrate a test database known only at run time, tracking
+  included (``migrate(url, "alembic.ini")``);
 - :func:`clean`, :func:`set_baseline`, :func:`sync`, :func:`adopt` — run-time calls;
 - :class:`Cleaner` — an open connection whose ``reset()`` is the per-test call;
 - ``op.install_clean_tracking()`` / ``op.drop_clean_tracking()`` — registered by
@@ -20,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._base import SCHEMA_VERSION
+from .backends.base import SCHEMA_VERSION
 from .cleaner import Cleaner, DatabaseInfo, adopt, clean, set_baseline, sync
 from .errors import (
     CleanDBError,
@@ -33,6 +35,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .environment import BRANCH, REVISION, VERSIONS, enable, env_options
+    from .testing.migrate import migrate_url as migrate
 
 __version__ = "0.1.0"
 
@@ -43,6 +46,8 @@ _ALEMBIC_SIDE = {"BRANCH", "REVISION", "VERSIONS", "enable", "env_options"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "migrate":
+        return importlib.import_module(".testing.migrate", __name__).migrate_url
     if name in _ALEMBIC_SIDE:
         return getattr(importlib.import_module(".environment", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -65,6 +70,7 @@ __all__ = [
     "clean",
     "enable",
     "env_options",
+    "migrate",
     "set_baseline",
     "sync",
 ]

@@ -11,8 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+
+import alembic_cleandb
 
 
 def template_directory() -> Path:
@@ -26,9 +29,21 @@ def template_directory() -> Path:
     raise SystemExit("alembic-cleandb: the migrations template is missing from this install")
 
 
-def init(directory: str, config_file: str, stdout: TextIO = sys.stdout) -> None:
-    """Create an Alembic environment wired with the cleandb hook (like ``alembic init``)."""
+#: The template's env.py for async drivers (``init --async``); dropped from sync environments.
+ASYNC_ENV = "env_async.py"
+
+
+def init(
+    directory: str, config_file: str, stdout: TextIO = sys.stdout, async_: bool = False
+) -> None:
+    """Create an Alembic environment wired with the cleandb hook (like ``alembic init``;
+    ``async_``: like ``alembic init -t async``, for asyncpg, aiosqlite, asyncmy, ...)."""
     command.init(Config(config_file, stdout=stdout), directory, template=str(template_directory()))
+    target = Path(directory)
+    if async_:
+        (target / ASYNC_ENV).replace(target / "env.py")
+    else:
+        (target / ASYNC_ENV).unlink()
 
 
 DEMO_MIGRATION = '''"""demo schema: a seeded lookup table and an orders table"""
@@ -63,10 +78,6 @@ def downgrade():
 
 def demo() -> None:
     """Show a reset at work on a throw-away SQLite database."""
-    import sqlalchemy as sa
-
-    import alembic_cleandb
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         url = f"sqlite:///{root / 'demo_test.db'}"
@@ -106,10 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     p_init = sub.add_parser("init", help="create an Alembic environment wired with cleandb")
     p_init.add_argument("directory")
     p_init.add_argument("-c", "--config", default="alembic.ini", help="ini file to write")
+    p_init.add_argument(
+        "--async",
+        dest="async_",
+        action="store_true",
+        help="env.py for an async driver (asyncpg, aiosqlite, asyncmy...): alembic init -t async",
+    )
     sub.add_parser("demo", help="show a reset on a throw-away SQLite database")
     args = parser.parse_args(argv)
     if args.command == "init":
-        init(args.directory, args.config)
+        init(args.directory, args.config, async_=args.async_)
     else:
         demo()
     return 0

@@ -17,14 +17,19 @@ def allowed_name() -> str | None:
     return value or None
 
 
-def is_test_database(name: str) -> bool:
-    """True when ``name`` contains ``test`` (any case) or is named by ``CLEANDB_ALLOW_DATABASE``."""
-    return "test" in name.lower() or name == allowed_name()
+def is_test_database(name: str, allowed: str | None = None) -> bool:
+    """True when ``name`` contains ``test`` (any case), is named by ``CLEANDB_ALLOW_DATABASE``,
+    or is ``allowed`` (an allowance passed as an argument, e.g. for a worker's copy)."""
+    return (
+        "test" in name.lower()
+        or name == allowed_name()
+        or (allowed is not None and name == allowed)
+    )
 
 
-def check_database_name(name: str, action: str) -> None:
-    """Raise :class:`UnsafeDatabaseError` unless ``name`` is a test database."""
-    if is_test_database(name):
+def check_database_name(name: str, action: str, allowed: str | None = None) -> None:
+    """Raise :class:`UnsafeDatabaseError` unless ``name`` is a test database (or ``allowed``)."""
+    if is_test_database(name, allowed):
         return
     raise UnsafeDatabaseError(
         f"alembic-cleandb refuses to {action} database {name!r}: its name does not contain "

@@ -10,10 +10,11 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._base import Backend, Executor, backend_for, require_schema_version
 from ._connect import Target, autocommit_connection, connect, create_engine, safe_url
 from ._guard import check_database_name
-from .errors import NotInstalledError, ResetError
+from .backends import Backend, backend_for
+from .backends.base import Executor, require_installed
+from .errors import ConfigurationError, ResetError
 
 __all__ = ["Cleaner", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
 
@@ -30,34 +31,42 @@ class DatabaseInfo:
     schema_version: int
 
 
-def _check_installed(backend: Backend, connection: Connection, display: str) -> int:
-    version = backend.installed_version(connection)
-    if version is None:
-        raise NotInstalledError(
-            f"alembic-cleandb: tracking is not installed in {display}. Install it in test "
-            "setup: `alembic -n cleandb upgrade cleandb@head` (or "
-            "`command.upgrade(alembic_cleandb.enable(config), 'cleandb@head')`)."
+def _check_synced(backend: Backend, connection: Connection, display: str) -> None:
+    if backend.sync_pending(connection):
+        raise ConfigurationError(
+            f"alembic-cleandb: a migration run on {display} stopped before its last step, so "
+            "tracking does not know what the steps it did changed (tables they created are "
+            "untracked, tables they wrote keep their old baseline). Nothing was reset. Fix: "
+            "finish the migration (`alembic -n cleandb upgrade heads`: a run's last step syncs "
+            "tracking), or take the database as it is now as its baseline: "
+            "alembic_cleandb.set_baseline(url)."
         )
-    require_schema_version(version, display)
-    return version
 
 
 class Cleaner:
     """One open connection to a tracked test database; :meth:`reset` is the per-test call.
 
-    Opening it checks that the database is a test database (name contains ``test`` or equals
-    ``CLEANDB_ALLOW_DATABASE``) and that tracking of this library's schema version is there.
+    Opening it checks that the database is a test database (name contains ``test``, equals
+    ``CLEANDB_ALLOW_DATABASE`` or ``allowed_database``) and that tracking of this library's
+    schema version is there.
     """
 
-    def __init__(self, url: str | sa.URL, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(
+        self,
+        url: str | sa.URL,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        *,
+        allowed_database: str | None = None,
+    ):
         self._engine: Engine = create_engine(url)
         self.display = safe_url(self._engine.url)
         self._connection = connect(self._engine)
         try:
             self.backend = backend_for(self._connection.dialect.name)
             database = self.backend.current_database(self._connection)
-            check_database_name(database, "reset")
-            version = _check_installed(self.backend, self._connection, self.display)
+            check_database_name(database, "reset", allowed_database)
+            version = require_installed(self.backend, self._connection, self.display)
+            _check_synced(self.backend, self._connection, self.display)
             self.info = DatabaseInfo(self.display, self._connection.dialect.name, database, version)
             self.backend.configure_session(self._connection, lock_timeout)
             self._reset: Callable[[], int] = self.backend.resetter(self._connection)
@@ -104,17 +113,24 @@ class Cleaner:
 
 
 @contextmanager
-def _tracked(target: Target, action: str) -> Iterator[tuple[Backend, Connection, str]]:
+def _tracked(
+    target: Target, action: str, allowed: str | None
+) -> Iterator[tuple[Backend, Connection, str]]:
     """Open ``target``; check it is a test database with this library's tracking."""
     with autocommit_connection(target) as connection:
         backend = backend_for(connection.dialect.name)
         display = safe_url(connection.engine.url)
-        check_database_name(backend.current_database(connection), action)
-        _check_installed(backend, connection, display)
+        check_database_name(backend.current_database(connection), action, allowed)
+        require_installed(backend, connection, display)
         yield backend, connection, display
 
 
-def clean(target: Target, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
+def clean(
+    target: Target,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    *,
+    allowed_database: str | None = None,
+) -> int:
     """Reset the tables written since the last reset in ``target`` (a URL, Engine or Connection).
 
     Returns the number of tables reset. Same checks as the pytest plugin: the database must be
@@ -122,8 +138,9 @@ def clean(target: Target, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
     ``lock_timeout`` seconds for another session's lock (a Connection you pass keeps its own
     settings).
     """
-    with _tracked(target, "reset") as (backend, connection, display):
-        if not isinstance(target, Connection):
+    with _tracked(target, "reset", allowed_database) as (backend, connection, display):
+        _check_synced(backend, connection, display)
+        if connection is not target:  # opened here
             backend.configure_session(connection, lock_timeout)
         try:
             return backend.resetter(connection)()
@@ -131,22 +148,27 @@ def clean(target: Target, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
             raise ResetError(backend.explain(exc, display, connection)) from exc
 
 
-def set_baseline(target: Target) -> None:
+def set_baseline(target: Target, *, allowed_database: str | None = None) -> None:
     """Declare the current contents of every tracked table to be its baseline.
 
     For session-scoped seed fixtures: seed, then call this, and every reset restores the seed.
     """
-    with _tracked(target, "set the baseline of") as (backend, connection, _):
+    with _tracked(target, "set the baseline of", allowed_database) as (backend, connection, _):
         backend.set_baseline(connection)
 
 
-def sync(target: Target) -> None:
+def sync(target: Target, *, allowed_database: str | None = None) -> None:
     """Attach tracking to tables created outside migrations since the last sync."""
-    with _tracked(target, "sync tracking in") as (backend, connection, _):
+    with _tracked(target, "sync tracking in", allowed_database) as (backend, connection, _):
         backend.sync(Executor.for_connection(connection), after_migration=False)
 
 
-def adopt(target: Target) -> None:
-    """Let a copy of a tracked test database (``CREATE DATABASE ... TEMPLATE``) be reset."""
-    with _tracked(target, "adopt") as (backend, connection, _):
+def adopt(target: Target, *, allowed_database: str | None = None) -> None:
+    """Let a copy of a tracked test database (``CREATE DATABASE ... TEMPLATE``) be reset.
+
+    Every function here takes ``allowed_database``: the exact name of one more database to
+    accept besides those whose name contains ``test`` and ``CLEANDB_ALLOW_DATABASE`` (the
+    pytest plugin passes it for the worker copies of an explicitly allowed database).
+    """
+    with _tracked(target, "adopt", allowed_database) as (backend, connection, _):
         backend.adopt(connection)

@@ -14,10 +14,11 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
 from alembic.runtime.migration import MigrationContext
 
-from ._base import Executor, TrackingOptions, backend_for
 from ._guard import allowed_name, check_database_name
+from .backends import backend_for
+from .backends.base import Executor, TrackingOptions
 
-__all__ = ["InstallCleanTrackingOp", "DropCleanTrackingOp"]
+__all__ = ["InstallCleanTrackingOp", "DropCleanTrackingOp", "UpgradeCleanTrackingOp"]
 
 
 def _schemas(schema: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -89,6 +90,27 @@ class DropCleanTrackingOp(MigrateOperation):
         return ("drop_clean_tracking", self.schemas, self.exclude)
 
 
+@Operations.register_operation("upgrade_clean_tracking")
+class UpgradeCleanTrackingOp(MigrateOperation):
+    """Bring tracking installed by an older version of the library to this version."""
+
+    @classmethod
+    def upgrade_clean_tracking(cls, operations: Operations) -> None:
+        """Re-install tracking of an older schema version with the same options (the current
+        rows become the baseline); a no-op where tracking is missing or already current.
+
+        Refuses, changing nothing, while tables are marked dirty, and on a database that is
+        not a test database.
+        """
+        operations.invoke(cls())
+
+    def reverse(self) -> UpgradeCleanTrackingOp:
+        return UpgradeCleanTrackingOp()  # tracking never goes back to an older shape
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("upgrade_clean_tracking",)
+
+
 def executor(context: MigrationContext) -> Executor:
     """Run SQL on the migration's connection, or print it in ``--sql`` mode."""
     if context.as_sql:
@@ -123,6 +145,12 @@ def _drop(operations: Operations, operation: DropCleanTrackingOp) -> None:
     backend_for(context.dialect.name).uninstall(executor(context))
 
 
+@Operations.implementation_for(UpgradeCleanTrackingOp)
+def _upgrade(operations: Operations, operation: UpgradeCleanTrackingOp) -> None:
+    context = operations.migration_context
+    backend_for(context.dialect.name).upgrade(executor(context))
+
+
 def _render_args(op: InstallCleanTrackingOp | DropCleanTrackingOp) -> str:
     args = []
     if op.schemas:
@@ -135,6 +163,11 @@ def _render_args(op: InstallCleanTrackingOp | DropCleanTrackingOp) -> str:
 @renderers.dispatch_for(InstallCleanTrackingOp)
 def _render_install(autogen_context: AutogenContext, op: InstallCleanTrackingOp) -> str:
     return f"op.install_clean_tracking({_render_args(op)})"
+
+
+@renderers.dispatch_for(UpgradeCleanTrackingOp)
+def _render_upgrade(autogen_context: AutogenContext, op: UpgradeCleanTrackingOp) -> str:
+    return "op.upgrade_clean_tracking()"
 
 
 @renderers.dispatch_for(DropCleanTrackingOp)

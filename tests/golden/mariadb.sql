@@ -440,9 +440,3 @@ END IF;
 SELECT v_count;
 END
 
--- uninstall
-DROP PROCEDURE IF EXISTS cleandb_truncate
-
--- uninstall
-DROP SEQUENCE IF EXISTS cleandb_ticket_seq
-

@@ -417,6 +417,3 @@ END IF;
 SELECT v_count;
 END
 
--- uninstall
-DROP PROCEDURE IF EXISTS cleandb_truncate
-

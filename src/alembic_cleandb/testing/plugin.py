@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,11 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from . import _xdist
-from ._connect import normalize_url, safe_url
-from ._guard import ALLOW_ENV
-from ._report import Probe, Report, measure
-from .cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo
-from .errors import CleanDBError, ResetError
+from .._connect import normalize_url, safe_url
+from ..cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo
+from ..errors import CleanDBError, ResetError
+from . import xdist as _xdist
+from .report import Probe, Report, measure
 
 __all__ = ["Option", "OPTIONS", "Settings", "worker_url"]
 
@@ -164,7 +164,9 @@ class Settings:
         migrate = None
         target = str(value("cleandb_migrate") or "").strip()
         if target:
-            from ._migrate import parse_target
+            # Only here, and in pytest_sessionstart: .migrate imports Alembic (~0.4 s), which a
+            # run that does not migrate never needs (this plugin loads in every pytest run).
+            from .migrate import parse_target
 
             from_cli = bool(config.getoption("cleandb_migrate"))
             base = config.invocation_params.dir if from_cli else _ini_dir(config)
@@ -195,6 +197,11 @@ class _State:
     #: Controller: worker id -> its copies' URLs.
     copies: dict[str, list[str]] = field(default_factory=dict)
     copy_seconds: float = 0.0
+    #: Controller: the copies being made while the workers start.
+    making: ThreadPoolExecutor | None = None
+    made: Future[Any] | None = None
+    #: Worker: copy URL -> the name the guard accepts for it (copies of an allowed base).
+    allowed: dict[str, str | None] = field(default_factory=dict)
     report: Report | None = None
 
 
@@ -243,10 +250,10 @@ def pytest_configure(config: pytest.Config) -> None:
             if copies
             else [_xdist.worker_url(u, state.worker_id) for u in settings.urls]
         )
+        # The guard's allowance for copies of an explicitly allowed base: an argument of the
+        # Cleaner, never written into os.environ.
         for base, copy in zip(settings.urls, state.urls):
-            allowed = _xdist.allowance(base, copy)
-            if allowed is not None:
-                os.environ[ALLOW_ENV] = allowed
+            state.allowed[copy] = _xdist.allowance(base, copy)
     if settings.url_env and state.urls:
         os.environ[settings.url_env] = state.urls[0]
     if settings.report and workerinput is None:
@@ -269,7 +276,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     try:
         if settings.migrate is not None:
-            from ._migrate import migrate
+            from .migrate import migrate  # imports Alembic: only when migrating (see above)
 
             for url in settings.urls:
                 migrate(url, *settings.migrate, url_env=settings.url_env)
@@ -277,20 +284,64 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             with Cleaner(url, lock_timeout=settings.lock_timeout) as cleaner:
                 cleaner.reset()
                 state.infos.append(cleaner.info)
-        from ._databases import fingerprint
-
         state.heads = [
-            (fingerprint(u) or "").rpartition("alembic=")[2] or "-" for u in settings.urls
+            (_xdist.fingerprint(u) or "").rpartition("alembic=")[2] or "-" for u in settings.urls
         ]
         if state.report is not None:
             state.report.labels = [i.database for i in state.infos]
         if _distributing(config):
+            # The copies are made while xdist starts the workers: their names are known now,
+            # and no test (nor fixture) runs before every worker's collection is in, which
+            # waits for them (pytest_xdist_node_collection_finished).
             ids = [f"gw{i}" for i in range(_worker_count(config))]
-            start = time.perf_counter()
-            state.copies = _xdist.prepare(settings.urls, ids, settings.worker_dbs)
-            state.copy_seconds = time.perf_counter() - start
+            state.copies = {w: [_xdist.worker_url(u, w) for u in settings.urls] for w in ids}
+            state.making = ThreadPoolExecutor(max_workers=1)
+            state.made = state.making.submit(
+                _timed, state, _xdist.prepare, settings.urls, ids, settings.worker_dbs
+            )
     except CleanDBError as exc:
         raise _usage_error(exc) from None
+    except Exception as exc:  # never an INTERNALERROR: say what failed, on which database
+        raise _unexpected(exc, settings.urls) from None
+
+
+def _unexpected(exc: Exception, urls: Sequence[str]) -> pytest.UsageError:
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return pytest.UsageError(
+        f"alembic-cleandb: preparing {describe(urls)} failed: {reason}. Check that the "
+        "databases and files named there are reachable and writable, then run again"
+    )
+
+
+def _timed(state: _State, fn: Callable[..., Any], *args: Any) -> Any:
+    start = time.perf_counter()
+    try:
+        return fn(*args)
+    finally:
+        state.copy_seconds = time.perf_counter() - start
+
+
+def _wait_for_copies(state: _State) -> None:
+    """Controller: until the copies are made; their failure stops the run (usage error)."""
+    made, state.made = state.made, None
+    if made is None:
+        return
+    try:
+        made.result()
+    except CleanDBError as exc:
+        state.copies = {}  # prepare() dropped what it had made
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    finally:
+        if state.making is not None:
+            state.making.shutdown()
+            state.making = None
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None:
+    """xdist controller, before any test is scheduled: the workers' copies are ready."""
+    _wait_for_copies(node.config.stash[state_key])
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -316,6 +367,8 @@ def pytest_configure_node(node: Any) -> None:
             )
         except CleanDBError as exc:
             raise _usage_error(exc) from None
+        except Exception as exc:
+            raise _unexpected(exc, state.settings.urls) from None
     node.workerinput["cleandb_urls"] = state.copies[worker_id]
 
 
@@ -323,10 +376,17 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """xdist controller, after the workers are gone: drop the copies unless reused."""
     state = session.config.stash.get(state_key, None)
-    if state is None or not state.copies or state.settings.worker_dbs != "recreate":
+    if state is None:
         return
-    for urls in state.copies.values():
-        _xdist.drop(urls)
+    if state.made is not None:  # no worker finished its collection: wait before dropping
+        try:
+            state.made.result()
+        except CleanDBError:
+            state.copies = {}
+        state.made = None
+    if not state.copies or state.settings.worker_dbs != "recreate":
+        return
+    _xdist.drop([url for urls in state.copies.values() for url in urls])
 
 
 def _where(info: DatabaseInfo, url: str) -> str:
@@ -355,7 +415,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         )
         lines.append(
             f"cleandb: {len(workers)} worker databases ({names}; "
-            f"{state.settings.worker_dbs}) ready in {state.copy_seconds:.2f} s"
+            f"{state.settings.worker_dbs}), made while the workers start"
         )
     return lines
 
@@ -391,7 +451,7 @@ def cleandb_url(cleandb_urls: Sequence[str]) -> str:
 
 @pytest.fixture(scope="session")
 def cleandb_cleaners(
-    cleandb_urls: Sequence[str], cleandb_settings: Settings
+    cleandb_urls: Sequence[str], cleandb_settings: Settings, pytestconfig: pytest.Config
 ) -> Iterator[list[Cleaner]]:
     """One open :class:`~alembic_cleandb.Cleaner` per configured database.
 
@@ -400,10 +460,15 @@ def cleandb_cleaners(
     """
     __tracebackhide__ = True
     cleaners: list[Cleaner] = []
+    allowed = pytestconfig.stash[state_key].allowed
     try:
         for url in cleandb_urls:
             try:
-                cleaner = Cleaner(url, lock_timeout=cleandb_settings.lock_timeout)
+                cleaner = Cleaner(
+                    url,
+                    lock_timeout=cleandb_settings.lock_timeout,
+                    allowed_database=allowed.get(url),
+                )
             except CleanDBError as exc:
                 pytest.exit(f"{exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             cleaners.append(cleaner)
@@ -459,8 +524,12 @@ def cleandb_clean_before(cleandb_cleaners: list[Cleaner], cleandb_settings: Sett
 
 
 @pytest.fixture(autouse=True)
-def _cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) -> Iterator[None]:
-    """After every test: one call of the reset routine per database."""
+def cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) -> Iterator[None]:
+    """After every test: one call of the reset routine per database (autouse).
+
+    A fixture that must finish before the reset - e.g. one that removes Flask-SQLAlchemy's
+    scoped session, whose open transaction would make the reset wait - requests this one:
+    it is then set up after it and torn down before it."""
     __tracebackhide__ = True
     skip = request.node.get_closest_marker("cleandb_skip") is not None
     if not cleandb_settings.report:

@@ -18,7 +18,9 @@ from typing import ClassVar
 
 from sqlalchemy.engine import URL, Connection
 
-from ._base import register
+from .._connect import safe_url
+from .._guard import check_database_name
+from ..errors import ConfigurationError, ResetError
 from ._clientside import (
     CONFIG,
     DIRTY,
@@ -28,10 +30,6 @@ from ._clientside import (
     TableState,
     trigger_name,
 )
-from ._connect import safe_url
-from ._databases import Admin, register_admin
-from ._guard import check_database_name
-from .errors import ConfigurationError, ResetError
 
 
 class SQLiteBackend(ClientSideBackend):
@@ -134,6 +132,15 @@ class SQLiteBackend(ClientSideBackend):
             )
         return f"DELETE FROM {q}", restore, counter_sql
 
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        return [
+            (str(kind).upper(), str(name))
+            for kind, name in connection.exec_driver_sql(
+                "SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"
+            )
+            if self.own_table(str(name))
+        ]
+
     def resetter(self, connection: Connection) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
@@ -187,9 +194,11 @@ class SQLiteBackend(ClientSideBackend):
 
         return reset
 
-
-class SQLiteAdmin(Admin):
-    names = ("sqlite",)
+    # -- whole test databases -----------------------------------------------------
+    version_tables_sql: ClassVar[str] = (
+        "SELECT NULL, m.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
+        "WHERE m.type = 'table' AND p.name = 'version_num' ORDER BY 2"
+    )
 
     def path(self, url: URL) -> Path:
         name = url.database
@@ -218,9 +227,7 @@ class SQLiteAdmin(Admin):
         check_database_name(self.guard_name(url), "create")
         self.path(url).parent.mkdir(parents=True, exist_ok=True)
 
-    def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
-
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         source = sqlite3.connect(self.path(base))
         try:
             target = sqlite3.connect(self.path(copy))
@@ -230,14 +237,10 @@ class SQLiteAdmin(Admin):
                 target.close()
         finally:
             source.close()
-        adopt(copy)
+        self.adopt_copy(copy, allowed)
 
     def drop(self, url: URL) -> None:
         path = self.path(url)
         for extra in ("", "-wal", "-shm", "-journal"):
             with suppress(FileNotFoundError):
                 os.unlink(f"{path}{extra}")
-
-
-register(SQLiteBackend.names, SQLiteBackend)
-register_admin(SQLiteAdmin)

@@ -30,27 +30,32 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from ._base import (
+from .._connect import safe_url
+from .._guard import allowed_name
+from ..errors import ConfigurationError
+from .base import (
+    IDLE_IN_TRANSACTION,
     SCHEMA_VERSION,
-    BackendBase,
+    Backend,
     Executor,
     TrackingOptions,
     call_routine,
     check_sync_target,
-    register,
+    create_failed,
+    quote,
 )
-from ._connect import safe_url
-from ._databases import ServerAdmin, create_failed, quote, register_admin
-from .errors import ConfigurationError
 
 SCHEMA = "cleandb"
+PREFIX = "cleandb_"
 TRIGGER = "cleandb_mark"
 EVENT_TRIGGER = "cleandb_ddl"
+#: Exists while a migration run has steps done and its closing sync still to come.
+PENDING = "cleandb.sync_pending"
 
 
 def _start(query: str, length: int = 80) -> str:
@@ -92,7 +97,8 @@ CREATE TABLE IF NOT EXISTS cleandb.config (
   routine_schema name NOT NULL,
   schemas text[] NOT NULL,
   excluded text[] NOT NULL,
-  fk_open boolean NOT NULL DEFAULT false
+  fk_open boolean NOT NULL DEFAULT false,
+  crossing oid[] NOT NULL DEFAULT '{{}}'
 );
 CREATE TABLE IF NOT EXISTS cleandb.tables (
   relid regclass PRIMARY KEY,
@@ -111,7 +117,14 @@ CREATE TABLE IF NOT EXISTS cleandb.dirty (relid oid NOT NULL);
 CREATE INDEX IF NOT EXISTS dirty_relid ON cleandb.dirty (relid);
 CREATE SEQUENCE IF NOT EXISTS cleandb.tickets;
 CREATE SEQUENCE IF NOT EXISTS cleandb.epoch;
-SELECT setval('cleandb.epoch', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)"""
+SELECT setval('cleandb.epoch', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+GRANT USAGE ON SCHEMA cleandb TO PUBLIC;
+GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets TO PUBLIC;
+GRANT SELECT ON cleandb.dirty, cleandb.config TO PUBLIC"""
+# (Any role that may write a tracked table must be able to mark it: the mark trigger runs as
+# the writer, reads the epoch and calls cleandb.mark_table(), which runs as the installing role
+# (SECURITY DEFINER). The other grants let a role that is not the installer reach the reset's
+# own clear refusal instead of a bare "permission denied". Nothing else is readable.)
 
 
 def _config(options: TrackingOptions) -> str:
@@ -135,7 +148,7 @@ VALUES ({SCHEMA_VERSION}, current_database(), current_schema(), {schemas},
 # calling this function from a statement trigger costs about 1 us, these checks 1 us more; a
 # WHEN condition on the trigger would cost more than both (the executor compiles it again for
 # every statement: 4 us for WHEN (false), 13-20 us for one that reads settings).
-_EPOCH = "coalesce(pg_sequence_last_value('cleandb.epoch')::text, '')"
+_EPOCH = "coalesce(pg_catalog.pg_sequence_last_value('cleandb.epoch')::text, '')"
 # plpgsql compiles a trigger function once per session *and table* (and plans each of its
 # expressions again then), so the trigger itself holds only the already-marked check; the
 # marking lives in cleandb.mark_table(), compiled once per session. Measured (PostgreSQL 15):
@@ -143,27 +156,39 @@ _EPOCH = "coalesce(pg_sequence_last_value('cleandb.epoch')::text, '')"
 # everything in the trigger, 0.05-0.08 ms with this split - paid by the reset's connection too
 # (the reset's own statements fire the triggers, which stand down) - and the per-statement
 # cost stays the same (calling mark_table() for every statement instead would add 30%).
+#
+# mark_table() runs as the role that installed tracking (SECURITY DEFINER), so an application
+# role with only DML grants on its tables can mark them; its search_path is pinned and every
+# name in it qualified. The trigger itself runs as the writer and needs only what PUBLIC is
+# granted (USAGE on the schema, SELECT on the epoch, EXECUTE on the two functions); it stays
+# SECURITY INVOKER, as a SET clause on it would cost every statement a configuration save and
+# restore. The mark trigger fires in every session_replication_role (ENABLE ALWAYS), so the
+# reset's own statements (in replica mode) stand down through cleandb.resetting.
 _MARK_TABLE = f"""CREATE OR REPLACE FUNCTION cleandb.mark_table(rel oid) RETURNS void
-LANGUAGE plpgsql AS $cleandb$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $cleandb$
 DECLARE
   epoch text := {_EPOCH};
 BEGIN
-  IF current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on'
-     OR current_setting('cleandb.m' || rel, true) IS NOT DISTINCT FROM epoch THEN
+  IF pg_catalog.current_setting('cleandb.resetting', true) IS NOT DISTINCT FROM 'on'
+     OR pg_catalog.current_setting('cleandb.m' || rel, true) IS NOT DISTINCT FROM epoch THEN
     RETURN;
   END IF;
   INSERT INTO cleandb.dirty (relid) VALUES (rel);
-  PERFORM nextval('cleandb.tickets'), set_config('cleandb.m' || rel, epoch, false);
+  PERFORM pg_catalog.nextval('cleandb.tickets'::pg_catalog.regclass),
+    pg_catalog.set_config('cleandb.m' || rel, epoch, false);
 END
 $cleandb$"""
 _MARK = f"""CREATE OR REPLACE FUNCTION cleandb.mark() RETURNS trigger LANGUAGE plpgsql AS $cleandb$
 BEGIN
-  IF current_setting('cleandb.m' || TG_RELID, true) IS DISTINCT FROM {_EPOCH} THEN
-    PERFORM cleandb.mark_table(TG_RELID);
+  IF pg_catalog.current_setting('cleandb.m' || TG_RELID, true) IS DISTINCT FROM {_EPOCH} THEN
+    IF pg_catalog.current_setting('cleandb.resetting', true) IS DISTINCT FROM 'on' THEN
+      PERFORM cleandb.mark_table(TG_RELID);
+    END IF;
   END IF;
   RETURN NULL;
 END
 $cleandb$"""
+_MARK_GRANT = "GRANT EXECUTE ON FUNCTION cleandb.mark_table(oid), cleandb.mark() TO PUBLIC"
 
 _CANDIDATES = """CREATE OR REPLACE FUNCTION cleandb.candidates() RETURNS SETOF regclass
 LANGUAGE sql STABLE AS $cleandb$
@@ -174,41 +199,50 @@ LANGUAGE sql STABLE AS $cleandb$
     AND NOT c.relname = ANY (g.excluded)
 $cleandb$"""
 
-# Whether a foreign key joins a tracked table and an untracked one (a table excluded from
-# tracking, or in a schema that is not tracked). Only then may the reset's writes break a
-# reference the baseline did not have, so only then does the reset keep foreign-key checks on
-# (see cleandb.reset()). Taken again by every sync and by the DDL event trigger.
-_CROSSING = """SELECT FROM pg_constraint c WHERE c.contype = 'f'
+# The foreign keys that join a tracked table and an untracked one (a table excluded from
+# tracking, or in a schema that is not tracked): the reset's writes run with foreign-key checks
+# and actions off (replica mode), so after its statement it checks exactly these constraints
+# for the dirty units (see cleandb.reset()). Taken again by every sync and by the DDL event
+# trigger. (Constraints of partitions cloned from their parent's are checked through the
+# parent's.)
+_CROSSING = """SELECT c.oid FROM pg_constraint c WHERE c.contype = 'f' AND c.conparentid = 0
       AND EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.conrelid)
           <> EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = c.confrelid)"""
 _CHECK_FKS = f"""CREATE OR REPLACE FUNCTION cleandb.check_fks(rel regclass) RETURNS void
 LANGUAGE plpgsql AS $cleandb$
 BEGIN
   IF rel IS NULL THEN  -- every constraint (a sync)
-    UPDATE cleandb.config SET fk_open = EXISTS ({_CROSSING});
-  ELSIF EXISTS ({_CROSSING} AND c.conrelid = rel) THEN  -- one table just created or altered
-    UPDATE cleandb.config SET fk_open = true WHERE NOT fk_open;
+    UPDATE cleandb.config SET crossing = coalesce((SELECT array_agg(x.oid ORDER BY x.oid) FROM ({_CROSSING}) x), '{{}}');
+  ELSE  -- one table just created or altered: the constraints known, and those naming it
+    UPDATE cleandb.config g SET crossing = coalesce((SELECT array_agg(x.oid ORDER BY x.oid) FROM (
+      {_CROSSING} AND (c.oid = ANY (g.crossing) OR c.conrelid = rel OR c.confrelid = rel)) x), '{{}}');
   END IF;
+  UPDATE cleandb.config SET fk_open = cardinality(crossing) > 0;
 END
 $cleandb$"""
 
 # Baseline of one unit (a table, or the root of a partitioned table): its rows as row
 # literals, the positions of its sequences, and the CTE fragment that restores it. The
-# fragment is a format() template: %1$s stands for the table (the reset fills in its oid), every
-# other % is doubled.
+# fragment is a format() template: %1$s stands for the table's schema-qualified name (the
+# reset fills it in from the oid), every other % is doubled. A whole row is always spelled
+# alias.* (a bare alias means a column of that name if the table has one), row literals are
+# cast to the qualified row type (an unqualified `line` or `point` is a built-in type), and
+# ONLY keeps an inheritance parent's rows apart from its children's (a partitioned table's
+# rows are its partitions', read through the root).
 _SNAPSHOT = """CREATE OR REPLACE FUNCTION cleandb.snapshot(u regclass) RETURNS void
-LANGUAGE plpgsql AS $cleandb$
+LANGUAGE plpgsql SET row_security = off AS $cleandb$
 DECLARE
   rows text[];
   alias text := 'c' || u::oid;
   tbl text := '%1$s';
-  sq regclass; lv bigint; ic boolean;
+  only_ text := CASE WHEN (SELECT relkind FROM pg_class WHERE oid = u) = 'p' THEN '' ELSE 'ONLY ' END;
   cols text; bcols text; setcols text; bsetcols text; keymatch text; frag text;
 BEGIN
-  EXECUTE format('SELECT array_agg(x::text) FROM %s AS x', u) INTO rows;
+  EXECUTE format('SELECT array_agg(x.*::text) FROM %s%s AS x', only_, u) INTO rows;
 
   DELETE FROM cleandb.sequences WHERE unit = u;
-  FOR sq IN SELECT s.seq
+  INSERT INTO cleandb.sequences (unit, seq, last_value, is_called)
+  SELECT u, s.seq, p.last_value, p.is_called
   FROM (SELECT d.objid::regclass AS seq FROM pg_depend d
         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
           AND d.refobjid = u AND d.deptype IN ('a', 'i')
@@ -217,17 +251,15 @@ BEGIN
         JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
                         AND d.refclassid = 'pg_class'::regclass
         WHERE ad.adrelid = u) s
-  JOIN pg_sequence q ON q.seqrelid = s.seq LOOP
-    EXECUTE format('SELECT last_value, is_called FROM %s', sq) INTO lv, ic;
-    INSERT INTO cleandb.sequences (unit, seq, last_value, is_called) VALUES (u, sq, lv, ic);
-  END LOOP;
+  JOIN pg_sequence q ON q.seqrelid = s.seq, cleandb.position(s.seq) p;
 
+  -- Every column but generated ones is restored, key columns too: a key equal to the
+  -- baseline's but not identical (citext in another case, numeric 1.0 and 1.00) is put back
+  -- byte for byte.
   SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
          string_agg(format('(b.x).%I', a.attname), ', ' ORDER BY a.attnum),
-         string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-           FILTER (WHERE a.attidentity <> 'a' AND NOT coalesce(a.attnum = ANY (i.indkey), false)),
-         string_agg(format('(b.x).%I', a.attname), ', ' ORDER BY a.attnum)
-           FILTER (WHERE a.attidentity <> 'a' AND NOT coalesce(a.attnum = ANY (i.indkey), false)),
+         string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.attidentity <> 'a'),
+         string_agg(format('(b.x).%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.attidentity <> 'a'),
          string_agg(format('(b.x).%1$I = cur.%1$I', a.attname), ' AND ' ORDER BY a.attnum)
            FILTER (WHERE a.attnum = ANY (i.indkey))
   INTO cols, bcols, setcols, bsetcols, keymatch
@@ -240,31 +272,30 @@ BEGIN
 
   -- Within the unit the order is delete, then update, then insert - each step reads the
   -- previous one's output, which makes it run first - so a unique value a test moved to
-  -- another row is free again before a baseline row takes it back. (Foreign keys are checked
-  -- at the end of the whole statement.)
+  -- another row is free again before a baseline row takes it back.
   IF rows IS NULL THEN
-    frag := format('%I AS (DELETE FROM %s)', alias || 'd', tbl);
+    frag := format('%I AS (DELETE FROM %s%s)', alias || 'd', only_, tbl);
   ELSE
     frag := format('%I AS (SELECT l, l::%s AS x FROM unnest((SELECT baseline FROM cleandb.tables '
                    'WHERE relid = %s::oid)) AS l)', alias || 'b', tbl, u::oid);
     IF keymatch IS NULL THEN
-      frag := frag || format(', %I AS (DELETE FROM %s RETURNING 1)', alias || 'd', tbl)
+      frag := frag || format(', %I AS (DELETE FROM %s%s RETURNING 1)', alias || 'd', only_, tbl)
                    || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b '
                              'WHERE (SELECT count(*) FROM %I) >= 0)',
                              alias || 'i', tbl, cols, bcols, alias || 'b', alias || 'd');
     ELSE
       frag := frag
-        || format(', %I AS (DELETE FROM %s AS cur WHERE NOT EXISTS (SELECT FROM %I b WHERE %s) '
-                  'RETURNING 1)', alias || 'd', tbl, alias || 'b', keymatch)
+        || format(', %I AS (DELETE FROM %s%s AS cur WHERE NOT EXISTS (SELECT FROM %I b WHERE %s) '
+                  'RETURNING 1)', alias || 'd', only_, tbl, alias || 'b', keymatch)
         || CASE WHEN setcols IS NULL THEN
              format(', %I AS (SELECT count(*) FROM %I)', alias || 'u', alias || 'd') ELSE
-             format(', %I AS (UPDATE %s AS cur SET (%s) = ROW(%s) FROM %I b WHERE %s '
-                    'AND cur::text <> b.l AND (SELECT count(*) FROM %I) >= 0 RETURNING 1)',
-                    alias || 'u', tbl, setcols, bsetcols, alias || 'b', keymatch, alias || 'd') END
+             format(', %I AS (UPDATE %s%s AS cur SET (%s) = ROW(%s) FROM %I b WHERE %s '
+                    'AND cur.*::text <> b.l AND (SELECT count(*) FROM %I) >= 0 RETURNING 1)',
+                    alias || 'u', only_, tbl, setcols, bsetcols, alias || 'b', keymatch, alias || 'd') END
         || format(', %I AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I b '
-                  'WHERE NOT EXISTS (SELECT FROM %s AS cur WHERE %s) '
+                  'WHERE NOT EXISTS (SELECT FROM %s%s AS cur WHERE %s) '
                   'AND (SELECT count(*) FROM %I) >= 0)',
-                  alias || 'i', tbl, cols, bcols, alias || 'b', tbl, keymatch, alias || 'u');
+                  alias || 'i', tbl, cols, bcols, alias || 'b', only_, tbl, keymatch, alias || 'u');
     END IF;
   END IF;
 
@@ -272,17 +303,82 @@ BEGIN
 END
 $cleandb$"""
 
+# The position of a sequence, as its own row says (pg_sequence_last_value() cannot tell where
+# a sequence restarted with ALTER SEQUENCE ... RESTART WITH n will start).
+_POSITION = """CREATE OR REPLACE FUNCTION cleandb.position(sq regclass, OUT last_value bigint,
+  OUT is_called boolean) LANGUAGE plpgsql AS $cleandb$
+BEGIN
+  EXECUTE format('SELECT last_value, is_called FROM %s', sq) INTO last_value, is_called;
+END
+$cleandb$"""
+
+# Sequences in a tracked schema that no column owns or takes its default from (a test may
+# advance one with an explicit nextval() in its INSERT): their positions are kept under the
+# unit cleandb.sequences (a table that is never tracked) and restored by every reset that
+# finds them moved. Found again by every sync.
+_FREE_SEQUENCES = """CREATE OR REPLACE FUNCTION cleandb.free_sequences() RETURNS void
+LANGUAGE plpgsql AS $cleandb$
+BEGIN
+  DELETE FROM cleandb.sequences WHERE unit = 'cleandb.sequences'::regclass;
+  INSERT INTO cleandb.sequences (unit, seq, last_value, is_called)
+  SELECT 'cleandb.sequences'::regclass, c.oid::regclass, p.last_value, p.is_called
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, cleandb.config g,
+       cleandb.position(c.oid::regclass) p
+  WHERE c.relkind = 'S' AND c.relpersistence <> 't' AND n.nspname = ANY (g.schemas)
+    AND n.nspname <> 'cleandb'
+    AND NOT EXISTS (SELECT FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+    AND NOT EXISTS (SELECT FROM pg_depend d
+                    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+                      AND d.classid = 'pg_attrdef'::regclass);
+  -- Every other tracked sequence takes its current position as its baseline too: a migration
+  -- step may have moved it (setval, ALTER SEQUENCE ... RESTART) without writing its table,
+  -- and a sequence that several tables share has one position, whichever unit holds it.
+  UPDATE cleandb.sequences s
+  SET (last_value, is_called) = (SELECT p.last_value, p.is_called FROM cleandb.position(s.seq) p)
+  WHERE s.unit <> 'cleandb.sequences'::regclass;
+END
+$cleandb$"""
+
+# Row-level security that applies to the installing role (FORCE ROW LEVEL SECURITY, or a table
+# another role owns) would make the baseline and the reset see only some rows: refused, naming
+# the table and the ways out, unless the role bypasses it (a superuser, or BYPASSRLS).
+_RLS_CHECK = """IF EXISTS (SELECT FROM pg_class c WHERE c.oid = rel AND c.relrowsecurity
+             AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')))
+     AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user) THEN
+    RAISE EXCEPTION USING
+      ERRCODE = 'insufficient_privilege',
+      MESSAGE = format('alembic-cleandb cannot track table %s: it has row-level security '
+                       '(FORCE ROW LEVEL SECURITY, or another owner) that applies to role %s, so '
+                       'its baseline and every reset would see only some of its rows. Nothing '
+                       'was changed.', rel, quote_ident(current_user)),
+      HINT = 'Install (and reset) as a role that bypasses row-level security (a superuser, or '
+             'ALTER ROLE ... BYPASSRLS), or leave the table untracked: '
+             'op.install_clean_tracking(exclude=[...]).';
+  END IF;"""
+
+# The trigger fires in every session_replication_role (ENABLE ALWAYS: a fixture loader that
+# runs in replica mode is tracked too). Its ALTER TABLE would run the DDL event trigger again
+# for this table: cleandb.attaching tells that one to stand down.
 _ATTACH = f"""CREATE OR REPLACE FUNCTION cleandb.attach(rel regclass) RETURNS void
 LANGUAGE plpgsql AS $cleandb$
 DECLARE
   root regclass := coalesce(pg_partition_root(rel), rel);
 BEGIN
-  IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = '{TRIGGER}') THEN
-    EXECUTE format('CREATE TRIGGER {TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE '
-                   'ON %s FOR EACH STATEMENT EXECUTE FUNCTION cleandb.mark()', rel);
-  END IF;
+  {_RLS_CHECK}
   INSERT INTO cleandb.tables (relid, unit) VALUES (rel, root)
   ON CONFLICT (relid) DO UPDATE SET unit = excluded.unit;
+  IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = '{TRIGGER}'
+                 AND tgenabled = 'A') THEN
+    PERFORM set_config('cleandb.attaching', 'on', true);
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = '{TRIGGER}') THEN
+      EXECUTE format('CREATE TRIGGER {TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE '
+                     'ON %s FOR EACH STATEMENT EXECUTE FUNCTION cleandb.mark()', rel);
+    END IF;
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER {TRIGGER}', rel);
+    PERFORM set_config('cleandb.attaching', 'off', true);
+  END IF;
   IF root = rel THEN
     PERFORM cleandb.snapshot(rel);
   END IF;
@@ -302,7 +398,8 @@ BEGIN
   DELETE FROM cleandb.tables t WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid);
   DELETE FROM cleandb.sequences s
   WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq)
-     OR NOT EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = s.unit);
+     OR (s.unit <> 'cleandb.sequences'::regclass
+         AND NOT EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = s.unit));
   FOR r IN SELECT x FROM cleandb.candidates() AS x
            WHERE NOT EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = x)
            ORDER BY x::oid LOOP
@@ -327,6 +424,7 @@ BEGIN
       PERFORM cleandb.snapshot(r);
     END IF;
   END LOOP;
+  PERFORM cleandb.free_sequences();
   DELETE FROM cleandb.dirty;
   PERFORM nextval('cleandb.epoch'), setval('cleandb.tickets', 1, false);  -- (see cleandb.reset())
   -- Fresh statistics keep the reset's plans on the indexes (a never-analyzed table is
@@ -343,6 +441,12 @@ LANGUAGE plpgsql AS $cleandb$
 DECLARE
   r regclass;
 BEGIN
+  IF current_setting('cleandb.deferred', true) = 'on' THEN
+    RETURN;  -- a migration run in this session: its last step syncs everything at once
+  END IF;
+  IF current_setting('cleandb.attaching', true) IS NOT DISTINCT FROM 'on' THEN
+    RETURN;  -- (cleandb.attach()'s own ALTER TABLE)
+  END IF;
   FOR r IN SELECT DISTINCT e.objid::regclass FROM pg_event_trigger_ddl_commands() e
            WHERE e.classid = 'pg_class'::regclass AND e.object_type = 'table' LOOP
     IF r IN (SELECT x FROM cleandb.candidates() AS x) THEN
@@ -401,6 +505,69 @@ BEGIN
 END
 $cleandb$"""
 
+# The reset writes every tracked table and the marks: it runs as the role that installed
+# tracking (or a member of it). Any other role may write tracked tables, and is tracked, but
+# its reset is refused with this message rather than a bare "permission denied".
+_REQUIRE_INSTALLER = """IF NOT has_table_privilege('cleandb.dirty', 'DELETE') THEN
+    RAISE EXCEPTION USING
+      ERRCODE = 'insufficient_privilege',
+      MESSAGE = format('alembic-cleandb: role %s may not reset database %s: the reset must run '
+                       'as the role that installed tracking (%s) or a member of it; nothing was '
+                       'reset and the marks are kept. Give the reset (cleandb_urls, Cleaner(url)) '
+                       'the URL of the role that ran the migrations: the application may keep '
+                       'its own role, whose writes are tracked', quote_ident(current_user),
+                       quote_literal(current_database()),
+                       (SELECT quote_ident(nspowner::regrole::text) FROM pg_namespace
+                        WHERE nspname = 'cleandb')),
+      HINT = 'Reset as the role that ran the migrations.';
+  END IF;"""
+
+# The foreign keys that join a dirty unit (or one of its partitions) and an untracked table,
+# checked after the reset's statement, which ran with checks off: a row that references a row
+# that is not there is refused (the whole reset is undone and the marks stay), naming both
+# tables, the constraint and the row. Only where an untracked table really references a row
+# the reset removed (or a restored row references an untracked row a test deleted).
+_CHECK_REFERENCES = """CREATE OR REPLACE FUNCTION cleandb.check_references(units regclass[]) RETURNS void
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  k record;
+  nonnull text; same text; bad text;
+BEGIN
+  FOR k IN SELECT c.oid, c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
+                  (SELECT relkind FROM pg_class WHERE oid = c.conrelid) AS childkind,
+                  (SELECT relkind FROM pg_class WHERE oid = c.confrelid) AS parentkind
+           FROM cleandb.config g, pg_constraint c
+           WHERE c.oid = ANY (g.crossing)
+             AND ((SELECT t.unit FROM cleandb.tables t WHERE t.relid = c.conrelid) = ANY (units)
+                  OR (SELECT t.unit FROM cleandb.tables t WHERE t.relid = c.confrelid) = ANY (units)) LOOP
+    SELECT string_agg(format('r.%I IS NOT NULL', a.attname), ' AND '),
+           string_agg(format('p.%I = r.%I', pa.attname, a.attname), ' AND ')
+    INTO nonnull, same
+    FROM pg_constraint c, unnest(c.conkey, c.confkey) AS x (ck, pk)
+    JOIN pg_attribute a ON a.attrelid = k.child AND a.attnum = x.ck
+    JOIN pg_attribute pa ON pa.attrelid = k.parent AND pa.attnum = x.pk
+    WHERE c.oid = k.oid;
+    EXECUTE format('SELECT r.*::text FROM %s%s AS r WHERE %s AND NOT EXISTS '
+                   '(SELECT FROM %s%s AS p WHERE %s) LIMIT 1',
+                   CASE WHEN k.childkind = 'p' THEN '' ELSE 'ONLY ' END, k.child, nonnull,
+                   CASE WHEN k.parentkind = 'p' THEN '' ELSE 'ONLY ' END, k.parent, same)
+    INTO bad;
+    IF bad IS NOT NULL THEN
+      RAISE EXCEPTION USING
+        ERRCODE = 'foreign_key_violation',
+        MESSAGE = format('alembic-cleandb: the reset would leave a dangling reference: row %s '
+                         'of table %s references a row of table %s that is not there after the '
+                         'reset (foreign key %I), and one of the two tables is not tracked '
+                         '(excluded, or in a schema that is not tracked), so the reset does not '
+                         'restore it. Nothing was reset; the marks are kept: delete or change '
+                         'that row in the test, or track both tables',
+                         bad, k.child, k.parent, k.conname),
+        HINT = 'Delete or change that row in the test, or track both tables.';
+    END IF;
+  END LOOP;
+END
+$cleandb$"""
+
 # The reset: one probe when nothing is dirty (no mark, no ticket taken); otherwise one query
 # that takes exactly the marks seen now (a mark committed while the reset runs stays for the
 # next one) and gathers the fragments, one dynamic statement that resets every dirty unit, and
@@ -419,7 +586,7 @@ $cleandb$"""
 # index (min(relid): one index probe; dead entries are flagged the first time they are met)
 # rather than scanning that heap.
 _RESET = f"""CREATE OR REPLACE FUNCTION cleandb.reset() RETURNS integer
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $cleandb$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET row_security = off AS $cleandb$
 DECLARE
   issued bigint := coalesce(pg_sequence_last_value('cleandb.tickets'), 0);
   marks bigint;
@@ -430,6 +597,7 @@ DECLARE
   role text := current_setting('session_replication_role');
 BEGIN
   -- (cleandb_truncate() has already probed for anything to do)
+  {_REQUIRE_INSTALLER}
   -- Arrays and = ANY keep every step on an index whatever the planner believes about the size
   -- of cleandb.dirty (its statistics are always stale: it fills and empties every test); the
   -- pg_class probes are scalar subqueries, looked up per row, never a hash of all relations.
@@ -447,27 +615,39 @@ BEGIN
   -- epoch has its mark taken but remembers the old epoch, and marks again.
   PERFORM nextval('cleandb.epoch'), set_config('cleandb.resetting', 'on', true),
     set_config('synchronous_commit', 'off', true);
+  -- A statement on an inheritance parent (not a partitioned table) may have changed rows of
+  -- its children (UPDATE and DELETE reach them, and only the parent's trigger fires): they
+  -- count as written too.
+  IF EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = ANY (marked::oid[])) THEN
+    WITH RECURSIVE h (rel) AS (SELECT unnest(marked) UNION
+                               SELECT i.inhrelid::regclass FROM pg_inherits i JOIN h ON i.inhparent = h.rel)
+    SELECT array_agg(h.rel) INTO marked FROM h;
+  END IF;
   SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
   WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
-  SELECT string_agg((SELECT format(t.ctes, t.relid) FROM cleandb.tables t WHERE t.relid = u), ', ')
+  -- (each fragment names its table schema-qualified, from its oid: a renamed table still works,
+  -- and a table named like a built-in type is never taken for that type)
+  SELECT string_agg((SELECT format(t.ctes, (SELECT format('%I.%I', n.nspname, c.relname)
+                                            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                            WHERE c.oid = u))
+                     FROM cleandb.tables t WHERE t.relid = u), ', ')
   INTO q FROM unnest(units) AS u;
   -- No trigger fires for the reset's own writes when the role may say so (replica mode): an
   -- application's trigger (an audit log, a counter) would otherwise write rows that no reset
-  -- ever removes, and the foreign-key checks cost more than the rest of the reset (the rows of
-  -- tracked tables go back to a baseline that satisfied them). Unless a foreign key joins a
-  -- tracked table and an untracked one: then the checks stay on. The Cleaner's connection
-  -- (the pytest plugin's) is in replica mode already. Another connection switches only for the
-  -- dirty units with triggers of their own, for this statement only: the switch makes the
-  -- session re-plan every cached statement (twice), about 0.6 ms.
-  IF fk_open THEN
-    IF role = 'replica' THEN
-      PERFORM set_config('session_replication_role', 'origin', true);
-    END IF;
-  ELSIF role <> 'replica' THEN  -- (a condition of its own: the query below costs 30 us)
-    IF EXISTS (SELECT FROM (SELECT u FROM unnest(units) AS u  -- (and their partitions)
-                            UNION ALL SELECT p.relid FROM unnest(units) AS u, pg_partition_tree(u) AS p)
-                           AS r (rel) JOIN pg_trigger g ON g.tgrelid = r.rel
-               WHERE NOT g.tgisinternal AND g.tgname <> '{TRIGGER}')
+  -- ever removes, a foreign-key action would reach tables no test wrote, and the
+  -- foreign-key checks cost more than the rest of the reset (the rows of tracked tables go
+  -- back to a baseline that satisfied them; where a foreign key joins a tracked table and an
+  -- untracked one, cleandb.check_references() checks exactly those rows afterwards). The
+  -- Cleaner's connection (the pytest plugin's) is in replica mode already. Another connection
+  -- switches only when a dirty unit has triggers of its own or a foreign key to or from an
+  -- untracked table, for this transaction only: the switch makes the session re-plan every
+  -- cached statement (twice), about 0.6 ms.
+  IF role <> 'replica' THEN  -- (a condition of its own: the query below costs 30 us)
+    IF (fk_open
+        OR EXISTS (SELECT FROM (SELECT u FROM unnest(units) AS u  -- (and their partitions)
+                                UNION ALL SELECT p.relid FROM unnest(units) AS u, pg_partition_tree(u) AS p)
+                               AS r (rel) JOIN pg_trigger g ON g.tgrelid = r.rel
+                   WHERE NOT g.tgisinternal AND g.tgname <> '{TRIGGER}'))
        AND cleandb.may_skip_triggers() THEN
       PERFORM set_config('session_replication_role', 'replica', true);
     END IF;
@@ -475,15 +655,22 @@ BEGIN
   IF q IS NOT NULL THEN
     EXECUTE 'WITH ' || q || ' SELECT NULL';
   END IF;
+  IF fk_open THEN
+    PERFORM cleandb.check_references(units);
+  END IF;
   -- setval is not transactional: only once the rows are back (a reset that fails before this
   -- point has changed nothing at all).
   PERFORM setval('cleandb.tickets', 1, false), set_config('cleandb.resetting', 'off', true);
   IF current_setting('session_replication_role') <> role THEN
     PERFORM set_config('session_replication_role', role, true);
   END IF;
-  IF marks = issued THEN  -- the usual case: the dirty units' sequences, by index
+  IF marks = issued THEN  -- the usual case: the dirty units' sequences, by index, and the
+    -- sequences tied to no table that moved (cleandb.free_sequences())
     PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
-    WHERE s.unit = ANY (units) AND (SELECT true FROM pg_class c WHERE c.oid = s.seq);
+    WHERE s.unit = ANY (units || 'cleandb.sequences'::regclass)
+      AND (SELECT true FROM pg_class c WHERE c.oid = s.seq)
+      AND (s.unit <> 'cleandb.sequences'::regclass
+           OR pg_sequence_last_value(s.seq) IS DISTINCT FROM CASE WHEN s.is_called THEN s.last_value END);
   ELSE  -- a writer rolled back: also every tracked sequence that moved
     PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
     WHERE (s.unit = ANY (units)
@@ -524,51 +711,79 @@ BEGIN
 END
 $cleandb$"""
 
+# Every object any version created, found in the catalog: triggers and event triggers that run
+# a function of schema cleandb, the entry points named cleandb_* in the routine schema (and the
+# current one), then every function and relation of schema cleandb, and the schema. Never
+# CASCADE: an object of the application's that depends on one of these makes the drop fail
+# instead of going with it.
 _UNINSTALL = f"""DO $cleandb$
 DECLARE
   r record;
-  rs name;
+  f regprocedure;
+  routine_schemas name[] := ARRAY[current_schema()];
 BEGIN
-  DROP EVENT TRIGGER IF EXISTS {EVENT_TRIGGER};
-  IF to_regnamespace('cleandb') IS NULL THEN
+  IF to_regclass('{SCHEMA}.config') IS NOT NULL THEN
+    routine_schemas := routine_schemas || ARRAY(SELECT routine_schema FROM {SCHEMA}.config);
+  END IF;
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = ANY (routine_schemas) AND n.nspname <> '{SCHEMA}'
+             AND starts_with(p.proname, '{PREFIX}') LOOP
+    EXECUTE format('DROP FUNCTION IF EXISTS %s', f);
+  END LOOP;
+  IF to_regnamespace('{SCHEMA}') IS NULL THEN
     RETURN;
   END IF;
-  FOR r IN SELECT t.tgrelid::regclass AS rel FROM pg_trigger t
-           JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
-           WHERE n.nspname = 'cleandb' AND p.proname = 'mark' AND t.tgname = '{TRIGGER}' LOOP
-    EXECUTE format('DROP TRIGGER IF EXISTS {TRIGGER} ON %s', r.rel);
+  FOR r IN SELECT e.evtname FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+           JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{SCHEMA}' LOOP
+    EXECUTE format('DROP EVENT TRIGGER IF EXISTS %I', r.evtname);
   END LOOP;
-  IF to_regclass('cleandb.config') IS NOT NULL THEN
-    FOR rs IN SELECT routine_schema FROM cleandb.config LOOP
-      EXECUTE format('DROP FUNCTION IF EXISTS %1$I.cleandb_truncate(), %1$I.cleandb_sync(), '
-                     '%1$I.cleandb_set_baseline()', rs);
-    END LOOP;
-  END IF;
-  DROP FUNCTION IF EXISTS cleandb.on_ddl(), cleandb.sync(boolean), cleandb.attach_new(),
-    cleandb.reset(),
-    cleandb.attach(regclass),
-    cleandb.snapshot(regclass), cleandb.candidates(), cleandb.mark(), cleandb.mark_table(oid),
-    cleandb.check_fks(regclass), cleandb.may_skip_triggers();
-  DROP TABLE IF EXISTS cleandb.dirty, cleandb.tables, cleandb.config, cleandb.sequences;
-  DROP SEQUENCE IF EXISTS cleandb.tickets, cleandb.epoch;
-  DROP SCHEMA cleandb;
+  FOR r IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
+           JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = '{SCHEMA}' AND NOT t.tgisinternal LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', r.tgname, r.rel);
+  END LOOP;
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = '{SCHEMA}' LOOP
+    EXECUTE format('DROP FUNCTION IF EXISTS %s', f);
+  END LOOP;
+  -- Views, then tables (with their indexes and owned sequences), then other sequences.
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = '{SCHEMA}' AND c.relkind IN ('v', 'm', 'r', 'p', 'S')
+           ORDER BY position(c.relkind IN 'vmrpS') LOOP
+    EXECUTE format('DROP %s IF EXISTS {SCHEMA}.%I',
+                   CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                  WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  DROP SCHEMA {SCHEMA};
 END
 $cleandb$"""
+
+_CHECK_VERSION = f"""IF (SELECT schema_version FROM cleandb.config) IS DISTINCT FROM {SCHEMA_VERSION} THEN
+      RAISE EXCEPTION USING
+        MESSAGE = format('alembic-cleandb: tracking in database %s has schema version %s, but '
+                         'this library uses version {SCHEMA_VERSION}', quote_literal(current_database()),
+                         (SELECT schema_version FROM cleandb.config)),
+        HINT = 'Upgrade it online: alembic -n cleandb upgrade heads (an upgrade reads the '
+               'installed version and options from the database, which --sql cannot).';
+    END IF;"""
 
 # After a migration step: a no-op unless tracking is installed (safe in any --sql script).
 _SYNC_IF_INSTALLED = f"""DO $cleandb$
 BEGIN
   IF to_regclass('cleandb.config') IS NOT NULL THEN
     {_CHECK_DATABASE}
-    IF (SELECT schema_version FROM cleandb.config) IS DISTINCT FROM {SCHEMA_VERSION} THEN
-      RAISE EXCEPTION USING
-        MESSAGE = format('alembic-cleandb: tracking in database %s has schema version %s, but '
-                         'this library uses version {SCHEMA_VERSION}', quote_literal(current_database()),
-                         (SELECT schema_version FROM cleandb.config)),
-        HINT = 'Re-install it: alembic -n cleandb downgrade cleandb@base, then '
-               'alembic -n cleandb upgrade cleandb@head (or recreate the test database).';
-    END IF;
+    {_CHECK_VERSION}
     PERFORM cleandb.sync(false);
+  END IF;
+END
+$cleandb$"""
+
+# --sql mode: an upgrade reads the installed version and options, which only a server can do;
+# the script stops with a clear message where an older version is installed.
+_UPGRADE_OFFLINE = f"""DO $cleandb$
+BEGIN
+  IF to_regclass('cleandb.config') IS NOT NULL THEN
+    {_CHECK_VERSION}
   END IF;
 END
 $cleandb$"""
@@ -586,14 +801,18 @@ def install_statements(options: TrackingOptions) -> list[str]:
         *_split(_config(options)),
         _MARK_TABLE,
         _MARK,
+        _MARK_GRANT,
         _CANDIDATES,
+        _POSITION,
         _SNAPSHOT,
+        _FREE_SEQUENCES,
         _ATTACH,
         _CHECK_FKS,
         _ATTACH_NEW,
         _SYNC,
         _ON_DDL,
         _MAY_SKIP_TRIGGERS,
+        _CHECK_REFERENCES,
         _RESET,
         _TRUNCATE,
         _SYNC_PUBLIC,
@@ -607,7 +826,7 @@ def uninstall_statements() -> list[str]:
     return [_UNINSTALL]
 
 
-class PostgreSQLBackend(BackendBase):
+class PostgreSQLBackend(Backend):
     names: ClassVar[tuple[str, ...]] = ("postgresql",)
     missing_table_markers = ("does not exist",)
     lock_timeout_markers = ("lock timeout",)
@@ -638,11 +857,43 @@ class PostgreSQLBackend(BackendBase):
             ex(_SYNC_IF_INSTALLED)
             return
         version = self.installed_version(ex.connection)
-        if version is not None:
+        if version is not None and version < SCHEMA_VERSION and after_migration:
+            self.upgrade(ex, after_migration=True)  # a step ran before the branch's upgrade
+        elif version is not None:
             check_sync_target(self, ex.connection, version)
             # After a migration step, tables it wrote to take a new baseline; otherwise (a
             # table created outside migrations) only new tables do, and the marks stay.
             ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
+            if after_migration:
+                ex(f"DROP TABLE IF EXISTS {PENDING}")
+                ex("SELECT set_config('cleandb.deferred', '', false)")
+
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: say "sync pending" until :meth:`sync` runs."""
+        if ex.connection is None or self.installed_version(ex.connection) is None:
+            return False
+        ex(f"CREATE TABLE IF NOT EXISTS {PENDING} ()")
+        # The event trigger leaves this session's DDL to the sync after the last step.
+        ex("SELECT set_config('cleandb.deferred', 'on', false)")
+        return True
+
+    def sync_pending(self, connection: Connection) -> bool:
+        found = connection.exec_driver_sql(f"SELECT to_regclass('{PENDING}')").scalar()
+        return found is not None
+
+    def installed_options(self, connection: Connection) -> TrackingOptions:
+        schemas, excluded = connection.exec_driver_sql(
+            "SELECT schemas, excluded FROM cleandb.config"
+        ).one()
+        return TrackingOptions(
+            schemas=tuple(schemas), exclude=tuple(excluded), allowed_database=allowed_name()
+        )
+
+    def has_marks(self, connection: Connection) -> bool:
+        return bool(connection.exec_driver_sql("SELECT EXISTS (SELECT FROM cleandb.dirty)").scalar())
+
+    def upgrade_offline(self, ex: Executor) -> None:
+        ex(_UPGRADE_OFFLINE)
 
     def installed_database(self, connection: Connection) -> str | None:
         name = connection.exec_driver_sql("SELECT database FROM cleandb.config").scalar()
@@ -675,20 +926,33 @@ class PostgreSQLBackend(BackendBase):
         if waited is not None:
             quoted = connection.dialect.identifier_preparer.quote(waited)
             parts.append(f"the reset was waiting for a lock on table {quoted}")
+        # One entry per session, whatever the number of tables it holds locks on.
+        by_pid: dict[Any, list[Any]] = {}
+        for row in rows:
+            by_pid.setdefault(row[2], []).append(row)
         sessions = []
-        for table, mode, pid, app, state, started, query, _, _ in rows[:5]:
+        idle = False
+        for pid, held in list(by_pid.items())[:5]:
+            _, _, _, app, state, started, query, _, _ = held[0]
+            idle = idle or state == "idle in transaction"
+            tables = ", ".join(f"{table} ({mode})" for table, mode, *_ in held[:5])
+            if len(held) > 5:
+                tables += f" and {len(held) - 5} more"
             sessions.append(
                 f"pid {pid} (application {app!r}, {state}, transaction started {started}, "
-                f"holds {mode} on {table}, query {_start(str(query or ''))!r}; end it with "
-                f"SELECT pg_terminate_backend({pid}))"
+                f"holds locks on {tables}, last query {_start(str(query or ''))!r}; end it "
+                f"with SELECT pg_terminate_backend({pid}))"
             )
         if sessions:
             parts.append("sessions holding locks on tracked tables: " + "; ".join(sessions))
+        if idle:
+            parts.append(IDLE_IN_TRANSACTION)
         return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:
         routine = self._routine(connection, "cleandb_set_baseline")
         connection.exec_driver_sql(f"SELECT {routine}()")
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
 
     def adopt(self, connection: Connection) -> None:
         connection.exec_driver_sql("UPDATE cleandb.config SET database = current_database()")
@@ -737,23 +1001,33 @@ class PostgreSQLBackend(BackendBase):
         quote = connection.dialect.identifier_preparer.quote
         return f"{quote(str(schema))}.{name}"
 
+    # -- whole test databases -----------------------------------------------------
+    IN_USE: ClassVar[str] = "55006"  # object_in_use: "source database ... is being accessed by other users"
 
-class PostgreSQLAdmin(ServerAdmin):
-    """Creating, copying (``CREATE DATABASE ... TEMPLATE``, then adopt) and dropping databases."""
-
-    names = ("postgresql",)
-    IN_USE = "55006"  # object_in_use: "source database ... is being accessed by other users"
-
-    maintenance = ("postgres", "template1")
+    maintenance: ClassVar[tuple[str | None, ...]] = ("postgres", "template1")
+    version_tables_sql: ClassVar[str] = (
+        "SELECT table_schema, table_name FROM information_schema.columns "
+        "WHERE column_name = 'version_num' "
+        "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+    )
     exists_sql = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
     create_sql = "CREATE DATABASE {name}"
 
-    def copy(self, base: URL, copy: URL) -> None:
-        from .cleaner import adopt
-
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
         name, template = self.database(copy), self.database(base)
         with self._server(base) as c:
             statement = f"CREATE DATABASE {quote(c, name)} TEMPLATE {quote(c, template)}"
+            # Our own sessions on the base (the first reset, the fingerprint) are closed, but a
+            # server process ends a little after its client left, and CREATE DATABASE then
+            # sleeps in steps of 100 ms: wait for them in steps of 5 ms instead (at most 1 s).
+            settle = time.monotonic() + 1
+            while (
+                time.monotonic() < settle
+                and c.exec_driver_sql(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = %(d)s LIMIT 1", {"d": template}
+                ).first()
+            ):
+                time.sleep(0.005)
             deadline = time.monotonic() + 1  # PostgreSQL itself waits 5 s per attempt
             while True:
                 try:
@@ -767,7 +1041,7 @@ class PostgreSQLAdmin(ServerAdmin):
                     if in_use:
                         raise self._template_busy(c, base, template) from None
                     raise create_failed(copy, exc) from None
-        adopt(copy)
+        self.adopt_copy(copy, allowed)
 
     @staticmethod
     def _template_busy(c: Connection, base: URL, template: str) -> ConfigurationError:
@@ -795,7 +1069,3 @@ class PostgreSQLAdmin(ServerAdmin):
                     {"d": self.database(url)},
                 )
             c.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(c, self.database(url))}{force}")
-
-
-register(PostgreSQLBackend.names, PostgreSQLBackend)
-register_admin(PostgreSQLAdmin)

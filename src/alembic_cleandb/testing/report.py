@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from ._base import ALWAYS_EXCLUDED, backend_for
-from ._connect import connect, create_engine
+from .._connect import connect, create_engine
+from ..backends import backend_for
+from ..backends.base import ALWAYS_EXCLUDED
 
 __all__ = ["Probe", "Report"]
 

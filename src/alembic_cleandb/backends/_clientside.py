@@ -16,23 +16,29 @@ The dialect modules supply the SQL; this module supplies the order of things.
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from sqlalchemy.engine import Connection
 
-from ._base import SCHEMA_VERSION, BackendBase, Executor, TrackingOptions, check_sync_target
-from .errors import ConfigurationError
+from .._guard import check_database_name
+from ..errors import ConfigurationError
+from .base import SCHEMA_VERSION, Backend, Executor, TrackingOptions, check_sync_target
 
 PREFIX = "cleandb_"
 CONFIG = "cleandb_config"
 TABLES = "cleandb_tables"
 DIRTY = "cleandb_dirty"
+#: Exists while a migration run has steps done and its closing sync still to come.
+PENDING = "cleandb_sync_pending"
 KINDS = (("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE"))
 #: Passes of one reset at most: a trigger of the application's that writes a table while the
 #: reset deletes or restores rows of another marks that table, and the next pass resets it.
 MAX_PASSES = 5
+#: Triggers first (they name tables and routines), indexes last (most go with their table).
+_DROP_ORDER = {"TRIGGER": 0, "PROCEDURE": 1, "FUNCTION": 1, "VIEW": 2, "TABLE": 3, "SEQUENCE": 4}
 
 
 def trigger_name(table_id: int, kind: str) -> str:
@@ -58,34 +64,34 @@ class TableState:
     restored_counter: int | None = None
 
 
-class ClientSideBackend(BackendBase):
+class ClientSideBackend(Backend):
     """The shared algorithm; subclasses provide the dialect's SQL."""
 
     names: ClassVar[tuple[str, ...]] = ()
     #: ``CREATE TABLE`` statements of the bookkeeping tables.
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = ()
-    #: Bookkeeping tables besides config, tables and dirty (dropped on uninstall).
-    extra_tables: ClassVar[tuple[str, ...]] = ()
 
     # -- dialect hooks ------------------------------------------------------------------
+    @abstractmethod
     def list_tables(self, connection: Connection) -> list[str]:
         """Every base table of the database, cleandb's own included."""
-        raise NotImplementedError
 
+    @abstractmethod
     def table_states(self, connection: Connection, names: Sequence[str]) -> list[TableState]:
-        raise NotImplementedError
+        """Rows, counter and insertable columns of each table, for its baseline."""
 
+    @abstractmethod
     def trigger_ddl(self, quote_table: str, table_id: int, kind: str, event: str) -> str:
-        raise NotImplementedError
+        """``CREATE TRIGGER`` that marks the table (``kind``) after ``event``."""
 
     def drop_trigger_ddl(self, quoted_name: str) -> str:
         return f"DROP TRIGGER IF EXISTS {quoted_name}"
 
+    @abstractmethod
     def statements(
         self, q: str, shadow: str, cols: str, state: TableState
     ) -> tuple[str, str | None, str | None]:
         """``(reset_sql, restore_sql, counter_sql)`` for one table (names already quoted)."""
-        raise NotImplementedError
 
     def bind(self, connection: Connection) -> None:
         """Hook: learn what the server offers before installing or syncing (e.g. the MySQL
@@ -97,11 +103,13 @@ class ClientSideBackend(BackendBase):
         """Hook: (re)create database-side routines once the tables are known (``fresh``: the
         marks are about to be cleared)."""
 
-    def uninstall_routines(self, ex: Executor) -> None:
-        """Hook: drop database-side routines."""
-
     def wrap_error(self, exc: Exception, database: str) -> Exception | None:
         return None
+
+    @abstractmethod
+    def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
+        """``(kind, name)`` of every object whose name has the library's prefix, as the
+        catalog lists them (``kind``: ``TABLE``, ``TRIGGER``, ``PROCEDURE``, ...)."""
 
     # -- the algorithm ------------------------------------------------------------------
     def _require_online(self, ex: Executor, what: str) -> Connection:
@@ -124,8 +132,6 @@ class ClientSideBackend(BackendBase):
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         connection = self._require_online(ex, "install tracking")
         database = self.current_database(connection)
-        from ._guard import check_database_name
-
         check_database_name(database, "install tracking in")
         self.bind(connection)
         try:
@@ -156,9 +162,22 @@ class ClientSideBackend(BackendBase):
         if ex.connection is None:
             return  # nothing can be attached offline; install already refused offline mode
         version = self.installed_version(ex.connection)
-        if version is not None:
+        if version is not None and version < SCHEMA_VERSION and after_migration:
+            self.upgrade(ex, after_migration=True)  # a step ran before the branch's upgrade
+        elif version is not None:
             check_sync_target(self, ex.connection, version)
             self._wrapped_sync(ex, ex.connection, everything=False, fresh=after_migration)
+
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: say "sync pending" until a sync after a
+        migration (or :meth:`set_baseline`) runs."""
+        if ex.connection is None or self.installed_version(ex.connection) is None:
+            return False
+        ex(f"CREATE TABLE IF NOT EXISTS {self._q(ex.connection, PENDING)} (since INTEGER)")
+        return True
+
+    def sync_pending(self, connection: Connection) -> bool:
+        return PENDING in self.list_tables(connection)
 
     def set_baseline(self, connection: Connection) -> None:
         version = self.installed_version(connection)
@@ -268,6 +287,8 @@ class ClientSideBackend(BackendBase):
         self.after_sync(ex, [(int(i), self._q(connection, n)) for i, n in seeded], fresh)
         if fresh:
             connection.exec_driver_sql(f"DELETE FROM {DIRTY}")
+            if PENDING in existing:
+                ex(f"DROP TABLE {self._q(connection, PENDING)}")
 
     def _snapshot(
         self,
@@ -307,15 +328,17 @@ class ClientSideBackend(BackendBase):
         ex(f"DROP TABLE IF EXISTS {self._q(connection, shadow_name(table_id))}")
 
     def uninstall(self, ex: Executor) -> None:
+        """Drop every object whose name has the library's prefix, whichever version made it."""
         connection = self._require_online(ex, "remove tracking")
-        self.bind(connection)
-        if TABLES in self.list_tables(connection):
-            ids = [int(r[0]) for r in connection.exec_driver_sql(f"SELECT id FROM {TABLES}")]
-            for table_id in ids:
-                self._forget(ex, connection, table_id)
-        self.uninstall_routines(ex)
-        for table in (*self.extra_tables, DIRTY, TABLES, CONFIG):
-            ex(f"DROP TABLE IF EXISTS {self._q(connection, table)}")
+        found = self.own_objects(connection)
+        for kind, name in sorted(found, key=lambda o: (_DROP_ORDER.get(o[0], 9), o[1])):
+            ex(f"DROP {kind} IF EXISTS {self._q(connection, name)}")
 
-    def current_database(self, connection: Connection) -> str:
-        raise NotImplementedError
+    def installed_options(self, connection: Connection) -> TrackingOptions:
+        return TrackingOptions(exclude=tuple(sorted(self._excluded(connection))))
+
+    def has_marks(self, connection: Connection) -> bool:
+        return connection.exec_driver_sql(f"SELECT 1 FROM {DIRTY} LIMIT 1").first() is not None
+
+    def upgrade_offline(self, ex: Executor) -> None:
+        self._require_online(ex, "upgrade tracking")

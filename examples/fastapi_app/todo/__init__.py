@@ -1,0 +1,1 @@
+"""A tiny FastAPI + async SQLAlchemy application (the alembic-cleandb example)."""

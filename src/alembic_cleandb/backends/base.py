@@ -1,0 +1,462 @@
+"""The :class:`Backend` base class every dialect module subclasses, and what they share:
+the options of an install, the :class:`Executor` that runs or prints SQL, the schema version
+checks and the server connection that creates and drops databases."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Dialect
+
+from .._connect import autocommit_connection, create_engine, safe_url
+from .._guard import check_database_name
+from ..errors import (
+    ConfigurationError,
+    NotInstalledError,
+    UnsafeDatabaseError,
+    VersionMismatchError,
+)
+
+#: Version of the database-side objects. Bumped whenever their shape changes, together with a
+#: new revision in ``versions/`` that calls ``op.upgrade_clean_tracking()`` and says
+#: ``schema_version = N``: ``alembic -n cleandb upgrade heads`` then re-installs tracking of an
+#: older version (test_upgrade.py checks that the branch's head brings this version).
+#: 2: marks that never make writers wait (MySQL family), tickets for inserts that rolled back,
+#: PostgreSQL sequence baselines in a table and reset fragments that survive a rename.
+#: 5 (cleandb_0003): PostgreSQL mark function SECURITY DEFINER with PUBLIC grants, mark
+#: trigger ENABLE ALWAYS, foreign keys to or from untracked tables listed
+#: (cleandb.config.crossing), sequences tied to no table tracked, fragments with ONLY and
+#: schema-qualified row types.
+SCHEMA_VERSION = 5
+
+#: Tables that are never tracked, whatever the configuration says.
+ALWAYS_EXCLUDED = ("alembic_version",)
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """What ``op.install_clean_tracking()`` was asked to track."""
+
+    #: PostgreSQL schemas to track; empty means the current schema. Ignored elsewhere.
+    schemas: tuple[str, ...] = ()
+    #: Table names never to track (version tables are always added).
+    exclude: tuple[str, ...] = ()
+    #: The database name ``CLEANDB_ALLOW_DATABASE`` allowed when the SQL was generated.
+    allowed_database: str | None = None
+
+    def excluded(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*ALWAYS_EXCLUDED, *self.exclude)))
+
+
+@dataclass
+class Executor:
+    """Runs SQL for an operation: on a live connection, or into Alembic's ``--sql`` output."""
+
+    dialect: Dialect
+    run: Callable[[str], None]
+    #: ``None`` in offline (``--sql``) mode.
+    connection: Connection | None = None
+    #: Statements already run, for tests and debugging.
+    log: list[str] = field(default_factory=list)
+
+    def __call__(self, sql: str) -> None:
+        self.log.append(sql)
+        self.run(sql)
+
+    @property
+    def offline(self) -> bool:
+        return self.connection is None
+
+    @classmethod
+    def for_connection(cls, connection: Connection) -> Executor:
+        def run(sql: str) -> None:
+            # The driver's own cursor, without parameters: no driver parses ``%`` then.
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.close()
+
+        return cls(connection.dialect, run, connection)
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own message, first line, without SQLAlchemy's wrapping."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+#: Said once, after the sessions, when one of them is idle in a transaction.
+IDLE_IN_TRANSACTION = (
+    "a session idle in transaction wrote and has neither committed nor rolled back: usually "
+    "an ORM session a test flushed without commit (Flask-SQLAlchemy's scoped session keeps it "
+    "open until db.session.remove(); call it in a fixture that requests cleandb_reset, so it "
+    "runs before the reset - see docs/recipes.md), or end that session as shown"
+)
+
+
+def require_schema_version(version: int, display: str) -> None:
+    """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
+    if version > SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, newer than "
+            f"this library's version {SCHEMA_VERSION}: it was installed by a newer "
+            "alembic-cleandb. Use that version, or recreate the test database."
+        )
+    if version != SCHEMA_VERSION:
+        raise VersionMismatchError(
+            f"alembic-cleandb: tracking in {display} has schema version {version}, but this "
+            f"library uses version {SCHEMA_VERSION}. Upgrade it: "
+            "`alembic -n cleandb upgrade heads` (the cleandb_migrate option does it too)."
+        )
+
+
+def check_sync_target(backend: Backend, connection: Connection, version: int) -> None:
+    """Before a migration step re-syncs tracking: the same checks as the reset.
+
+    A test database, tracking of this library's schema version, installed in this very
+    database (not in the one a dump or copy came from).
+    """
+    database = backend.current_database(connection)
+    check_database_name(database, "sync tracking in")
+    require_schema_version(version, repr(database))
+    check_installed_here(backend, connection, database)
+
+
+def check_installed_here(backend: Backend, connection: Connection, database: str) -> None:
+    """Refuse tracking that was installed in another database (a copy not adopted yet)."""
+    installed = backend.installed_database(connection)
+    if installed is not None and installed != database:
+        raise UnsafeDatabaseError(
+            f"alembic-cleandb: tracking in database {database!r} was installed in database "
+            f"{installed!r} (a copy or a restored dump?); nothing was changed. If this is a "
+            "copy made for tests, adopt it first: alembic_cleandb.adopt(url); otherwise "
+            "remove tracking: `alembic -n cleandb downgrade cleandb@base`."
+        )
+
+
+def call_routine(
+    connection: Connection, statement: str, more_results: bool = False
+) -> Callable[[], int]:
+    """A reset that calls the database-side routine on the raw DBAPI connection.
+
+    ``connection`` must be in AUTOCOMMIT mode; the driver cursor skips SQLAlchemy's per-call
+    overhead, which matters when the reset runs after every test. ``more_results``: the
+    statement returns further result sets to consume (``CALL`` on MySQL); only then is the
+    cursor's ``nextset()`` called (psycopg2 raises NotSupportedError for it, pg8000 has none).
+    """
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+
+    def reset() -> int:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(statement)
+            row = cursor.fetchone()
+            if more_results:
+                while cursor.nextset():  # CALL on MySQL returns a trailing status result
+                    pass
+        finally:
+            cursor.close()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    return reset
+
+
+def require_installed(backend: Backend, connection: Connection, display: str) -> int:
+    """The schema version of the tracking in ``connection``'s database; raises
+    :class:`NotInstalledError` without tracking, :class:`VersionMismatchError` with another
+    version's."""
+    version = backend.installed_version(connection)
+    if version is None:
+        raise NotInstalledError(
+            f"alembic-cleandb: tracking is not installed in {display}. Install it in test "
+            "setup: `alembic -n cleandb upgrade cleandb@head` (or "
+            "`command.upgrade(alembic_cleandb.enable(config), 'cleandb@head')`)."
+        )
+    require_schema_version(version, display)
+    return version
+
+
+@contextmanager
+def server_connection(url: URL, databases: tuple[str | None, ...]) -> Iterator[Connection]:
+    """An AUTOCOMMIT connection to the first maintenance database that accepts us."""
+    errors = []
+    for name in databases:
+        engine = create_engine(url._replace(database=name))
+        try:
+            try:
+                connection = engine.connect()
+            except sa.exc.DBAPIError as exc:
+                errors.append(first_line(exc))
+                continue
+            with connection:
+                yield connection
+            return
+        finally:
+            engine.dispose()
+    raise ConfigurationError(
+        f"alembic-cleandb: cannot connect to the server of {safe_url(url)!r} to create or drop "
+        f"test databases: {errors[-1] if errors else 'no maintenance database'}. Check that the "
+        "server runs and the URL's user may connect."
+    )
+
+
+def quote(connection: Connection, name: str) -> str:
+    return connection.dialect.identifier_preparer.quote(name)
+
+
+def create_failed(url: URL, exc: BaseException) -> ConfigurationError:
+    return ConfigurationError(
+        f"alembic-cleandb: cannot create the test database {safe_url(url)!r}: {first_line(exc)}. "
+        "The URL's user needs the right to create databases (PostgreSQL: CREATEDB; MySQL: "
+        "CREATE), or create the database yourself."
+    )
+
+
+class Backend(ABC):
+    """One database family: the tracking it installs, its reset, and the server-level SQL that
+    creates, copies and drops whole test databases (for ``cleandb_migrate`` and the
+    pytest-xdist worker copies). One subclass per dialect module, picked by
+    :func:`alembic_cleandb.backends.backend_for`."""
+
+    #: The SQLAlchemy dialect names this backend serves.
+    names: ClassVar[tuple[str, ...]] = ()
+
+    # -- tracking ---------------------------------------------------------------------
+    @abstractmethod
+    def install(self, ex: Executor, options: TrackingOptions) -> None:
+        """Create the tracking objects and attach tracking to every table (idempotent)."""
+
+    @abstractmethod
+    def uninstall(self, ex: Executor) -> None:
+        """Remove every object tracking created, and nothing else."""
+
+    @abstractmethod
+    def sync(self, ex: Executor, after_migration: bool = True) -> None:
+        """Attach tracking to new tables, forget dropped ones (after a migration step, the
+        tables it wrote to take a new baseline)."""
+
+    @abstractmethod
+    def set_baseline(self, connection: Connection) -> None:
+        """Declare the current rows and counters of every tracked table its baseline (and
+        clear the "sync pending" mark)."""
+
+    @abstractmethod
+    def mark_sync_pending(self, ex: Executor) -> bool:
+        """Online, where tracking is installed: mark the database "sync pending" until a sync
+        after a migration (or :meth:`set_baseline`) clears it; False where nothing was marked."""
+
+    @abstractmethod
+    def sync_pending(self, connection: Connection) -> bool:
+        """Whether a migration run stopped before the sync of its last step."""
+
+    @abstractmethod
+    def installed_version(self, connection: Connection) -> int | None:
+        """The schema version of the installed tracking; ``None`` without tracking."""
+
+    @abstractmethod
+    def current_database(self, connection: Connection) -> str:
+        """The name the test-database guard checks."""
+
+    @abstractmethod
+    def resetter(self, connection: Connection) -> Callable[[], int]:
+        """The per-test call: resets the dirty tables, returns how many."""
+
+    @abstractmethod
+    def adopt(self, connection: Connection) -> None:
+        """Let a copy of a tracked database be reset (tracking records its database)."""
+
+    @abstractmethod
+    def configure_session(self, connection: Connection, lock_timeout: float) -> None:
+        """Session settings of the connection that resets (lock wait, trigger switches)."""
+
+    # -- upgrades ---------------------------------------------------------------------
+    @abstractmethod
+    def installed_options(self, connection: Connection) -> TrackingOptions:
+        """What the installed tracking (of any version) was asked to track."""
+
+    @abstractmethod
+    def has_marks(self, connection: Connection) -> bool:
+        """Whether the installed tracking (of any version) has tables marked dirty."""
+
+    def upgrade(self, ex: Executor, after_migration: bool = False) -> None:
+        """Bring tracking installed by an older version of the library to this version.
+
+        Removes every object of the old tracking (:meth:`uninstall` reads them from the
+        catalog) and installs this version's with the same options; the current rows become
+        the baseline. A no-op without tracking or with this version's. Refuses, changing
+        nothing, while tables are marked dirty (their rows are not a baseline) - unless a
+        migration step just wrote them (``after_migration``), whose rows are the baseline.
+        """
+        connection = ex.connection
+        if connection is None:
+            self.upgrade_offline(ex)
+            return
+        version = self.installed_version(connection)
+        if version is None or version == SCHEMA_VERSION:
+            return
+        database = self.current_database(connection)
+        check_database_name(database, "upgrade tracking in")
+        if version > SCHEMA_VERSION:
+            require_schema_version(version, repr(database))
+        check_installed_here(self, connection, database)
+        if not after_migration and self.has_marks(connection):
+            raise VersionMismatchError(
+                f"alembic-cleandb: tracking in {database!r} has schema version {version} and "
+                "tables marked dirty, so their rows are not the baseline an upgrade would take; "
+                "nothing was changed. Reset them with the alembic-cleandb version that "
+                "installed tracking, or recreate the test database, then upgrade again."
+            )
+        options = self.installed_options(connection)
+        self.uninstall(ex)
+        self.install(ex, options)
+
+    def upgrade_offline(self, ex: Executor) -> None:
+        """``--sql`` mode: the upgrade must read the installed version, so it needs a server."""
+        raise ConfigurationError(
+            f"alembic-cleandb cannot upgrade tracking in offline (--sql) mode on {self.names[0]}: "
+            "it reads the installed version and options from the database. Run "
+            "`alembic -n cleandb upgrade heads` against the test database instead."
+        )
+
+
+    #: Substrings of driver messages meaning "a tracked table is gone or was renamed".
+    missing_table_markers: ClassVar[tuple[str, ...]] = ()
+    #: Substrings of driver messages meaning "a lock wait timed out".
+    lock_timeout_markers: ClassVar[tuple[str, ...]] = ()
+    #: Substrings of driver messages meaning "a unique value is still taken by another row".
+    unique_markers: ClassVar[tuple[str, ...]] = ()
+
+    def explain(
+        self, exc: BaseException, display: str, connection: Connection | None = None
+    ) -> str:
+        """One message for a failed reset: what happened and how to fix it.
+
+        With the reset's ``connection`` (still usable after most failures), a lock timeout
+        also names the table and the sessions that hold locks on it.
+        """
+        reason = first_line(exc)
+        if any(m in reason for m in self.lock_timeout_markers):
+            details = ""
+            if connection is not None:
+                try:
+                    details = self.lock_details(exc, connection)
+                except Exception:  # the connection may be gone: the message stays useful
+                    details = ""
+            hint = (
+                "another session holds a lock on a table the reset must write (a test left a "
+                "transaction open?). Commit or roll back in the test, or close its connections; "
+                "raise cleandb_lock_timeout (--cleandb-lock-timeout) if the wait is legitimate"
+            )
+            if details:
+                hint = f"{details[0].upper()}{details[1:]}. {hint[0].upper()}{hint[1:]}"
+        elif any(m in reason for m in self.missing_table_markers):
+            hint = (
+                "a tracked table was dropped or renamed outside migrations; every other table "
+                "was reset or keeps its dirty marks. Fix: rename it back; or run "
+                "alembic_cleandb.sync(url), which forgets dropped tables and tracks renamed ones "
+                "under their new name (their current rows become their baseline); or recreate "
+                "the test database and run the migrations again"
+            )
+        elif any(m in reason for m in self.unique_markers):
+            hint = (
+                "a test left unique values swapped between baseline rows (row A took B's value "
+                "and B took A's), which a reset that restores rows in place cannot undo. "
+                "Nothing was changed and the marks are kept: put the rows back by hand (or "
+                "recreate the test database) and reset again"
+            )
+        else:
+            hint = "the database keeps its dirty marks, so the next reset tries again"
+        return f"alembic-cleandb: resetting {display} failed: {reason}. {hint}."
+
+    def lock_details(self, exc: BaseException, connection: Connection) -> str:
+        """After a lock timeout: which table, which sessions hold locks on it ('' if unknown)."""
+        return ""
+
+    def installed_database(self, connection: Connection) -> str | None:
+        """The database tracking was installed in (``None``: not checked on this backend)."""
+        return None
+
+    def own_table(self, name: str) -> bool:
+        return False
+
+    # -- diagnostics -------------------------------------------------------------------
+    # Optional, for ``--cleandb-report`` only (never on the per-test hot path). Names are
+    # display names: ``table``, or ``schema.table`` outside the current schema.
+    def dirty_tables(self, connection: Connection) -> list[str]:
+        """The tracked tables marked dirty now."""
+        return []
+
+    def tracked_tables(self, connection: Connection) -> list[str]:
+        """Every table tracking is attached to."""
+        return []
+
+    # -- whole test databases ---------------------------------------------------------
+    #: Maintenance databases to connect to for CREATE/DROP DATABASE (``None``: the server's
+    #: default).
+    maintenance: ClassVar[tuple[str | None, ...]] = (None,)
+    #: Finds a database by name (one parameter, ``%(name)s``).
+    exists_sql: ClassVar[str] = ""
+    #: Creates an empty database (``{name}``: the quoted name).
+    create_sql: ClassVar[str] = ""
+    #: Rows (schema or NULL, table) of every table with a ``version_num`` column: Alembic's
+    #: version table, whatever ``version_table``/``version_table_schema`` named it.
+    version_tables_sql: ClassVar[str] = ""
+
+    def database(self, url: URL) -> str:
+        if not url.database:
+            raise ConfigurationError(
+                f"alembic-cleandb: {safe_url(url)!r} names no database; put the test "
+                "database's name in the URL"
+            )
+        return url.database
+
+    def guard_name(self, url: URL) -> str:
+        """The name the test-database guard checks (what ``current_database`` returns)."""
+        return self.database(url)
+
+    def copy_url(self, base: URL, suffix: str) -> URL:
+        return base.set(database=f"{self.database(base)}_{suffix}")
+
+    def _server(self, url: URL) -> AbstractContextManager[Connection]:
+        return server_connection(url, self.maintenance)
+
+    def exists(self, url: URL) -> bool:
+        with self._server(url) as c:
+            found = c.exec_driver_sql(self.exists_sql, {"name": self.database(url)}).scalar()
+        return found is not None
+
+    def create_empty(self, url: URL) -> None:
+        name = self.database(url)
+        check_database_name(name, "create")
+        with self._server(url) as c:
+            try:
+                c.exec_driver_sql(self.create_sql.format(name=quote(c, name)))
+            except sa.exc.DBAPIError as exc:
+                raise create_failed(url, exc) from None
+
+    @abstractmethod
+    def copy(self, base: URL, copy: URL, allowed: str | None = None) -> None:
+        """Create ``copy`` (which does not exist) as a tracked copy of ``base``.
+
+        ``allowed``: the copy's name when the guard must accept it although it lacks ``test``
+        (its base was allowed explicitly); an argument, never the process environment."""
+
+    @abstractmethod
+    def drop(self, url: URL) -> None:
+        """Drop the database if it exists."""
+
+    def adopt_copy(self, url: URL, allowed: str | None = None) -> None:
+        """After a copy: the same checks as :func:`alembic_cleandb.adopt` (``allowed``: see
+        :meth:`copy`), then :meth:`adopt` in the copy."""
+        with autocommit_connection(url) as connection:
+            check_database_name(self.current_database(connection), "adopt", allowed)
+            require_installed(self, connection, safe_url(url))
+            self.adopt(connection)
