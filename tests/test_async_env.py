@@ -176,4 +176,4 @@ def test_cleandb_migrate_with_an_async_url_and_environment(
         "cleandb_migrate = alembic.ini:cleandb\n"
     )
     pytester.makepyfile(test_app=APP_TESTS.format(driver=ASYNC_DRIVER[backend]))
-    pytester.runpytest_subprocess().assert_outcomes(passed=3)
+    pytester.runpytest().assert_outcomes(passed=3)

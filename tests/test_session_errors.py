@@ -15,6 +15,7 @@ import alembic_cleandb
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
+# (in subprocesses: what a user's terminal shows of a session-start error is the point)
 
 TESTS = """
 def test_nothing():
