@@ -14,6 +14,8 @@ import alembic_cleandb
 from alembic_cleandb.__main__ import DEMO_MIGRATION, main
 from dbutil import count, execute, rows
 
+pytestmark = pytest.mark.slow  # runs alembic and pytest in other processes
+
 ROOT = Path(__file__).resolve().parent.parent
 ASYNC_DRIVER = {
     "postgresql": "postgresql+asyncpg",
@@ -174,4 +176,4 @@ def test_cleandb_migrate_with_an_async_url_and_environment(
         "cleandb_migrate = alembic.ini:cleandb\n"
     )
     pytester.makepyfile(test_app=APP_TESTS.format(driver=ASYNC_DRIVER[backend]))
-    pytester.runpytest_subprocess().assert_outcomes(passed=3)
+    pytester.runpytest().assert_outcomes(passed=3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
@@ -186,11 +188,12 @@ def test_install_twice_is_idempotent(migrated: str) -> None:
 def test_refuses_a_database_whose_name_lacks_test(databases, backend: str, monkeypatch) -> None:
     from conftest import upgrade
 
-    url = databases.create("prod_app")
+    prod_app = f"prod_app_{uuid.uuid4().hex[:6]}"  # (unique: xdist workers share the server)
+    url = databases.create(prod_app)
     monkeypatch.delenv("CLEANDB_ALLOW_DATABASE", raising=False)
     upgrade(url, "0001", cleandb=False)
     before = dump(url)
-    with pytest.raises(UnsafeDatabaseError, match="prod_app"):
+    with pytest.raises(UnsafeDatabaseError, match=prod_app):
         upgrade(url, "cleandb@head")
     assert dump(url) == before
     with connect(url) as c:
@@ -198,10 +201,10 @@ def test_refuses_a_database_whose_name_lacks_test(databases, backend: str, monke
         assert own == []
         assert c.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
     for call in (alembic_cleandb.clean, alembic_cleandb.set_baseline, alembic_cleandb.sync):
-        with pytest.raises(UnsafeDatabaseError, match="CLEANDB_ALLOW_DATABASE=prod_app"):
+        with pytest.raises(UnsafeDatabaseError, match=f"CLEANDB_ALLOW_DATABASE={prod_app}"):
             call(url)
     # Allowed explicitly, by its exact name:
-    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", "prod_app")
+    monkeypatch.setenv("CLEANDB_ALLOW_DATABASE", prod_app)
     upgrade(url, "cleandb@head")
     assert alembic_cleandb.clean(url) == 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from conftest import upgrade
@@ -62,7 +64,7 @@ def test_plugin_resets_after_every_test(
         )
     pytester.makepyfile(test_app=source)
     monkeypatch.setenv("APP_URL", migrated)
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "-v")
+    result = pytester.runpytest("-p", "no:randomly", "-v")
     result.assert_outcomes(passed=4)
 
 
@@ -73,10 +75,11 @@ def test_without_the_plugin_the_second_test_sees_the_first_ones_row(
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_app=USER_TESTS)
     monkeypatch.setenv("APP_URL", migrated)
-    result = pytester.runpytest_subprocess("-p", "no:cleandb")
+    result = pytester.runpytest("-p", "no:cleandb")
     result.assert_outcomes(passed=2, failed=2)
 
 
+@pytest.mark.slow
 def test_urls_from_environment_and_command_line_and_fixture(
     pytester: pytest.Pytester, migrated: str, monkeypatch
 ) -> None:
@@ -84,25 +87,27 @@ def test_urls_from_environment_and_command_line_and_fixture(
     pytester.makepyfile(test_app=USER_TESTS)
     monkeypatch.setenv("APP_URL", migrated)
     monkeypatch.setenv("CLEANDB_URLS", migrated)
-    pytester.runpytest_subprocess().assert_outcomes(passed=4)
+    pytester.runpytest().assert_outcomes(passed=4)
     monkeypatch.delenv("CLEANDB_URLS")
-    pytester.runpytest_subprocess(f"--cleandb-url={migrated}").assert_outcomes(passed=4)
+    pytester.runpytest(f"--cleandb-url={migrated}").assert_outcomes(passed=4)
     pytester.makeconftest(
         CONFTEST + "\n@pytest.fixture(scope='session')\ndef cleandb_urls():\n"
         "    return [os.environ['APP_URL']]\n"
     )
-    pytester.runpytest_subprocess().assert_outcomes(passed=4)
+    pytester.runpytest().assert_outcomes(passed=4)
 
 
+@pytest.mark.slow
 def test_plugin_refuses_a_non_test_database(
     pytester: pytest.Pytester, databases, monkeypatch
 ) -> None:
-    url = databases.create("prod_app")
+    prod_app = f"prod_app_{uuid.uuid4().hex[:6]}"  # (unique: xdist workers share the server)
+    url = databases.create(prod_app)
     upgrade(url, "heads", cleandb=False)
     monkeypatch.delenv("CLEANDB_ALLOW_DATABASE", raising=False)
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\n")
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*refuses to reset database*prod_app*CLEANDB_ALLOW_DATABASE*"])
+    result.stderr.fnmatch_lines([f"*refuses to reset database*{prod_app}*CLEANDB_ALLOW_DATABASE*"])
     assert "password" not in result.stdout.str().lower()

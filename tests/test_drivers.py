@@ -18,6 +18,9 @@ import alembic_cleandb
 from alembic_cleandb import ConfigurationError
 from dbutil import count, insert, rows
 
+pytestmark = pytest.mark.slow  # runs Python and pytest -n 2 in other processes
+# (in subprocesses: an async driver's inner session in this process crashed an xdist worker)
+
 DRIVERS = [
     ("postgresql", "postgresql+psycopg2"),
     ("postgresql", "postgresql+psycopg"),

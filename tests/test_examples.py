@@ -15,6 +15,8 @@ import sqlalchemy as sa
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs the example's pytest in a subprocess
+
 SHOP = ROOT / "examples" / "shop"
 
 

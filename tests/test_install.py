@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from typing import Any
 
 import pytest
@@ -208,10 +209,11 @@ def test_offline_sql_on_postgresql_installs_and_carries_the_guard(pg_databases) 
     insert(url, "user", name="x")
     assert alembic_cleandb.clean(url) == 1
     # The same script, applied to a database whose name lacks "test", raises and creates nothing.
-    prod = databases.create("prod_app")
+    prod_name = f"prod_app_{uuid.uuid4().hex[:6]}"  # (unique: xdist workers share the server)
+    prod = databases.create(prod_name)
     raw_prod = sa.make_url(prod).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(raw_prod, autocommit=True) as c:
-        with pytest.raises(psycopg.errors.RaiseException, match="prod_app"):
+        with pytest.raises(psycopg.errors.RaiseException, match=prod_name):
             c.execute(sql.replace("BEGIN;", "").replace("COMMIT;", ""))  # type: ignore[call-overload]
         assert c.execute("SELECT to_regnamespace('cleandb')").fetchone() == (None,)
 

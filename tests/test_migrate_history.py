@@ -18,6 +18,8 @@ from alembic_cleandb.backends import backend_for
 from conftest import ROOT, upgrade
 from dbutil import connect, execute, insert, q
 
+pytestmark = pytest.mark.slow  # migrates long generated histories
+
 _spec = importlib.util.spec_from_file_location("history", ROOT / "bench" / "history.py")
 assert _spec is not None and _spec.loader is not None
 history: Any = importlib.util.module_from_spec(_spec)

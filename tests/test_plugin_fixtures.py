@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from alembic_cleandb import SCHEMA_VERSION
 from conftest import upgrade
 
+pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
+
 HELPERS = """
 import os
 
@@ -84,10 +86,10 @@ def writes_in_setup(cleandb_url):
                 assert users(cleandb_url) == ["class"]
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "-v")
+    result = pytester.runpytest("-p", "no:randomly", "-v")
     result.assert_outcomes(passed=8)
     # The marker is registered (no "unknown marker" warning under --strict-markers).
-    pytester.runpytest_subprocess("-p", "no:randomly", "--strict-markers").assert_outcomes(
+    pytester.runpytest("-p", "no:randomly", "--strict-markers").assert_outcomes(
         passed=8
     )
 
@@ -138,7 +140,7 @@ def app_engine():
             assert users(cleandb_url) == []
         """
     )
-    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=3)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
 
 
 def test_header_names_each_database_without_password(
@@ -150,7 +152,7 @@ def test_header_names_each_database_without_password(
     shown = url.render_as_string(hide_password=False)
     pytester.makeini(f"[pytest]\ncleandb_urls = {shown}\n")
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     where = url.database if backend == "sqlite" else f"{url.host}:{url.port}/{url.database}"
     result.stdout.fnmatch_lines(
@@ -182,7 +184,7 @@ def test_two_databases(pytester: pytest.Pytester, databases) -> None:
         """
     )
     for args in ([], ["-n", "2"]):
-        result = pytester.runpytest_subprocess(*args)
+        result = pytester.runpytest(*args)
         result.assert_outcomes(passed=3)
         assert len([x for x in result.outlines if x.startswith("cleandb: ")]) == 2 + len(args) // 2
 
@@ -197,7 +199,7 @@ def test_an_unreachable_database_is_a_usage_error_naming_it(
     }[backend]
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\n")
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest("-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     # SQLite: the file does not exist (the library never creates an empty one).
     result.stderr.fnmatch_lines(["ERROR: alembic-cleandb: *nowhere_test*"])

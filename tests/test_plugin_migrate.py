@@ -12,6 +12,8 @@ from alembic_cleandb import REVISION
 from alembic_cleandb.backends import backend_for_url
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
+
 TESTS = """
 import pytest
 import sqlalchemy as sa
@@ -47,12 +49,12 @@ def test_migrate_creates_and_migrates(pytester: pytest.Pytester, databases, sect
     target = f"{ROOT / 'alembic.ini'}" + (f":{section}" if section else "")
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\ncleandb_migrate = {target}\n")
     pytester.makepyfile(test_mig=TESTS)
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([f"cleandb: * alembic 0002,{REVISION})"])
     assert backend_for_url(url).exists(sa.make_url(url))
     # Again, now with nothing to do, and with workers copying the migrated database.
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)
+    pytester.runpytest("-n", "2").assert_outcomes(passed=4)
 
 
 def test_migrate_relative_to_the_ini_file(pytester: pytest.Pytester, databases) -> None:
@@ -63,7 +65,7 @@ def test_migrate_relative_to_the_ini_file(pytester: pytest.Pytester, databases) 
     )
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\ncleandb_migrate = sub/alembic.ini\n")
     pytester.makepyfile(test_mig=TESTS)
-    pytester.runpytest_subprocess().assert_outcomes(passed=4)
+    pytester.runpytest().assert_outcomes(passed=4)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +79,7 @@ def test_migrate_errors(pytester: pytest.Pytester, databases, target: str, messa
     url = _new_url(databases)
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\ncleandb_migrate = {target}\n")
     pytester.makepyfile(test_mig=TESTS)
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
@@ -91,7 +93,7 @@ def test_migrate_never_creates_a_database_without_test_in_its_name(
         f"[pytest]\ncleandb_urls = {url}\ncleandb_migrate = {ROOT / 'alembic.ini'}:cleandb\n"
     )
     pytester.makepyfile(test_mig=TESTS)
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: alembic-cleandb refuses to create database *_prod*"])
     assert not backend_for_url(url).exists(sa.make_url(url))

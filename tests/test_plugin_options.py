@@ -10,6 +10,8 @@ import pytest
 
 from alembic_cleandb.testing.plugin import OPTIONS, Settings, settings_key, state_key
 
+pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
+
 
 def _settings(pytester: pytest.Pytester, *args: str) -> Settings:
     return pytester.parseconfigure(*args).stash[settings_key]
@@ -130,7 +132,7 @@ def test_bad_values_are_usage_errors(
 ) -> None:
     monkeypatch.delenv("CLEANDB_URLS", raising=False)
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
-    result = pytester.runpytest_subprocess(*args)
+    result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
@@ -151,6 +153,6 @@ def test_no_database_configured_means_the_plugin_does_nothing(
                 request.getfixturevalue("cleandb_url")
         """
     )
-    result = pytester.runpytest_subprocess("-n", "2", "--cleandb-report")
+    result = pytester.runpytest("-n", "2", "--cleandb-report")
     result.assert_outcomes(passed=2)
     assert "cleandb:" not in result.stdout.str()

@@ -7,6 +7,8 @@ import pytest
 
 from dbutil import execute
 
+pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
+
 TESTS = """
 import pytest
 import sqlalchemy as sa
@@ -52,7 +54,7 @@ def test_report(pytester: pytest.Pytester, migrated: str, backend: str, workers:
     execute(migrated, f"CREATE TABLE {notes} (x INTEGER)")
     pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\n")
     pytester.makepyfile(test_report=TESTS.replace("{notes}", notes))
-    result = pytester.runpytest_subprocess("-n", workers, "--cleandb-report", "-p", "no:randomly")
+    result = pytester.runpytest("-n", workers, "--cleandb-report", "-p", "no:randomly")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(
         [
@@ -82,10 +84,10 @@ def test_no_report_without_the_flag(pytester: pytest.Pytester, migrated: str) ->
             assert "_cleandb_probes" not in request.fixturenames
         """
     )
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     assert "alembic-cleandb report" not in result.stdout.str()
     # ... and the ini option turns it on like the flag.
     pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\ncleandb_report = true\n")
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     result.stdout.fnmatch_lines(["*= alembic-cleandb report =*", "1 tests: 1 resets, *"])

@@ -22,6 +22,8 @@ from alembic_cleandb import Cleaner, ResetError
 from conftest import BACKENDS, Databases, upgrade
 from reliability_helpers import counters, engine, q, user_tables
 
+pytestmark = pytest.mark.slow  # many generated examples per backend
+
 LONG = "a_table_whose_name_is_exactly_sixty_four_characters_long_abcdefg"
 TABLES = [
     "user", "Order", "user-profile", "lookup_status", "shipment", "category", "order line",

@@ -95,4 +95,24 @@ def test_b():
     assert tuple(_insert()) == (1, 1)
 """
     )
-    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def _section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : None if end == -1 else end]
+
+
+def test_the_readme_test_commands_are_what_ci_runs_and_what_pyproject_declares() -> None:
+    """.ci/run runs the README's test command (the line after its "== pytest" banner); the
+    README names the fast tier's marker, which pyproject.toml registers."""
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    banner = next(i for i, line in enumerate(ci) if line.startswith('echo "== pytest'))
+    command = ci[banner + 1].strip()
+    blocks = re.findall(r"```\n(.*?)```", _section("Development"), re.S)
+    assert command in [b.strip() for b in blocks]
+    assert 'python -m pytest -m "not slow" -n auto' in [b.strip() for b in blocks]
+    assert "\n    \"slow: " in (ROOT / "pyproject.toml").read_text()
+    assert "pip install -q -e . --group dev" in "\n".join(ci)

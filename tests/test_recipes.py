@@ -22,6 +22,8 @@ from alembic_cleandb.__main__ import main as cli
 from alembic_cleandb.backends import backend_for_url
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs the recipes' pytest and commands in other processes
+
 RECIPES = (ROOT / "docs" / "recipes.md").read_text()
 BLOCKS = re.findall(r"<!-- (file|run): (\S+) -->\n```\w+\n(.*?)```", RECIPES, re.S)
 PG = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -89,8 +91,8 @@ def test_database_url_is_the_test_database(cleandb_url):
 """
         + FIRST_USER
     )
-    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=4)
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+    pytester.runpytest("-n", "2").assert_outcomes(passed=4)
 
 
 SQLMODEL_MODELS = """
@@ -154,7 +156,7 @@ def test_sqlmodel_recipe(
     pytester.makeini(ini + "pythonpath = .\n")
     pytester.makepyfile(test_heroes=run_block("sqlmodel-tests"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
 def _database_exists(name: str) -> bool:
@@ -177,8 +179,8 @@ def test_pytest_postgresql_recipe(pytester: pytest.Pytester, databases) -> None:
     repo_alembic_ini(pytester.path)
     pytester.makeconftest(run_block("pytest-postgresql"))
     pytester.makepyfile(test_app=FIRST_USER)
-    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=3)
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=3)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+    pytester.runpytest("-n", "2").assert_outcomes(passed=3)
     assert not any(_database_exists(n) for n in names)
 
 

@@ -19,6 +19,8 @@ from alembic_cleandb import clean
 from alembic_cleandb.backends import mysql
 from reliability_helpers import PATIENCE, connection, counters, full_dump, marks, q
 
+pytestmark = pytest.mark.slow  # exhaustive, threads, both isolation levels, every backend
+
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 ISOLATION = ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
 

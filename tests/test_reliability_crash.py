@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from alembic_cleandb import Cleaner, ResetError, clean
 from reliability_helpers import PATIENCE, connection, engine, full_dump, marks, q, wait_for
 
+pytestmark = pytest.mark.slow  # kills processes; runs pytest
+
 WRITES_THEN_HANGS = """
 import os, pathlib, time
 import sqlalchemy as sa
@@ -82,7 +84,7 @@ def test_a_test_process_killed_mid_test_leaves_nothing_for_the_next_run(
 
     Path(pytester.path / "test_crash.py").unlink()
     pytester.makepyfile(test_next=STARTS_FROM_BASELINE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 

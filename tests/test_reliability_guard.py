@@ -18,6 +18,8 @@ from alembic_cleandb.backends import backend_for
 from conftest import Databases, alembic_config, server_engine, upgrade
 from reliability_helpers import ENTRY_POINTS, connection, engine, entry_points, full_dump, marks, q
 
+pytestmark = pytest.mark.slow  # exhaustive, every entry point on every server
+
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 
 
@@ -59,19 +61,28 @@ def test_a_url_naming_a_test_database_that_lands_elsewhere_is_refused(
     assert full_dump(production) == before
 
 
-@SERVERS
+@pytest.mark.parametrize(
+    ("backend", "how"),
+    [("postgresql", "opened"), ("mariadb", "opened"), ("mariadb", "moved")],
+    indirect=["backend"],
+)
 @pytest.mark.parametrize("call", [n for n in ENTRY_POINTS if n != "Cleaner"])  # (URLs only)
-def test_a_connection_moved_to_another_database_is_refused(
-    call: str, production: str, migrated: str
+def test_a_connection_in_another_database_than_its_url_names_is_refused(
+    call: str, how: str, production: str, migrated: str
 ) -> None:
+    """A Connection whose engine URL names the test database while it is in another one:
+    opened there (libpq's last ``dbname`` wins, a MySQL ``init_command`` runs ``USE``), or
+    moved there later by ``USE`` (MySQL family; a PostgreSQL session cannot change database)."""
     before = full_dump(production)
-    e = engine(migrated, isolation_level="AUTOCOMMIT")
+    name = sa.make_url(production).database
+    url = migrated if how == "moved" else _elsewhere(migrated, str(name))
+    e = engine(url, isolation_level="AUTOCOMMIT")
     with e.connect() as c:
-        if c.dialect.name != "postgresql":
-            name = sa.make_url(production).database
+        if how == "moved":
             c.exec_driver_sql(f"USE `{name}`")
-            with pytest.raises(UnsafeDatabaseError, match=f"'{name}'"):
-                ENTRY_POINTS[call](c)
+        assert c.engine.url.database == sa.make_url(migrated).database
+        with pytest.raises(UnsafeDatabaseError, match=f"'{name}'.*Nothing was changed"):
+            ENTRY_POINTS[call](c)
     e.dispose()
     assert full_dump(production) == before
 

@@ -19,6 +19,8 @@ from alembic_cleandb import (
 from conftest import alembic_config, upgrade
 from reliability_helpers import ENTRY_POINTS, connection, engine, entry_points, full_dump, marks, q
 
+pytestmark = pytest.mark.slow  # exhaustive, every entry point with every mistake
+
 SECRET = "s3cret-pw"
 
 
@@ -128,8 +130,13 @@ def test_a_migration_step_upgrades_tracking_of_an_older_schema_version(migrated:
 def test_a_migration_step_refuses_tracking_of_a_newer_schema_version(migrated: str) -> None:
     command.downgrade(alembic_config(migrated), "0002-1")
     _set_version(migrated, alembic_cleandb.SCHEMA_VERSION + 1)
+    with connection(migrated) as c:
+        versions = set(c.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
     with pytest.raises(VersionMismatchError, match="newer than this library"):
         command.upgrade(alembic_config(migrated), "heads")
+    with connection(migrated) as c:  # the step did not go through
+        after = set(c.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    assert after == versions
 
 
 def _dirty(url: str) -> None:
@@ -199,7 +206,7 @@ def test_a_table_renamed_behind_the_trackers_back(backend: str, migrated: str) -
 def test_the_plugin_turns_bad_urls_into_usage_errors(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ncleandb_urls = not a url\n")
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*is not a database URL*"])
 
@@ -208,7 +215,7 @@ def test_the_plugin_stops_on_an_unreachable_database(pytester: pytest.Pytester) 
     url = f"postgresql://postgres:{SECRET}@127.0.0.1:1/nothing_test"
     pytester.makeini(f"[pytest]\ncleandb_urls = {url}\n")
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert "cannot connect to" in output and SECRET not in output

@@ -4,11 +4,17 @@ next test starts from the baseline (or the run stops, with ``cleandb_on_failure 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from alembic_cleandb import Cleaner, ResetError, clean
-from reliability_helpers import connection, marks, q
+from alembic_cleandb.cleaner import DEFAULT_LOCK_TIMEOUT
+from reliability_helpers import PATIENCE, connection, marks, q
+
+pytestmark = pytest.mark.slow  # waits for lock timeouts; runs pytest
 
 SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 
@@ -100,14 +106,34 @@ def test_a_session_idle_in_transaction_is_named_once_with_how_to_end_it(migrated
 
 @SERVERS
 def test_clean_waits_no_longer_than_its_lock_timeout(migrated: str) -> None:
+    """``lock_timeout=1`` makes clean() give up after about a second, where the library's
+    default (5 s) or the server's (PostgreSQL: forever; MariaDB: 50 s) would wait longer. The
+    bound has a wide margin (a hang guard, not a speed test): the call fails the test only if
+    the wait clearly exceeded 1 s, i.e. it came from another timeout than the one passed."""
+    assert DEFAULT_LOCK_TIMEOUT >= 5  # (the bound below must tell the two apart)
     with connection(migrated) as c:
         c.execute(sa.text(f"INSERT INTO {q(c, 'user')} (name) VALUES ('leaked')"))
         c.commit()
         c.execute(sa.text(f"UPDATE {q(c, 'user')} SET name = 'locked'"))
-        with pytest.raises(ResetError, match="lock"):
-            clean(migrated, lock_timeout=1)
+        outcome: list[BaseException] = []
+        started = time.monotonic()
+        waiter = threading.Thread(target=_clean_capturing, args=(migrated, outcome), daemon=True)
+        waiter.start()
+        waiter.join(PATIENCE)  # never hang, even if the timeout were ignored entirely
+        waited = time.monotonic() - started
         c.rollback()
+        waiter.join(PATIENCE)
+    assert len(outcome) == 1 and isinstance(outcome[0], ResetError), outcome
+    assert "lock" in str(outcome[0]).lower()
+    assert 0.9 <= waited < DEFAULT_LOCK_TIMEOUT - 1, f"clean(lock_timeout=1) waited {waited:.1f} s"
     assert clean(migrated) == 1
+
+
+def _clean_capturing(url: str, outcome: list[BaseException]) -> None:
+    try:
+        clean(url, lock_timeout=1)
+    except BaseException as exc:  # (handed to the test's thread)
+        outcome.append(exc)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -157,14 +183,23 @@ def test_b_starts_from_the_baseline():
 """
 
 # The leaked connection is closed before test_b's setup: only the reset stands between the two.
+# (And at the end of the session, when the run stopped before test_b: the inner run happens in
+# this process, where an open transaction would keep the database from being dropped.)
 LEAKY_CONFTEST = """
 import pytest
+
+def _close_leaked(module):
+    for c in getattr(module, "LEAKED", []):
+        c.close()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if item.name == "test_b_starts_from_the_baseline":
-        for c in getattr(item.module, "LEAKED", []):
-            c.close()
+        _close_leaked(item.module)
+
+def pytest_sessionfinish(session):
+    for item in session.items:
+        _close_leaked(item.module)
 """
 
 
@@ -182,7 +217,7 @@ def test_plugin_fails_the_teardown_then_the_next_test_starts_from_the_baseline(
 ) -> None:
     monkeypatch.setenv("LEAKY_URL", migrated)
     _leaky_project(pytester, migrated, "fail")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_a_leaves_a_transaction_open*"])
     result.stdout.fnmatch_lines(["*alembic-cleandb: resetting * failed: *"])
@@ -197,7 +232,7 @@ def test_plugin_on_failure_exit_stops_the_run(
 ) -> None:
     monkeypatch.setenv("LEAKY_URL", migrated)
     _leaky_project(pytester, migrated, "exit")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*Exit: alembic-cleandb: resetting * failed: *"])
     assert "test_b_starts_from_the_baseline PASSED" not in result.stdout.str()

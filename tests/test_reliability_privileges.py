@@ -17,6 +17,8 @@ from alembic_cleandb.backends import mysql
 from conftest import Databases, server_engine, upgrade
 from reliability_helpers import connection, engine, full_dump, q
 
+pytestmark = pytest.mark.slow  # creates roles and users on the servers
+
 BINLOG_MESSAGE = (
     "You do not have the SUPER privilege and binary logging is enabled (you *might* want to "
     "use the less safe log_bin_trust_function_creators variable)"

@@ -14,6 +14,9 @@ from alembic.util import CommandError
 import alembic_cleandb
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs pytest sessions, some with -n 2
+# (in subprocesses: what a user's terminal shows of a session-start error is the point)
+
 TESTS = """
 def test_nothing():
     pass

@@ -251,6 +251,7 @@ def test_writes_again(cleandb_url):
 """
 
 
+@pytest.mark.slow
 def test_cleandb_migrate_upgrades_tracking_of_an_older_version(
     pytester: pytest.Pytester, databases, backend
 ) -> None:
@@ -261,7 +262,7 @@ def test_cleandb_migrate_upgrades_tracking_of_an_older_version(
         f"[pytest]\ncleandb_urls = {url}\ncleandb_migrate = {ROOT / 'alembic.ini'}:cleandb\n"
     )
     pytester.makepyfile(test_plugin_upgrade=PLUGIN_TESTS)
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"cleandb: *tracking schema v{SCHEMA_VERSION}, *cleandb_0004)"])
     assert installed_version(url) == SCHEMA_VERSION

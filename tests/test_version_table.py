@@ -10,6 +10,8 @@ import sqlalchemy as sa
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs pytest -n 2 sessions
+
 SEED_MIGRATION = '''"""one more seed row"""
 from alembic import op
 
@@ -68,13 +70,13 @@ def test_reuse_follows_the_base_with_a_custom_version_table(
         "cleandb_worker_dbs = reuse\n"
     )
     pytester.makepyfile(test_seed=TESTS.format(expected=4))
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest("-n", "2")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["cleandb: * alembic 0002,cleandb_*)"])
     # A new migration adds a seed row: the copies are behind the base and must not be reused.
     (migrations / "versions" / "0003_seed.py").write_text(SEED_MIGRATION)
     pytester.makepyfile(test_seed=TESTS.format(expected=5))
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest("-n", "2")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["cleandb: * alembic 0003,cleandb_*)"])
     # The copies stay (reuse); drop them with the base.

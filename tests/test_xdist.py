@@ -1,7 +1,7 @@
 """`pytest -n 2`: every worker gets its own copy of the configured database, on each backend.
 
-The inner projects are run with pytester in a subprocess, with the real plugin (entry point)
-and the real pytest-xdist.
+The inner projects are run with pytester (in this process; their xdist workers are processes
+of their own), with the real plugin (entry point) and the real pytest-xdist.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from alembic_cleandb.testing import xdist as _xdist
 from alembic_cleandb.testing.plugin import worker_url
 from conftest import upgrade
 from dbutil import count, execute
+
+pytestmark = pytest.mark.slow  # runs pytest -n 2 (three processes) several times
 
 # Run with `-n 2 --dist each`: both workers run every test. Test i inserts a row on each
 # worker, then waits for the other worker to have inserted its row for test i too (a file
@@ -81,7 +83,7 @@ def _exists(url: str) -> bool:
 def test_two_workers_are_isolated(pytester: pytest.Pytester, migrated: str) -> None:
     pytester.makeini(_ini(migrated))
     pytester.makepyfile(test_iso=ISOLATION)
-    result = pytester.runpytest_subprocess(*EACH)
+    result = pytester.runpytest(*EACH)
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(
         ["cleandb: 2 worker databases (*_gw*; recreate), made while the workers start"]
@@ -107,7 +109,7 @@ def test_without_copies_the_workers_collide(pytester: pytest.Pytester, migrated:
         .replace('assert os.environ["DATABASE_URL"] == cleandb_url == BOOT_URL', "pass")
         .replace("assert cleandb_url.endswith", "assert not cleandb_url.endswith")
     )
-    result = pytester.runpytest_subprocess(*EACH)
+    result = pytester.runpytest(*EACH)
     # Round 0: both rows are in before either worker checks (no reset can come between), so
     # the first check fails; later rounds fail or pass by the other worker's resets.
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -130,23 +132,23 @@ def test_copies_are_reused_while_the_heads_match(
         databases.created.extend(str(sa.make_url(u).database) for u in copies)
     pytester.makeini(_ini(migrated, "cleandb_worker_dbs = reuse"))
     pytester.makepyfile(test_iso=ISOLATION)
-    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=8)
+    pytester.runpytest(*EACH).assert_outcomes(passed=8)
     assert all(_exists(u) for u in copies)
 
     # A mark the base does not have: it survives a reuse, not a re-creation.
     execute(copies[0], "CREATE TABLE reuse_probe (x INTEGER)")
-    result = pytester.runpytest_subprocess(*EACH)
+    result = pytester.runpytest(*EACH)
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*worker databases*reuse*"])
     assert _has_table(copies[0], "reuse_probe")
 
     # A copy whose alembic heads differ from the base's is made again.
     execute(copies[0], "UPDATE alembic_version SET version_num = '0001' WHERE version_num = '0002'")
-    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=8)
+    pytester.runpytest(*EACH).assert_outcomes(passed=8)
     assert not _has_table(copies[0], "reuse_probe")
 
     # recreate (the default) drops them at the end of the run.
-    result = pytester.runpytest_subprocess(*EACH, "--cleandb-worker-dbs=recreate")
+    result = pytester.runpytest(*EACH, "--cleandb-worker-dbs=recreate")
     result.assert_outcomes(passed=8)
     assert not any(_exists(u) for u in copies)
 
@@ -167,7 +169,7 @@ def test_an_explicitly_allowed_base_allows_its_copies(
         test_env=f"import os\n\ndef test_env():\n"
         f"    assert os.environ['CLEANDB_ALLOW_DATABASE'] == {allowed!r}\n"
     )
-    pytester.runpytest_subprocess(*EACH).assert_outcomes(passed=10)
+    pytester.runpytest(*EACH).assert_outcomes(passed=10)
 
 
 def _watch_environment(stop: threading.Event, seen: set[str | None]) -> None:
@@ -215,7 +217,7 @@ def test_a_base_without_tracking_stops_the_run_before_any_worker(
     upgrade(db_url, "heads", cleandb=False)
     pytester.makeini(_ini(db_url))
     pytester.makepyfile(test_iso=ISOLATION)
-    result = pytester.runpytest_subprocess(*EACH)
+    result = pytester.runpytest(*EACH)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: alembic-cleandb: tracking is not installed in *"])
     assert not _exists(worker_url(db_url, "gw0"))
@@ -242,7 +244,7 @@ def test_a_session_on_the_base_blocks_the_copy_and_is_named(
     with engine.connect():
         pytester.makeini(_ini(migrated))
         pytester.makepyfile(test_iso=ISOLATION)
-        result = pytester.runpytest_subprocess(*EACH)
+        result = pytester.runpytest(*EACH)
     engine.dispose()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     # The copies are made while the workers start; the run stops before any test.
