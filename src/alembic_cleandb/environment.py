@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
+from ._sql import execute
 from .backends import backend_for
 from .operations import executor
 
@@ -99,12 +100,12 @@ def _database_of(connection: Any) -> tuple[str, str]:
     """(backend, database) the connection is really in; SQLite: the main file's path."""
     name = connection.dialect.name
     if name == "sqlite":
-        rows = connection.exec_driver_sql("PRAGMA database_list").fetchall()
+        rows = execute(connection, "PRAGMA database_list").fetchall()
         path = next((str(r[2]) for r in rows if r[1] == "main"), "")
         return "sqlite", os.path.realpath(path) if path else ""
     if name == "postgresql":
-        return name, str(connection.exec_driver_sql("SELECT current_database()").scalar())
-    return "mysql", str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
+        return name, str(execute(connection, "SELECT current_database()").scalar())
+    return "mysql", str(execute(connection, "SELECT DATABASE()").scalar())
 
 
 def _expected_database(url: str) -> tuple[str, str]:

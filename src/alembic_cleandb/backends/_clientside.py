@@ -107,7 +107,8 @@ class ClientSideBackend(Backend):
 
     def shadow_ddl(self, connection: Connection, shadow: str, cols: str, state: TableState) -> str:
         """The statement that copies a seeded table's rows into its baseline table."""
-        return f"CREATE TABLE {shadow} AS SELECT {cols} FROM {self._q(connection, state.name)}"
+        q = quote_name(connection.dialect, state.name)
+        return f"CREATE TABLE {shadow} AS SELECT {cols} FROM {q}"
 
     def update_statement(
         self, connection: Connection, shadow: str, state: TableState
@@ -176,15 +177,6 @@ class ClientSideBackend(Backend):
                 "`alembic -n cleandb upgrade cleandb@head` against the test database."
             )
         return ex.connection
-
-    def _q(self, connection: Connection, name: str) -> str:
-        """``name`` quoted for text run without parameters (see :func:`.._sql.quote_name`)."""
-        return quote_name(connection.dialect, name)
-
-    @staticmethod
-    def _param_marker(connection: Connection) -> str:
-        """Still used by statements written before :mod:`.._sql`; to be converted to it."""
-        return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
     def install(self, ex: Executor, options: TrackingOptions) -> None:
         connection = self._require_online(ex, "install tracking")
@@ -339,8 +331,7 @@ class ClientSideBackend(Backend):
             # A migration step that only moved a counter (ALTER TABLE ... AUTO_INCREMENT = 1000
             # on an empty table) fires no trigger: its table takes a new baseline too.
             stored = {
-                str(n): c
-                for n, c in connection.exec_driver_sql(f"SELECT name, counter FROM {TABLES}")
+                str(n): c for n, c in execute(connection, f"SELECT name, counter FROM {TABLES}")
             }
             moved = {
                 name
@@ -407,46 +398,52 @@ class ClientSideBackend(Backend):
         self.store_cascades(ex, connection, closure)
         rows = {
             int(i): int(n)
-            for i, n in connection.exec_driver_sql(f"SELECT id, baseline_rows FROM {TABLES}")
+            for i, n in execute(connection, f"SELECT id, baseline_rows FROM {TABLES}")
         }
         checks: dict[int, list[tuple[str, str]]] = {}
+        dialect = connection.dialect
         for fk in fks:
             if fk.parent not in tracked or fk.child in tracked or fk.child not in existing:
                 continue
             table_id = tracked[fk.parent]
+            # Stored text, run later by the reset: names quoted, no parameters.
             child = "cleandb_c"
             refs = " AND ".join(
-                f"{child}.{self._q(connection, c)} IS NOT NULL" for c in fk.child_columns
+                f"{child}.{quote_name(dialect, c)} IS NOT NULL" for c in fk.child_columns
             )
-            condition = f"SELECT 1 FROM {self._q(connection, fk.child)} {child} WHERE {refs}"
+            condition = f"SELECT 1 FROM {quote_name(dialect, fk.child)} {child} WHERE {refs}"
             if rows.get(table_id):
                 base = "cleandb_p"
                 same = " AND ".join(
-                    f"{base}.{self._q(connection, p)} = {child}.{self._q(connection, c)}"
+                    f"{base}.{quote_name(dialect, p)} = {child}.{quote_name(dialect, c)}"
                     for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
                 )
-                shadow = self._q(connection, shadow_name(table_id))
+                shadow = quote_name(dialect, shadow_name(table_id))
                 condition += f" AND NOT EXISTS (SELECT 1 FROM {shadow} {base} WHERE {same})"
             checks.setdefault(table_id, []).append((fk.child, f"EXISTS ({condition})"))
-        marker = self._param_marker(connection)
         triggered = [tracked[t] for t in self.application_triggers(connection) if t in tracked]
-        connection.exec_driver_sql(f"UPDATE {TABLES} SET app_triggers = 0 WHERE app_triggers <> 0")
+        execute(connection, f"UPDATE {TABLES} SET app_triggers = 0 WHERE app_triggers <> 0")
         for table_id in triggered:
-            connection.exec_driver_sql(
-                f"UPDATE {TABLES} SET app_triggers = 1 WHERE id = {marker}", (table_id,)
+            execute(
+                connection,
+                SQL(f"UPDATE {TABLES} SET app_triggers = 1 WHERE id = {{}}").format(
+                    Value(table_id)
+                ),
             )
-        connection.exec_driver_sql(
-            f"UPDATE {TABLES} SET check_sql = NULL, check_names = NULL WHERE check_sql IS NOT NULL"
+        execute(
+            connection,
+            f"UPDATE {TABLES} SET check_sql = NULL, check_names = NULL WHERE check_sql IS NOT NULL",
         )
         for table_id, found in checks.items():
             cases = " ".join(f"WHEN {e} THEN {k}" for k, (_, e) in enumerate(found, 1))
-            connection.exec_driver_sql(
-                f"UPDATE {TABLES} SET check_sql = {marker}, check_names = {marker} "
-                f"WHERE id = {marker}",
-                (
-                    self.check_statement(f"CASE {cases} ELSE 0 END"),
-                    json.dumps([name for name, _ in found]),
-                    table_id,
+            execute(
+                connection,
+                SQL(
+                    f"UPDATE {TABLES} SET check_sql = {{}}, check_names = {{}} WHERE id = {{}}"
+                ).format(
+                    Value(self.check_statement(f"CASE {cases} ELSE 0 END")),
+                    Value(json.dumps([name for name, _ in found])),
+                    Value(table_id),
                 ),
             )
 

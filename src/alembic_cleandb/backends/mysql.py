@@ -35,10 +35,12 @@ from .._connect import autocommit_connection
 from .._sql import (
     SQL,
     Identifier,
+    Value,
     driver_call,
     error_number,
     execute,
     inline,
+    quote_name,
 )
 from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
@@ -653,7 +655,8 @@ class MySQLBackend(ClientSideBackend):
             referenced,
             on_update,
             on_delete,
-        ) in connection.exec_driver_sql(
+        ) in execute(
+            connection,
             "SELECT k.CONSTRAINT_NAME, k.TABLE_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, "
             "k.REFERENCED_COLUMN_NAME, r.UPDATE_RULE, r.DELETE_RULE "
             "FROM information_schema.KEY_COLUMN_USAGE k "
@@ -661,7 +664,7 @@ class MySQLBackend(ClientSideBackend):
             "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME "
             "AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
             "WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_SCHEMA = DATABASE() "
-            "ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+            "ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
         ):
             entry = found.setdefault((str(child), str(name)), [str(parent), [], [], False])
             entry[1].append(str(column))
@@ -674,12 +677,13 @@ class MySQLBackend(ClientSideBackend):
 
     def current_counters(self, connection: Connection) -> dict[str, int]:
         if not self._mariadb(connection):  # MySQL 8 caches these statistics for a day
-            connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+            execute(connection, "SET SESSION information_schema_stats_expiry = 0")
         return {
             str(n): int(c)
-            for n, c in connection.exec_driver_sql(
+            for n, c in execute(
+                connection,
                 "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL"
+                "WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL",
             )
         }
 
@@ -689,11 +693,15 @@ class MySQLBackend(ClientSideBackend):
     def store_cascades(
         self, ex: Executor, connection: Connection, closure: dict[int, set[int]]
     ) -> None:
-        connection.exec_driver_sql(f"DELETE FROM {CASCADES}")
+        execute(connection, f"DELETE FROM {CASCADES}")
         pairs = [(parent, child) for parent, children in closure.items() for child in children]
         if pairs:
-            connection.exec_driver_sql(
-                f"INSERT INTO {CASCADES} (parent, child) VALUES (%s, %s)", pairs
+            # One multi-row INSERT, as the MySQL drivers' executemany sends it anyway.
+            rows = SQL(", ").join(
+                SQL("({}, {})").format(Value(parent), Value(child)) for parent, child in pairs
+            )
+            execute(
+                connection, SQL(f"INSERT INTO {CASCADES} (parent, child) VALUES {{}}").format(rows)
             )
         self.cascades = bool(pairs)
 
@@ -752,16 +760,18 @@ class MySQLBackend(ClientSideBackend):
                 keys[str(table)] = str(column)
         triggered = {
             str(t)
-            for (t,) in connection.exec_driver_sql(
+            for (t,) in execute(
+                connection,
                 "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-                "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'"
+                "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'",
             )
         }
         primary: dict[str, list[str]] = {}
-        for table, column in connection.exec_driver_sql(
+        for table, column in execute(
+            connection,
             "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
             "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY' "
-            "ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            "ORDER BY TABLE_NAME, ORDINAL_POSITION",
         ):
             primary.setdefault(str(table), []).append(str(column))
         # Re-inserting rows with their keys leaves the counter at the highest key + 1 only
@@ -840,10 +850,10 @@ class MySQLBackend(ClientSideBackend):
 
     def shadow_ddl(self, connection: Connection, shadow: str, cols: str, state: TableState) -> str:
         """With the table's primary key, which restoring in place looks rows up by."""
-        q = self._q(connection, state.name)
+        q = quote_name(connection.dialect, state.name)
         if not self.in_place(state):
             return f"CREATE TABLE {shadow} AS SELECT {cols} FROM {q}"
-        key = ", ".join(self._q(connection, c) for c in state.key)
+        key = ", ".join(quote_name(connection.dialect, c) for c in state.key)
         return f"CREATE TABLE {shadow} (PRIMARY KEY ({key})) AS SELECT {cols} FROM {q}"
 
     @staticmethod
@@ -862,7 +872,7 @@ class MySQLBackend(ClientSideBackend):
         is another row, deleted and inserted again)."""
         parts = []
         for c in state.key:
-            q = self._q(connection, c)
+            q = quote_name(connection.dialect, c)
             parts.append(f"cleandb_b.{q} = cleandb_t.{q}")
             if c in state.binary:
                 parts.append(self._equal(q, True, null_safe=False))
@@ -871,10 +881,10 @@ class MySQLBackend(ClientSideBackend):
     def _in_place(self, connection: Connection, shadow: str, state: TableState) -> tuple[str, str]:
         """Restore in place: ``(delete, insert)``, the rows the baseline lacks and the rows
         missing (see :func:`_restore`)."""
-        q = self._q(connection, state.name)
+        q = quote_name(connection.dialect, state.name)
         same = self._same_key(connection, state)
-        first = self._q(connection, state.key[0])
-        cols = ", ".join(self._q(connection, c) for c in state.columns)
+        first = quote_name(connection.dialect, state.key[0])
+        cols = ", ".join(quote_name(connection.dialect, c) for c in state.columns)
         delete = (
             f"DELETE cleandb_t FROM {q} AS cleandb_t LEFT JOIN {shadow} AS cleandb_b ON {same} "
             f"WHERE cleandb_b.{first} IS NULL"
@@ -897,8 +907,8 @@ class MySQLBackend(ClientSideBackend):
         others = [c for c in state.columns if c not in state.key]
         if not others:
             return "DO 0"
-        q = self._q(connection, state.name)
-        columns = [(self._q(connection, c), c in state.binary) for c in others]
+        q = quote_name(connection.dialect, state.name)
+        columns = [(quote_name(connection.dialect, c), c in state.binary) for c in others]
         assign = ", ".join(f"cleandb_t.{c} = cleandb_b.{c}" for c, _ in columns)
         differs = " AND ".join(self._equal(c, binary) for c, binary in columns)
         return (
@@ -917,19 +927,20 @@ class MySQLBackend(ClientSideBackend):
         super()._snapshot(ex, connection, table_id, state, existing)
         if state.rows and self.in_place(state):
             delete, insert = self._in_place(
-                connection, self._q(connection, shadow_name(table_id)), state
+                connection, quote_name(connection.dialect, shadow_name(table_id)), state
             )
             counter = (
                 None
                 if state.counter is None
-                else f"ALTER TABLE {self._q(connection, state.name)} AUTO_INCREMENT = "
+                else f"ALTER TABLE {quote_name(connection.dialect, state.name)} AUTO_INCREMENT = "
                 f"{int(state.counter)}"
             )
-            marker = self._param_marker(connection)
-            connection.exec_driver_sql(
-                f"UPDATE {TABLES} SET reset_sql = {marker}, restore_sql = {marker}, "
-                f"counter_sql = {marker} WHERE id = {marker}",
-                (delete, insert, counter, table_id),
+            execute(
+                connection,
+                SQL(
+                    f"UPDATE {TABLES} SET reset_sql = {{}}, restore_sql = {{}}, "
+                    "counter_sql = {} WHERE id = {}"
+                ).format(Value(delete), Value(insert), Value(counter), Value(table_id)),
             )
 
     def statements(
@@ -957,8 +968,8 @@ class MySQLBackend(ClientSideBackend):
     ) -> None:
         assert ex.connection is not None  # (client-side: install refused offline mode)
         checks = bool(
-            ex.connection.exec_driver_sql(
-                f"SELECT EXISTS (SELECT 1 FROM {TABLES} WHERE check_sql IS NOT NULL)"
+            execute(
+                ex.connection, f"SELECT EXISTS (SELECT 1 FROM {TABLES} WHERE check_sql IS NOT NULL)"
             ).scalar()
         )
         ex("DROP PROCEDURE IF EXISTS cleandb_truncate")

@@ -21,7 +21,16 @@ from sqlalchemy.engine import URL, Connection
 
 from .._connect import safe_url
 from .._guard import check_database_name
-from .._sql import SQL, Identifier, Literal, Value, error_number, execute, message
+from .._sql import (
+    SQL,
+    Identifier,
+    Literal,
+    Value,
+    error_number,
+    execute,
+    message,
+    quote_name,
+)
 from ..errors import ConfigurationError, ResetError
 from ._clientside import (
     CONFIG,
@@ -130,9 +139,12 @@ class SQLiteBackend(ClientSideBackend):
     def application_triggers(self, connection: Connection) -> set[str]:
         return {
             str(t)
-            for (t,) in connection.exec_driver_sql(
-                "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'trigger' AND "
-                f"substr(name, 1, {len(PREFIX)}) <> '{PREFIX}'"
+            for (t,) in execute(
+                connection,
+                SQL(
+                    "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'trigger' AND "
+                    "substr(name, 1, {}) <> {}"
+                ).format(Literal(len(PREFIX)), Literal(PREFIX)),
             )
         }
 
@@ -141,9 +153,7 @@ class SQLiteBackend(ClientSideBackend):
         for child in self.list_tables(connection):
             keys: dict[int, list[tuple[str, str | None]]] = {}
             rules: dict[int, tuple[str, str]] = {}
-            for row in connection.exec_driver_sql(
-                f"PRAGMA foreign_key_list({self._q(connection, child)})"
-            ):
+            for row in execute(connection, SQL("PRAGMA foreign_key_list({})").format(child)):
                 keys.setdefault(int(row[0]), []).append((str(row[3]), row[4]))
                 rules[int(row[0])] = (str(row[2]), f"{row[5]} {row[6]}".upper())
             for key, pairs in keys.items():
@@ -152,9 +162,7 @@ class SQLiteBackend(ClientSideBackend):
                 if any(to is None for to in refs):  # REFERENCES parent: its primary key
                     pk = sorted(
                         (int(r[5]), str(r[1]))
-                        for r in connection.exec_driver_sql(
-                            f"PRAGMA table_info({self._q(connection, parent)})"
-                        )
+                        for r in execute(connection, SQL("PRAGMA table_info({})").format(parent))
                         if r[5]
                     )
                     refs = [name for _, name in pk]
@@ -267,7 +275,8 @@ class SQLiteBackend(ClientSideBackend):
                                 written,
                             ).fetchall()
                         ):
-                            dbapi.execute(f"DROP TRIGGER {self._q(connection, str(trigger))}")
+                            dropped_name = quote_name(connection.dialect, str(trigger))
+                            dbapi.execute(f"DROP TRIGGER {dropped_name}")
                             dropped.append(str(sql))
                         for row in dirty:
                             table_id, name, reset_sql, restore_sql, counter_sql, inserted = row[:6]
