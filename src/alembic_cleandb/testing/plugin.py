@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -331,7 +332,13 @@ def _wait_for_copies(state: _State) -> None:
         made.result()
     except CleanDBError as exc:
         state.copies = {}  # prepare() dropped what it had made
-        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        # Said as pytest says every other usage error: xdist has started the workers by now,
+        # where a UsageError would surface as an INTERNALERROR.
+        sys.stderr.write(f"ERROR: {exc}\n")
+        pytest.exit(
+            "alembic-cleandb: the worker databases could not be made (see ERROR above)",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
     finally:
         if state.making is not None:
             state.making.shutdown()
