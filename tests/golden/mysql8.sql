@@ -1,14 +1,17 @@
 -- bookkeeping
-CREATE TABLE IF NOT EXISTS cleandb_config (schema_version INT NOT NULL, database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB
+CREATE TABLE IF NOT EXISTS cleandb_config (schema_version INT NOT NULL, database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- bookkeeping
-CREATE TABLE IF NOT EXISTS cleandb_tables (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, counter_sql TEXT NULL) ENGINE=InnoDB
+CREATE TABLE IF NOT EXISTS cleandb_tables (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL, app_triggers TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- bookkeeping
-CREATE TABLE IF NOT EXISTS cleandb_dirty (tid INT NOT NULL, kind CHAR(1) NOT NULL, conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=InnoDB
+CREATE TABLE IF NOT EXISTS cleandb_dirty (tid INT NOT NULL, kind CHAR(1) NOT NULL, conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- bookkeeping
-CREATE TABLE IF NOT EXISTS cleandb_tickets (id BIGINT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB
+CREATE TABLE IF NOT EXISTS cleandb_tickets (id BIGINT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+
+-- bookkeeping
+CREATE TABLE IF NOT EXISTS cleandb_cascades (parent INT NOT NULL, child INT NOT NULL, PRIMARY KEY (parent, child)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- trigger i
 CREATE TRIGGER cleandb_9_i BEFORE INSERT ON `we``ird` FOR EACH ROW BEGIN DECLARE EXIT HANDLER FOR 1062 BEGIN END; INSERT INTO cleandb_dirty (tid, kind, conn) VALUES (9, 'i', CONNECTION_ID()); INSERT INTO cleandb_tickets () VALUES (); END
@@ -26,13 +29,14 @@ DROP PROCEDURE IF EXISTS cleandb_truncate
 CREATE PROCEDURE cleandb_truncate()
 proc: BEGIN
 DECLARE v_id INT;
-DECLARE v_name VARCHAR(64);
-DECLARE v_reset, v_restore, v_counter, v_empty, v_missing, v_ddl TEXT;
-DECLARE v_finished, v_later, v_freset, v_frestore TEXT;
-DECLARE v_fname VARCHAR(64);
-DECLARE v_message VARCHAR(128);
+DECLARE v_name VARCHAR(64) CHARACTER SET utf8mb4;
+DECLARE v_reset, v_restore, v_counter, v_empty, v_missing, v_ddl, v_nowait TEXT CHARACTER SET utf8mb4;
+DECLARE v_update, v_fupdate TEXT CHARACTER SET utf8mb4;
+DECLARE v_finished, v_later, v_freset, v_frestore TEXT CHARACTER SET utf8mb4;
+DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
+DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
 DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
-DECLARE v_last, v_busy, v_ran, v_seeded, v_fid INT DEFAULT 0;
+DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
 DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
 DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
 DECLARE cur CURSOR FOR
@@ -89,8 +93,8 @@ tables: LOOP
 FETCH cur INTO v_id, v_inserted, v_updated, v_written;
 SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0;
 IF NOT v_last THEN
-SELECT name, reset_sql, restore_sql, counter_sql, counter
-INTO v_name, v_reset, v_restore, v_counter, v_base FROM cleandb_tables WHERE id = v_id;
+SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql
+INTO v_name, v_reset, v_restore, v_counter, v_base, v_update FROM cleandb_tables WHERE id = v_id;
 IF v_done THEN
 SET v_done = 0;
 DELETE FROM cleandb_dirty WHERE tid = v_id;
@@ -109,8 +113,44 @@ IF v_base IS NULL OR NOT v_inserted THEN
 SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
 ITERATE tables;
 END IF;
+IF v_update IS NULL THEN
 SET v_seeded = 1,
 v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
+ELSE
+START TRANSACTION;
+BEGIN
+DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+SET @cleandb_sql = v_reset, v_swap = 0;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+BEGIN
+DECLARE EXIT HANDLER FOR 1062 SET v_swap = 1;
+SET @cleandb_sql = v_restore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_update IS NOT NULL THEN
+SET @cleandb_sql = v_update;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END;
+IF v_swap THEN
+SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_name, '`', '``'), '`');
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+SET @cleandb_sql = v_restore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_update IS NOT NULL THEN
+SET @cleandb_sql = v_update;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END IF;
+DEALLOCATE PREPARE cleandb_stmt;
+END;
+SET v_seeded = 0, v_ddl = v_counter, v_counter = NULL;
+END IF;
 END IF;
 IF v_later IS NOT NULL OR v_finished IS NOT NULL THEN
 SET v_busy = 1;
@@ -121,17 +161,38 @@ START TRANSACTION;
 WHILE v_later IS NOT NULL DO
 SET v_fid = SUBSTRING_INDEX(v_later, ',', 1);
 SET v_later = NULLIF(SUBSTRING(v_later, LENGTH(v_fid) + 2), '');
-SELECT name, reset_sql, restore_sql INTO v_fname, v_freset, v_frestore
-FROM cleandb_tables WHERE id = v_fid;
+SELECT name, reset_sql, restore_sql, update_sql
+INTO v_fname, v_freset, v_frestore, v_fupdate FROM cleandb_tables WHERE id = v_fid;
 SET @cleandb_table = v_fname, v_gone = 0;
 BEGIN
 DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
-SET @cleandb_sql = v_freset;
+SET @cleandb_sql = v_freset, v_swap = 0;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+BEGIN
+DECLARE EXIT HANDLER FOR 1062 SET v_swap = 1;
+SET @cleandb_sql = v_frestore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_fupdate IS NOT NULL THEN
+SET @cleandb_sql = v_fupdate;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END;
+IF v_swap THEN
+SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_fname, '`', '``'), '`');
 PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
 SET @cleandb_sql = v_frestore;
 PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
+IF v_fupdate IS NOT NULL THEN
+SET @cleandb_sql = v_fupdate;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END IF;
 DEALLOCATE PREPARE cleandb_stmt;
 END;
 IF v_gone THEN
@@ -210,7 +271,7 @@ IF v_missing IS NOT NULL THEN
 SET @cleandb_table = v_missing;
 SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
 ' doesn''t exist (dropped or renamed)'), 128);
-SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message;
+SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
 END IF;
 SELECT v_count;
 END
@@ -228,13 +289,14 @@ DROP PROCEDURE IF EXISTS cleandb_truncate
 CREATE PROCEDURE cleandb_truncate()
 proc: BEGIN
 DECLARE v_id INT;
-DECLARE v_name VARCHAR(64);
-DECLARE v_reset, v_restore, v_counter, v_empty, v_missing, v_ddl TEXT;
-DECLARE v_finished, v_later, v_freset, v_frestore TEXT;
-DECLARE v_fname VARCHAR(64);
-DECLARE v_message VARCHAR(128);
+DECLARE v_name VARCHAR(64) CHARACTER SET utf8mb4;
+DECLARE v_reset, v_restore, v_counter, v_empty, v_missing, v_ddl, v_nowait TEXT CHARACTER SET utf8mb4;
+DECLARE v_update, v_fupdate TEXT CHARACTER SET utf8mb4;
+DECLARE v_finished, v_later, v_freset, v_frestore TEXT CHARACTER SET utf8mb4;
+DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
+DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
 DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
-DECLARE v_last, v_busy, v_ran, v_seeded, v_fid INT DEFAULT 0;
+DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
 DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
 DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
 DECLARE cur CURSOR FOR
@@ -291,8 +353,8 @@ tables: LOOP
 FETCH cur INTO v_id, v_inserted, v_updated, v_written;
 SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0;
 IF NOT v_last THEN
-SELECT name, reset_sql, restore_sql, counter_sql, counter
-INTO v_name, v_reset, v_restore, v_counter, v_base FROM cleandb_tables WHERE id = v_id;
+SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql
+INTO v_name, v_reset, v_restore, v_counter, v_base, v_update FROM cleandb_tables WHERE id = v_id;
 IF v_done THEN
 SET v_done = 0;
 DELETE FROM cleandb_dirty WHERE tid = v_id;
@@ -311,8 +373,44 @@ IF v_base IS NULL OR NOT v_inserted THEN
 SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
 ITERATE tables;
 END IF;
+IF v_update IS NULL THEN
 SET v_seeded = 1,
 v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
+ELSE
+START TRANSACTION;
+BEGIN
+DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+SET @cleandb_sql = v_reset, v_swap = 0;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+BEGIN
+DECLARE EXIT HANDLER FOR 1062 SET v_swap = 1;
+SET @cleandb_sql = v_restore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_update IS NOT NULL THEN
+SET @cleandb_sql = v_update;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END;
+IF v_swap THEN
+SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_name, '`', '``'), '`');
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+SET @cleandb_sql = v_restore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_update IS NOT NULL THEN
+SET @cleandb_sql = v_update;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END IF;
+DEALLOCATE PREPARE cleandb_stmt;
+END;
+SET v_seeded = 0, v_ddl = v_counter, v_counter = NULL;
+END IF;
 END IF;
 IF v_later IS NOT NULL OR v_finished IS NOT NULL THEN
 SET v_busy = 1;
@@ -323,17 +421,38 @@ START TRANSACTION;
 WHILE v_later IS NOT NULL DO
 SET v_fid = SUBSTRING_INDEX(v_later, ',', 1);
 SET v_later = NULLIF(SUBSTRING(v_later, LENGTH(v_fid) + 2), '');
-SELECT name, reset_sql, restore_sql INTO v_fname, v_freset, v_frestore
-FROM cleandb_tables WHERE id = v_fid;
+SELECT name, reset_sql, restore_sql, update_sql
+INTO v_fname, v_freset, v_frestore, v_fupdate FROM cleandb_tables WHERE id = v_fid;
 SET @cleandb_table = v_fname, v_gone = 0;
 BEGIN
 DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
-SET @cleandb_sql = v_freset;
+SET @cleandb_sql = v_freset, v_swap = 0;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+BEGIN
+DECLARE EXIT HANDLER FOR 1062 SET v_swap = 1;
+SET @cleandb_sql = v_frestore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_fupdate IS NOT NULL THEN
+SET @cleandb_sql = v_fupdate;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END;
+IF v_swap THEN
+SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_fname, '`', '``'), '`');
 PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
 SET @cleandb_sql = v_frestore;
 PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
+IF v_fupdate IS NOT NULL THEN
+SET @cleandb_sql = v_fupdate;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END IF;
 DEALLOCATE PREPARE cleandb_stmt;
 END;
 IF v_gone THEN
@@ -412,7 +531,7 @@ IF v_missing IS NOT NULL THEN
 SET @cleandb_table = v_missing;
 SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
 ' doesn''t exist (dropped or renamed)'), 128);
-SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message;
+SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
 END IF;
 SELECT v_count;
 END

@@ -91,6 +91,8 @@ class ClientSideBackend(Backend):
     names: ClassVar[tuple[str, ...]] = ()
     #: ``CREATE TABLE`` statements of the bookkeeping tables.
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = ()
+    #: Whether the last sync stored a dangling-reference check (``check_sql``) for a table.
+    checks: bool = False
 
     # -- dialect hooks ------------------------------------------------------------------
     @abstractmethod
@@ -434,6 +436,7 @@ class ClientSideBackend(Backend):
             connection,
             f"UPDATE {TABLES} SET check_sql = NULL, check_names = NULL WHERE check_sql IS NOT NULL",
         )
+        self.checks = bool(checks)
         for table_id, found in checks.items():
             cases = " ".join(f"WHEN {e} THEN {k}" for k, (_, e) in enumerate(found, 1))
             execute(

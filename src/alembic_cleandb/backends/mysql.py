@@ -966,14 +966,8 @@ class MySQLBackend(ClientSideBackend):
     def after_sync(
         self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
     ) -> None:
-        assert ex.connection is not None  # (client-side: install refused offline mode)
-        checks = bool(
-            execute(
-                ex.connection, f"SELECT EXISTS (SELECT 1 FROM {TABLES} WHERE check_sql IS NOT NULL)"
-            ).scalar()
-        )
         ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
-        ex(_procedure(seeded, self.sequence, self.cascades, checks))
+        ex(_procedure(seeded, self.sequence, self.cascades, self.checks))
         if not fresh:
             return
         # The marks are cleared next: every ticket taken so far is accounted for.
