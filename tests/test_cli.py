@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,23 @@ def test_demo_shows_a_reset_on_sqlite() -> None:
     after = next(line for line in lines if line.startswith("after the reset:"))
     assert "orders=[]" in after and "(2, 'paid')" in after
     assert lines[-1].split()[-1] == "1"
+
+
+def test_demo_migrates_its_own_database_whatever_database_url_says(tmp_path: Path) -> None:
+    """The template's env.py prefers DATABASE_URL; a shell that has one set (for the user's
+    application) must not have the demo migrate that database."""
+    other = tmp_path / "users_app.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{other}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic_cleandb", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].split()[-1] == "1"
+    assert not other.exists()
 
 
 def test_init_writes_an_environment_wired_with_the_hook(tmp_path: Path, monkeypatch) -> None:

@@ -3,6 +3,8 @@ the fixture that resets before a test too, the URL fixtures and variable, the he
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 
@@ -141,6 +143,9 @@ def app_engine():
         """
     )
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+    # The session over, the variable is what it was: a session run inside another process
+    # (here pytester's, in this one) leaves no test database's URL behind.
+    assert os.environ["APP_DATABASE"] == "stale value from the shell"
 
 
 def test_header_names_each_database_without_password(

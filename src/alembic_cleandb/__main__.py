@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 
 import alembic_cleandb
+from alembic_cleandb._guard import temporary_env
 
 
 def template_directory() -> Path:
@@ -88,7 +89,9 @@ def demo() -> None:
         config = Config(config_file, ini_section="cleandb", stdout=io.StringIO())
         config.set_main_option("sqlalchemy.url", url)
         print("$ alembic -n cleandb upgrade heads   # migrations + tracking", flush=True)
-        command.upgrade(config, "heads")
+        # The template's env.py prefers DATABASE_URL: the demo migrates its own database only.
+        with temporary_env("DATABASE_URL", url):
+            command.upgrade(config, "heads")
         engine = sa.create_engine(url)
 
         def show(title: str) -> None:

@@ -204,6 +204,8 @@ class _State:
     #: Worker: copy URL -> the name the guard accepts for it (copies of an allowed base).
     allowed: dict[str, str | None] = field(default_factory=dict)
     report: Report | None = None
+    #: cleandb_url_env's variable as it was before the session set it (None: it was unset).
+    env_before: str | None = None
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -256,11 +258,24 @@ def pytest_configure(config: pytest.Config) -> None:
         for base, copy in zip(settings.urls, state.urls):
             state.allowed[copy] = _xdist.allowance(base, copy)
     if settings.url_env and state.urls:
+        state.env_before = os.environ.get(settings.url_env)
         os.environ[settings.url_env] = state.urls[0]
     if settings.report and workerinput is None:
         state.report = Report()
         config.pluginmanager.register(_ReportPlugin(state.report), "cleandb-report")
     config.stash[state_key] = state
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """cleandb_url_env's variable back to what it was: a session run inside another process
+    (pytester, an IDE's runner) must not leave the test database's URL behind in it."""
+    state = config.stash.get(state_key, None)
+    if state is None or not state.settings.url_env or not state.urls:
+        return
+    if state.env_before is None:
+        os.environ.pop(state.settings.url_env, None)
+    else:
+        os.environ[state.settings.url_env] = state.env_before
 
 
 def _usage_error(exc: CleanDBError) -> pytest.UsageError:
