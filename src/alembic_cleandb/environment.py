@@ -96,6 +96,23 @@ def sync_after_step(context: MigrationContext) -> None:
     backend.sync(executor(context))
 
 
+def _finish_pending_sync(context: MigrationContext) -> None:
+    """A run with no step left to apply, on a database marked "sync pending": the previous
+    run's steps all ran but its closing sync did not finish (e.g. the server refused a
+    trigger). Running it now is what "finish the migration" means: attach what is missing,
+    then take every table's baseline anew (which tables the steps wrote is not known any
+    more; no test ran since, as the reset refuses a database marked so)."""
+    if context.connection is None:
+        return
+    backend = backend_for(context.dialect.name)
+    if backend.sync_pending(context.connection):
+        # As a step's work is committed: without transactional DDL (SQLite, MySQL) Alembic
+        # commits per step, and a run without steps would otherwise roll this back.
+        with context.begin_transaction(_per_migration=True):
+            backend.sync(executor(context))
+            backend.set_baseline(context.connection)
+
+
 def _database_of(connection: Any) -> tuple[str, str]:
     """(backend, database) the connection is really in; SQLite: the main file's path."""
     name = connection.dialect.name
@@ -165,6 +182,8 @@ def _wrap_fn(fn: Callable[..., Any], expected: str | None = None) -> Callable[..
         if isinstance(context, MigrationContext) and not context.as_sql:
             steps = list(steps)
             setattr(context, _RUN, _Run(len(steps)))
+            if not steps:
+                _finish_pending_sync(context)
         return steps
 
     return wrapped
