@@ -247,10 +247,11 @@ def test_a_session_on_the_base_blocks_the_copy_and_is_named(
         result = pytester.runpytest(*EACH)
     engine.dispose()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    # The copies are made while the workers start; the run stops before any test.
-    result.stdout.fnmatch_lines(
+    # The copies are made while the workers start; the run stops before any test, saying
+    # why as pytest says every usage error.
+    result.stderr.fnmatch_lines(
         [
-            "*alembic-cleandb: cannot copy * other sessions are connected to it (pid *"
+            "ERROR: alembic-cleandb: cannot copy * other sessions are connected to it (pid *"
             "my-gui-client*Close those sessions*"
         ]
     )
