@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from sqlalchemy.engine import Connection, CursorResult, Dialect
-from sqlalchemy.util.typing import TupleAny, Unpack
+
+if TYPE_CHECKING:  # SQLAlchemy's own typing helpers; SQLAlchemy 2.0.0 has no TupleAny
+    from sqlalchemy.util.typing import TupleAny, Unpack
 
 __all__ = [
     "SQL",
