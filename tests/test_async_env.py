@@ -128,6 +128,16 @@ def test_init_async_writes_the_async_environment(
     _check_resets(db_url, url)
 
 
+@pytest.mark.parametrize("flags", [[], ["--async"]])
+def test_init_lists_only_the_files_it_leaves(
+    tmp_path: Path, monkeypatch, capsys, flags: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", *flags, "migrations"]) == 0
+    said = capsys.readouterr().out
+    assert "env.py ...  done" in said and "env_async.py" not in said
+
+
 def test_init_without_async_keeps_the_sync_environment(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["init", "migrations"]) == 0

@@ -35,11 +35,17 @@ ASYNC_ENV = "env_async.py"
 
 
 def init(
-    directory: str, config_file: str, stdout: TextIO = sys.stdout, async_: bool = False
+    directory: str, config_file: str, stdout: TextIO | None = None, async_: bool = False
 ) -> None:
     """Create an Alembic environment wired with the cleandb hook (like ``alembic init``;
     ``async_``: like ``alembic init -t async``, for asyncpg, aiosqlite, asyncmy, ...)."""
-    command.init(Config(config_file, stdout=stdout), directory, template=str(template_directory()))
+    said = io.StringIO()
+    template = str(template_directory())
+    with contextlib.redirect_stdout(said):  # (Alembic's init writes to sys.stdout itself)
+        command.init(Config(config_file, stdout=said), directory, template=template)
+    # Alembic lists every template file it copied; env_async.py never stays under that name.
+    kept = [line for line in said.getvalue().splitlines(True) if ASYNC_ENV not in line]
+    (stdout or sys.stdout).writelines(kept)
     target = Path(directory)
     if async_:
         (target / ASYNC_ENV).replace(target / "env.py")
