@@ -163,7 +163,7 @@ def test_header_names_each_database_without_password(
     result.stdout.fnmatch_lines(
         [
             f"cleandb: {where} ({backend}, tracking schema v{SCHEMA_VERSION}, "
-            "alembic 0002,cleandb_0004)"
+            "alembic 0002,cleandb_0005)"
         ]
     )
     assert "s3cret" not in result.stdout.str() + result.stderr.str()

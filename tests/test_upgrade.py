@@ -264,5 +264,5 @@ def test_cleandb_migrate_upgrades_tracking_of_an_older_version(
     pytester.makepyfile(test_plugin_upgrade=PLUGIN_TESTS)
     result = pytester.runpytest()
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([f"cleandb: *tracking schema v{SCHEMA_VERSION}, *cleandb_0004)"])
+    result.stdout.fnmatch_lines([f"cleandb: *tracking schema v{SCHEMA_VERSION}, *cleandb_0005)"])
     assert installed_version(url) == SCHEMA_VERSION

@@ -26,7 +26,7 @@ __all__ = ["env_options", "enable", "VERSIONS", "REVISION", "BRANCH"]
 VERSIONS = "alembic_cleandb:versions"
 #: The head revision of the ``cleandb`` branch (its first, ``cleandb_0001``, installs tracking;
 #: each later one upgrades tracking of an older schema version).
-REVISION = "cleandb_0004"
+REVISION = "cleandb_0005"
 _FIRST = "cleandb_0001"
 _ANY_REVISION = re.compile(r"cleandb_\d{4}")
 BRANCH = "cleandb"

@@ -36,7 +36,8 @@ from ..errors import (
 #: 6 (cleandb_0004): foreign-key checks for untracked tables, the cascade closure, in-place
 #: restore statements, binary-collated bookkeeping tables, application triggers per table
 #: (MySQL family; SQLite: the checks' and triggers' columns).
-SCHEMA_VERSION = 6
+#: 7 (cleandb_0005): see that revision's docstring.
+SCHEMA_VERSION = 7
 
 #: Tables that are never tracked, whatever the configuration says.
 ALWAYS_EXCLUDED = ("alembic_version",)
