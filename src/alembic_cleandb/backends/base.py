@@ -255,6 +255,33 @@ class Backend(ABC):
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         """Session settings of the connection that resets (lock wait, trigger switches)."""
 
+    # -- scoped baselines (layers) ----------------------------------------------------
+    # A class-, module- or session-scoped fixture declares "what I wrote is the baseline of my
+    # scope": push_baseline() after its writes, pop_baseline() when its scope ends. Layers
+    # nest; both cost in proportion to the tables the layer's writes touched, never to the
+    # number of tracked tables. The default refuses (a backend that has no layers yet).
+    def push_baseline(self, connection: Connection) -> int:
+        """Start a layer: every tracked table marked dirty now takes its current rows and
+        counters as its baseline; the baseline it had is kept in the new layer; its marks are
+        cleared. Tables not marked keep their baseline. Returns the new depth (1 for the first
+        layer)."""
+        raise ConfigurationError(
+            f"alembic-cleandb: scoped baselines are not available on {self.names[0]}"
+        )
+
+    def pop_baseline(self, connection: Connection) -> int:
+        """End the innermost layer: every table it changed gets its previous baseline back,
+        rows and counters, and is reset to it; every other table marked dirty is reset to its
+        baseline as by the reset; marks cleared. Refuses (:class:`ConfigurationError`) when no
+        layer is open. Returns the depth after."""
+        raise ConfigurationError(
+            f"alembic-cleandb: scoped baselines are not available on {self.names[0]}"
+        )
+
+    def baseline_depth(self, connection: Connection) -> int:
+        """How many layers are open (0: the baseline is the migrations' or set_baseline()'s)."""
+        return 0
+
     # -- upgrades ---------------------------------------------------------------------
     @abstractmethod
     def installed_options(self, connection: Connection) -> TrackingOptions:
