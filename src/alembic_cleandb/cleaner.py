@@ -196,8 +196,9 @@ class Scope:
             try:
                 self.cleaner.reset()
             except ResetError as reset_error:
-                if exc is not None:
-                    exc.add_note(str(reset_error))
+                note = getattr(exc, "add_note", None)  # (Python 3.11+)
+                if note is not None:
+                    note(str(reset_error))
             return
         self.depth = self.cleaner.push_baseline()
 
