@@ -63,6 +63,7 @@ from .base import (
     TrackingOptions,
     check_sync_target,
     create_failed,
+    layers_open_error,
     query_start,
 )
 
@@ -124,6 +125,22 @@ CREATE TABLE IF NOT EXISTS cleandb.sequences (
   is_called boolean NOT NULL,
   PRIMARY KEY (unit, seq)
 );
+CREATE TABLE IF NOT EXISTS cleandb.layers (depth integer PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS cleandb.layer_tables (
+  depth integer NOT NULL,
+  unit regclass NOT NULL,
+  baseline text[],
+  ctes text,
+  PRIMARY KEY (depth, unit)
+);
+CREATE TABLE IF NOT EXISTS cleandb.layer_sequences (
+  depth integer NOT NULL,
+  unit regclass NOT NULL,
+  seq regclass NOT NULL,
+  last_value bigint NOT NULL,
+  is_called boolean NOT NULL,
+  PRIMARY KEY (depth, unit, seq)
+);
 CREATE TABLE IF NOT EXISTS cleandb.dirty (relid oid NOT NULL);
 CREATE INDEX IF NOT EXISTS dirty_relid ON cleandb.dirty (relid);
 CREATE SEQUENCE IF NOT EXISTS cleandb.tickets;
@@ -131,7 +148,7 @@ CREATE SEQUENCE IF NOT EXISTS cleandb.epoch;
 SELECT setval('cleandb.epoch', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
 GRANT USAGE ON SCHEMA cleandb TO PUBLIC;
 GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets TO PUBLIC;
-GRANT SELECT ON cleandb.dirty, cleandb.config TO PUBLIC"""
+GRANT SELECT ON cleandb.dirty, cleandb.config, cleandb.layers TO PUBLIC"""
 # (Any role that may write a tracked table must be able to mark it: the mark trigger runs as
 # the writer, reads the epoch and calls cleandb.mark_table(), which runs as the installing role
 # (SECURITY DEFINER). The other grants let a role that is not the installer reach the reset's
@@ -422,12 +439,27 @@ BEGIN
 END
 $cleandb$"""
 
-_SYNC = """CREATE OR REPLACE FUNCTION cleandb.sync(everything boolean) RETURNS integer
+# Layers open (scoped baselines, see cleandb.push_baseline()): a sync would take the scopes'
+# seed rows as the baseline and the layers' saved baselines would no longer match the tables,
+# so it refuses (a migration step's transaction is rolled back with it).
+_LAYERS_OPEN = """IF EXISTS (SELECT FROM cleandb.layers) THEN
+    RAISE EXCEPTION USING
+      ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('alembic-cleandb: cannot take a new baseline in database %s: %s scoped '
+                       'baseline(s) are open (cleandb_scope / Cleaner.scope(), or a run killed '
+                       'inside one); nothing was changed', quote_literal(current_database()),
+                       (SELECT count(*) FROM cleandb.layers)),
+      HINT = 'End the scopes first: Cleaner(url).pop_baseline() once per open scope (a pytest '
+             'run with the plugin ends those a killed run left open when it starts).';
+  END IF;"""
+_SYNC = f"""CREATE OR REPLACE FUNCTION cleandb.sync(everything boolean) RETURNS integer
 LANGUAGE plpgsql AS $cleandb$
 DECLARE
   r regclass;
-  attached integer := cleandb.attach_new();
+  attached integer;
 BEGIN
+  {_LAYERS_OPEN}
+  attached := cleandb.attach_new();
   FOR r IN SELECT DISTINCT t.unit FROM cleandb.tables t
            WHERE everything OR t.baseline IS NOT NULL OR t.ctes IS NULL
               OR t.relid IN (SELECT d.relid FROM cleandb.dirty d) LOOP
@@ -692,6 +724,89 @@ BEGIN
 END
 $cleandb$"""
 
+# Scoped baselines (layers). push_baseline(): the units marked now take their current rows
+# and sequence positions as their baseline (cleandb.snapshot()), the baseline they had is kept
+# in layer_tables/layer_sequences under the new depth, and their marks are taken as a reset
+# takes them (a new epoch, so that every session marks again). Sequences tied to no table that
+# moved are kept the same way. pop_baseline(): the innermost layer's baselines go back, its
+# units are marked (with a ticket each, as a writer's mark has) and cleandb.reset() resets them
+# with every other marked unit. Each is one function call, one transaction; both cost in
+# proportion to the units the layer holds, never to the tables tracked. The per-test reset is
+# untouched: it always restores cleandb.tables, the innermost baseline.
+_PUSH = f"""CREATE OR REPLACE FUNCTION cleandb.push_baseline() RETURNS integer
+LANGUAGE plpgsql SET row_security = off AS $cleandb$
+DECLARE
+  issued bigint := coalesce(pg_sequence_last_value('cleandb.tickets'), 0);
+  marks bigint;
+  marked regclass[];
+  units regclass[];
+  u regclass;
+  d integer;
+BEGIN
+  {_REQUIRE_INSTALLER}
+  {_CHECK_DATABASE}
+  WITH m AS (DELETE FROM cleandb.dirty RETURNING relid)
+  SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM m;
+  PERFORM nextval('cleandb.epoch');  -- (see cleandb.reset())
+  IF EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = ANY (marked::oid[])) THEN
+    WITH RECURSIVE h (rel) AS (SELECT unnest(marked) UNION
+                               SELECT i.inhrelid::regclass FROM pg_inherits i JOIN h ON i.inhparent = h.rel)
+    SELECT array_agg(h.rel) INTO marked FROM h;
+  END IF;
+  SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
+  WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
+  d := coalesce((SELECT max(depth) FROM cleandb.layers), 0) + 1;
+  INSERT INTO cleandb.layers (depth) VALUES (d);
+  INSERT INTO cleandb.layer_tables (depth, unit, baseline, ctes)
+  SELECT d, t.relid, t.baseline, t.ctes FROM cleandb.tables t WHERE t.relid = ANY (units);
+  INSERT INTO cleandb.layer_sequences (depth, unit, seq, last_value, is_called)
+  SELECT d, s.unit, s.seq, s.last_value, s.is_called FROM cleandb.sequences s
+  WHERE s.unit = ANY (units)
+     OR (s.unit = 'cleandb.sequences'::regclass AND (SELECT true FROM pg_class c WHERE c.oid = s.seq)
+         AND pg_sequence_last_value(s.seq) IS DISTINCT FROM CASE WHEN s.is_called THEN s.last_value END);
+  FOR u IN SELECT x FROM unnest(units) AS x LOOP
+    PERFORM cleandb.snapshot(u);
+  END LOOP;
+  UPDATE cleandb.sequences s SET (last_value, is_called) = (SELECT p.last_value, p.is_called FROM cleandb.position(s.seq) p)
+  FROM cleandb.layer_sequences l
+  WHERE l.depth = d AND l.unit = 'cleandb.sequences'::regclass AND s.unit = l.unit AND s.seq = l.seq;
+  IF marks = issued THEN  -- (otherwise a writer rolled back: the next reset checks every sequence)
+    PERFORM setval('cleandb.tickets', 1, false);
+  END IF;
+  RETURN d;
+END
+$cleandb$"""
+
+# -1: no layer to pop (the caller says how to fix it).
+_POP = f"""CREATE OR REPLACE FUNCTION cleandb.pop_baseline() RETURNS integer
+LANGUAGE plpgsql AS $cleandb$
+DECLARE
+  d integer := (SELECT max(depth) FROM cleandb.layers);
+BEGIN
+  {_REQUIRE_INSTALLER}
+  {_CHECK_DATABASE}
+  IF d IS NULL THEN
+    RETURN -1;
+  END IF;
+  UPDATE cleandb.tables t SET baseline = l.baseline, ctes = l.ctes
+  FROM cleandb.layer_tables l WHERE l.depth = d AND t.relid = l.unit;
+  DELETE FROM cleandb.sequences s USING cleandb.layer_tables l
+  WHERE l.depth = d AND s.unit = l.unit;
+  INSERT INTO cleandb.sequences AS s (unit, seq, last_value, is_called)
+  SELECT l.unit, l.seq, l.last_value, l.is_called FROM cleandb.layer_sequences l
+  WHERE l.depth = d AND (SELECT true FROM pg_class c WHERE c.oid = l.seq)
+    AND (l.unit = 'cleandb.sequences'::regclass OR EXISTS (SELECT FROM cleandb.tables t WHERE t.relid = l.unit))
+  ON CONFLICT (unit, seq) DO UPDATE SET last_value = excluded.last_value, is_called = excluded.is_called;
+  INSERT INTO cleandb.dirty (relid)  -- (a ticket per mark, as a writer's mark takes)
+  SELECT l.unit FROM cleandb.layer_tables l WHERE l.depth = d AND nextval('cleandb.tickets') > 0;
+  DELETE FROM cleandb.layer_tables WHERE depth = d;
+  DELETE FROM cleandb.layer_sequences WHERE depth = d;
+  DELETE FROM cleandb.layers WHERE depth = d;
+  PERFORM cleandb.reset();
+  RETURN d - 1;
+END
+$cleandb$"""
+
 # The public entry point: the nothing-written probe alone (no ticket taken, no mark), which is
 # what most tests need; the reset proper is cleandb.reset() (whose SET clause would cost the
 # probe a configuration save and restore).
@@ -825,6 +940,8 @@ def install_statements(options: TrackingOptions) -> list[str]:
         _MAY_SKIP_TRIGGERS,
         _CHECK_REFERENCES,
         _RESET,
+        _PUSH,
+        _POP,
         _TRUNCATE,
         _SYNC_PUBLIC,
         _SET_BASELINE,
@@ -879,6 +996,13 @@ class PostgreSQLBackend(Backend):
             self.upgrade(ex, after_migration=True)  # a step ran before the branch's upgrade
         elif version is not None:
             check_sync_target(self, ex.connection, version)
+            depth = self.baseline_depth(ex.connection) if after_migration else 0
+            if depth:
+                raise layers_open_error(
+                    depth,
+                    safe_url(ex.connection.engine.url),
+                    "take a new baseline after a migration step in",
+                )
             # After a migration step, tables it wrote to take a new baseline; otherwise (a
             # table created outside migrations) only new tables do, and the marks stay.
             ex("SELECT cleandb.sync(false)" if after_migration else "SELECT cleandb.attach_new()")
@@ -971,9 +1095,28 @@ class PostgreSQLBackend(Backend):
         return "; ".join(parts)
 
     def set_baseline(self, connection: Connection) -> None:
+        depth = self.baseline_depth(connection)
+        if depth:
+            raise layers_open_error(depth, safe_url(connection.engine.url), "set the baseline of")
         routine = self._routine(connection, "cleandb_set_baseline")
         execute(connection, SQL("SELECT {}()").format(routine))
         execute(connection, f"DROP TABLE IF EXISTS {PENDING}")
+
+    def push_baseline(self, connection: Connection) -> int:
+        return int(execute(connection, "SELECT cleandb.push_baseline()").scalar() or 0)
+
+    def pop_baseline(self, connection: Connection) -> int:
+        depth = int(execute(connection, "SELECT cleandb.pop_baseline()").scalar() or 0)
+        if depth < 0:
+            raise ConfigurationError(
+                f"alembic-cleandb: no scoped baseline is open in "
+                f"{safe_url(connection.engine.url)}, so there is none to end (every scope "
+                "ends once: end it where it was started)"
+            )
+        return depth
+
+    def baseline_depth(self, connection: Connection) -> int:
+        return int(execute(connection, "SELECT count(*) FROM cleandb.layers").scalar() or 0)
 
     def adopt(self, connection: Connection) -> None:
         execute(connection, "UPDATE cleandb.config SET database = current_database()")
