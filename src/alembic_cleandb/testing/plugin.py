@@ -22,10 +22,13 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -206,6 +209,10 @@ class _State:
     report: Report | None = None
     #: cleandb_url_env's variable as it was before the session set it (None: it was unset).
     env_before: str | None = None
+    #: The fixtures being set up now, innermost last (cleandb_scope() finds its requester).
+    setting_up: list[pytest.FixtureRequest] = field(default_factory=list)
+    #: Session start: (database, scoped baselines a killed run left open and that were ended).
+    ended: list[tuple[str, int]] = field(default_factory=list)
 
 
 settings_key = pytest.StashKey[Settings]()
@@ -295,10 +302,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             from .migrate import migrate  # imports Alembic: only when migrating (see above)
 
             for url in settings.urls:
+                # Scopes a killed run left open end first: a migration step refuses to run
+                # while they are open (its baseline would take their seed rows).
+                _end_open_scopes_before_migrating(url, state)
                 migrate(url, *settings.migrate, url_env=settings.url_env)
         for url in settings.urls:
             with Cleaner(url, lock_timeout=settings.lock_timeout) as cleaner:
                 cleaner.reset()
+                _end_open_scopes(cleaner, state)
                 state.infos.append(cleaner.info)
         state.heads = [
             (_xdist.fingerprint(u) or "").rpartition("alembic=")[2] or "-" for u in settings.urls
@@ -319,6 +330,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise _usage_error(exc) from None
     except Exception as exc:  # never an INTERNALERROR: say what failed, on which database
         raise _unexpected(exc, settings.urls) from None
+
+
+def _end_open_scopes(cleaner: Cleaner, state: _State) -> int:
+    """End the scoped baselines a killed run left open (their seed rows are not the
+    baseline): the run starts from the migrations' (or set_baseline()'s) rows, said in the
+    header."""
+    depth = cleaner.baseline_depth()
+    for _ in range(depth):
+        cleaner.pop_baseline()
+    if depth:
+        state.ended.append((cleaner.info.database, depth))
+    return depth
+
+
+def _end_open_scopes_before_migrating(url: str, state: _State) -> None:
+    try:
+        cleaner = Cleaner(url, lock_timeout=state.settings.lock_timeout)
+    except Exception:  # not there, not migrated, older tracking: no scope can be open
+        return
+    with cleaner:
+        _end_open_scopes(cleaner, state)
 
 
 def _unexpected(exc: Exception, urls: Sequence[str]) -> pytest.UsageError:
@@ -430,6 +462,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"cleandb: {_where(info, url)} ({info.backend}, tracking schema "
             f"v{info.schema_version}, alembic {heads})"
         )
+    for database, depth in state.ended:
+        lines.append(
+            f"cleandb: ended {depth} scoped baseline(s) left open in {database} by an earlier "
+            "run (killed inside a cleandb_scope): it starts from the baseline they replaced"
+        )
     if state.copies:
         workers = sorted(state.copies, key=lambda w: int(w[2:]) if w[2:].isdigit() else 0)
         names = ", ".join(make_url(u).database or "" for u in state.copies[workers[0]]).replace(
@@ -495,6 +532,18 @@ def cleandb_cleaners(
                 pytest.exit(f"{exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             cleaners.append(cleaner)
             cleaner.reset()
+            depth = cleaner.baseline_depth()  # (a reused worker copy of a killed run)
+            if depth:
+                for _ in range(depth):
+                    cleaner.pop_baseline()
+                warnings.warn(
+                    pytest.PytestWarning(
+                        f"alembic-cleandb: ended {depth} scoped baseline(s) left open in "
+                        f"{cleaner.info.database} by an earlier run (killed inside a "
+                        "cleandb_scope)"
+                    ),
+                    stacklevel=1,
+                )
         yield cleaners
     finally:
         for cleaner in cleaners:
@@ -534,6 +583,117 @@ def _retry_failed(cleaners: Sequence[Cleaner], settings: Settings) -> None:
     pending = [cleaner for cleaner in cleaners if cleaner.pending]
     if pending:
         _reset_all(pending, settings)
+
+
+class _FixtureScope:
+    """What ``cleandb_scope()`` returns: a with-block whose writes, on every configured
+    database, are the baseline until the scope of the fixture that ran it ends."""
+
+    def __init__(self, cleaners: Sequence[Cleaner], state: _State):
+        self.cleaners = cleaners
+        self.state = state
+        self.requester: pytest.FixtureRequest | None = None
+
+    def __enter__(self) -> None:
+        __tracebackhide__ = True
+        if self.requester is not None:
+            pytest.fail(
+                "alembic-cleandb: a cleandb_scope() block runs once; call cleandb_scope() "
+                "again for another block",
+                pytrace=False,
+            )
+        if not self.state.setting_up:
+            pytest.fail(
+                "alembic-cleandb: cleandb_scope() works in the body of a fixture (before its "
+                "yield), whose scope its rows last for; a test writes its rows directly (the "
+                "reset after it removes them)",
+                pytrace=False,
+            )
+        self.requester = self.state.setting_up[-1]
+        _reset_all(self.cleaners, self.state.settings)  # only the block's writes count
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        __tracebackhide__ = True
+        assert self.requester is not None
+        if exc_type is not None:  # nothing of a failed seed is left behind
+            try:
+                _reset_all(self.cleaners, self.state.settings)
+            except BaseException as reset_error:  # (pytest.fail's): the seed's error wins
+                note = getattr(exc, "add_note", None)  # (Python 3.11+)
+                if note is not None:
+                    note(str(reset_error))
+            return
+        pushed: list[Cleaner] = []
+        try:
+            for cleaner in self.cleaners:
+                cleaner.push_baseline()
+                pushed.append(cleaner)
+        except CleanDBError as error:
+            _pop_all(pushed[::-1], self.state.settings)
+            _reset_all(self.cleaners, self.state.settings)
+            pytest.fail(str(error), pytrace=False)
+        self.requester.addfinalizer(lambda: _pop_all(pushed[::-1], self.state.settings))
+
+
+def _pop_all(cleaners: Sequence[Cleaner], settings: Settings) -> None:
+    """End the innermost scoped baseline of each database (a failure: as a failed reset)."""
+    __tracebackhide__ = True
+    errors = []
+    for cleaner in cleaners:
+        try:
+            cleaner.pop_baseline()
+        except CleanDBError as exc:
+            errors.append(str(exc))
+    if errors:
+        message = "\n".join(errors)
+        if settings.on_failure == "exit":
+            pytest.exit(message, returncode=pytest.ExitCode.TESTS_FAILED)
+        pytest.fail(message, pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None]:
+    """Which fixture is being set up: the one a cleandb_scope() block belongs to."""
+    stack = request.config.stash[state_key].setting_up
+    stack.append(request)
+    yield
+    stack.pop()
+
+
+@pytest.fixture(scope="session")
+def cleandb_scope(
+    cleandb_cleaners: list[Cleaner], pytestconfig: pytest.Config
+) -> Callable[[], AbstractContextManager[None]]:
+    """Seed data for a class, a module, a package or the session: in a fixture of that scope,
+    what is written inside ``with cleandb_scope():`` (through any connection) is the baseline
+    every test of the scope starts from, until the scope ends - then its rows are gone and
+    the previous baseline (rows and counters) is back. Scopes nest::
+
+        @pytest.fixture(scope="module")
+        def catalog(cleandb_scope):
+            with cleandb_scope():
+                load_catalog()
+            yield
+    """
+    __tracebackhide__ = True
+    if not cleandb_cleaners:
+        raise pytest.UsageError(
+            "the cleandb_scope fixture needs a configured database: set cleandb_urls in the "
+            f"ini file, --cleandb-url, or {ENV_URLS}"
+        )
+    state = pytestconfig.stash[state_key]
+
+    def scope() -> AbstractContextManager[None]:
+        return _FixtureScope(cleandb_cleaners, state)
+
+    return scope
 
 
 @pytest.fixture
