@@ -21,7 +21,7 @@ def block(containing: str) -> str:
 
 
 def test_every_python_block_is_covered_here() -> None:
-    assert len(BLOCKS) == 3
+    assert len(BLOCKS) == 4
 
 
 def test_env_py_example_passes_the_hooks_to_configure() -> None:
@@ -114,5 +114,59 @@ def test_the_readme_test_commands_are_what_ci_runs_and_what_pyproject_declares()
     blocks = re.findall(r"```\n(.*?)```", _section("Development"), re.S)
     assert command in [b.strip() for b in blocks]
     assert 'python -m pytest -m "not slow" -n auto' in [b.strip() for b in blocks]
-    assert "\n    \"slow: " in (ROOT / "pyproject.toml").read_text()
+    assert '\n    "slow: ' in (ROOT / "pyproject.toml").read_text()
     assert "pip install -q -e . --group dev" in "\n".join(ci)
+
+
+def test_scoped_seed_example(pytester: pytest.Pytester, migrated: str) -> None:
+    """The cleandb_scope example (README and docs/pytest-plugin.md) in a user's project: the
+    catalog is there for every test of the module, fresh, and gone after it."""
+    docs = (ROOT / "docs" / "pytest-plugin.md").read_text()
+    (plugin_docs,) = [
+        b for b in re.findall(r"```python\n(.*?)```", docs, re.S) if "cleandb_scope" in b
+    ]
+    pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\ncleandb_url_env = DATABASE_URL\n")
+    pytester.makeconftest(
+        """
+import os
+
+import sqlalchemy as sa
+
+def _categories(statement):
+    engine = sa.create_engine(os.environ["DATABASE_URL"])  # "the app's own engine"
+    try:
+        with engine.begin() as c:
+            category = sa.Table("category", sa.MetaData(), autoload_with=c)
+            return c.execute(statement(category))
+    finally:
+        engine.dispose()
+
+def load_catalog():
+    _categories(lambda t: t.insert().values([{"name": "books"}, {"name": "music"}]))
+
+def catalog_names():
+    return [r.name for r in _categories(lambda t: sa.select(t.c.name).order_by(t.c.id)).all()]
+"""
+    )
+    checks = """
+from conftest import catalog_names, load_catalog
+
+def test_1_sees_the_catalog_and_empties_it(catalog):
+    assert catalog_names() == ["books", "music"]
+    load_catalog()
+
+def test_2_sees_it_fresh(catalog):
+    assert catalog_names() == ["books", "music"]
+"""
+    after = """
+from conftest import catalog_names
+
+def test_3_the_catalog_is_gone():
+    assert catalog_names() == []
+"""
+    pytester.makepyfile(
+        test_a_readme=block("cleandb_scope") + checks,
+        test_b_docs="import pytest\n" + plugin_docs + checks,
+        test_c_after=after,
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=6)
