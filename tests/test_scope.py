@@ -4,13 +4,16 @@ test_scope_pytester.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
 import alembic_cleandb
-from alembic_cleandb import Cleaner, ConfigurationError
-from conftest import alembic_config
+from alembic_cleandb import Cleaner, ConfigurationError, ResetError
+from conftest import Databases, alembic_config, upgrade
 from dbutil import connect, execute, insert, q, rows
 
 SEED = [
@@ -136,3 +139,67 @@ def test_set_baseline_and_migrations_refuse_while_scopes_are_open(migrated: str)
         assert cleaner.pop_baseline() == 0
         assert rows(migrated, "user") == []
         alembic_cleandb.set_baseline(migrated)
+
+
+# -- PostgreSQL only: partitions, sequences tied to no table, atomicity ----------------------
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[str]:
+    dbs = Databases("postgresql", tmp_path)
+    url = dbs.create()
+    upgrade(url)
+    yield url
+    dbs.drop_all()
+
+
+def test_postgresql_partitions_and_free_sequences_in_a_scope(pg: str) -> None:
+    execute(pg, "CREATE SEQUENCE order_number START 100")
+    alembic_cleandb.set_baseline(pg)  # (takes the new sequence's position as its baseline)
+
+    def next_number() -> int:
+        with connect(pg) as c:
+            return int(c.execute(sa.text("SELECT nextval('order_number')")).scalar_one())
+
+    with Cleaner(pg) as cleaner:
+        scope = cleaner.scope()
+        with scope:
+            execute(pg, "INSERT INTO measurement (taken, value) VALUES ('2025-05-01', 1)")
+            assert next_number() == 100
+        execute(pg, "INSERT INTO measurement (taken, value) VALUES ('2026-05-01', 2)")
+        execute(pg, "DELETE FROM measurement_2025")
+        assert next_number() == 101
+        cleaner.reset()
+        assert [r[2] for r in rows(pg, "measurement")] == [1]
+        assert next_number() == 101  # the scope's position
+        cleaner.reset()
+        scope.end()
+        assert rows(pg, "measurement") == []
+        assert next_number() == 100  # the position before the scope
+        with connect(pg) as c:
+            first = c.execute(
+                sa.text("INSERT INTO measurement (taken) VALUES ('2025-01-02') RETURNING id")
+            ).scalar()
+        assert first == 1
+
+
+def test_postgresql_an_end_that_fails_changes_nothing_and_can_be_retried(pg: str) -> None:
+    with Cleaner(pg, lock_timeout=0.3) as cleaner:
+        insert(pg, "user", name="seed")
+        cleaner.push_baseline()
+        engine = sa.create_engine(pg)
+        try:
+            with engine.connect() as other:  # a test's leftover transaction holds a lock
+                other.execute(sa.text('LOCK TABLE "user" IN ACCESS EXCLUSIVE MODE'))
+                with pytest.raises(ResetError, match="ending a scoped baseline in .* failed"):
+                    cleaner.pop_baseline()
+                other.rollback()
+        finally:
+            engine.dispose()
+        assert cleaner.baseline_depth() == 1
+        assert names(pg) == ["seed"]
+        insert(pg, "user", name="test")
+        cleaner.reset()
+        assert names(pg) == ["seed"]  # still the scope's baseline
+        assert cleaner.pop_baseline() == 0
+        assert rows(pg, "user") == []
