@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from alembic_cleandb import Cleaner
+from conftest import ROOT, upgrade
 from dbutil import insert, rows
 
 pytestmark = pytest.mark.slow  # runs pytest sessions, one with -n 2
@@ -278,3 +279,35 @@ def test_under_xdist_each_worker_has_its_own_scopes(
     result = pytester.runpytest("-p", "no:randomly", "-n", "2")
     result.assert_outcomes(passed=12)
     assert rows(migrated, "user") == [] and _depth(migrated) == 0
+
+
+def test_scopes_left_open_end_before_cleandb_migrate_runs_a_pending_step(
+    pytester: pytest.Pytester, db_url: str
+) -> None:
+    upgrade(db_url, "0001")
+    upgrade(db_url, "cleandb@head")
+    with Cleaner(db_url) as cleaner:  # a run killed inside a scope
+        insert(db_url, "user", name="seed")
+        cleaner.push_baseline()
+    pytester.makeini(
+        f"[pytest]\ncleandb_urls = {db_url}\ncleandb_migrate = {ROOT / 'alembic.ini'}:cleandb\n"
+    )
+    pytester.makeconftest(HELPERS)
+    pytester.makepyfile(
+        test_next_run="""
+        import sqlalchemy as sa
+        from conftest import add, names
+
+        def test_migrated_from_the_baseline(cleandb_url):
+            assert names(cleandb_url) == []
+            assert add(cleandb_url, "first") == 1
+            engine = sa.create_engine(cleandb_url)
+            with engine.connect() as c:  # (0002 added the 4th)
+                assert c.execute(sa.text("SELECT count(*) FROM lookup_status")).scalar() == 4
+            engine.dispose()
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["cleandb: ended 1 scoped baseline(s) left open in *"])
+    assert rows(db_url, "user") == [] and _depth(db_url) == 0
