@@ -158,6 +158,13 @@ class Cleaner:
         self.close()
 
 
+def add_note(exc: BaseException | None, note: str) -> None:
+    """Add a note to an exception that propagates (Python 3.11+; earlier: nothing)."""
+    add = getattr(exc, "add_note", None)
+    if add is not None:
+        add(note)
+
+
 class Scope:
     """Seed data that is the baseline from the end of its with-block until :meth:`end`.
 
@@ -196,9 +203,7 @@ class Scope:
             try:
                 self.cleaner.reset()
             except ResetError as reset_error:
-                note = getattr(exc, "add_note", None)  # (Python 3.11+)
-                if note is not None:
-                    note(str(reset_error))
+                add_note(exc, str(reset_error))
             return
         self.depth = self.cleaner.push_baseline()
 

@@ -611,6 +611,17 @@ BEGIN
 END
 $cleandb$"""
 
+# The units (tables, partitioned roots) of the marked tables: a statement on an inheritance
+# parent (not a partitioned table) may have changed rows of its children (UPDATE and DELETE
+# reach them, and only the parent's trigger fires), so they count as written too.
+_MARKED_UNITS = """IF EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = ANY (marked::oid[])) THEN
+    WITH RECURSIVE h (rel) AS (SELECT unnest(marked) UNION
+                               SELECT i.inhrelid::regclass FROM pg_inherits i JOIN h ON i.inhparent = h.rel)
+    SELECT array_agg(h.rel) INTO marked FROM h;
+  END IF;
+  SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
+  WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);"""
+
 # The reset: one probe when nothing is dirty (no mark, no ticket taken); otherwise one query
 # that takes exactly the marks seen now (a mark committed while the reset runs stays for the
 # next one) and gathers the fragments, one dynamic statement that resets every dirty unit, and
@@ -658,16 +669,7 @@ BEGIN
   -- epoch has its mark taken but remembers the old epoch, and marks again.
   PERFORM nextval('cleandb.epoch'), set_config('cleandb.resetting', 'on', true),
     set_config('synchronous_commit', 'off', true);
-  -- A statement on an inheritance parent (not a partitioned table) may have changed rows of
-  -- its children (UPDATE and DELETE reach them, and only the parent's trigger fires): they
-  -- count as written too.
-  IF EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = ANY (marked::oid[])) THEN
-    WITH RECURSIVE h (rel) AS (SELECT unnest(marked) UNION
-                               SELECT i.inhrelid::regclass FROM pg_inherits i JOIN h ON i.inhparent = h.rel)
-    SELECT array_agg(h.rel) INTO marked FROM h;
-  END IF;
-  SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
-  WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
+  {_MARKED_UNITS}
   -- (each fragment names its table schema-qualified, from its oid: a renamed table still works,
   -- and a table named like a built-in type is never taken for that type)
   SELECT string_agg((SELECT format(t.ctes, (SELECT format('%I.%I', n.nspname, c.relname)
@@ -748,13 +750,7 @@ BEGIN
   WITH m AS (DELETE FROM cleandb.dirty RETURNING relid)
   SELECT count(*), array_agg(relid::regclass) INTO marks, marked FROM m;
   PERFORM nextval('cleandb.epoch');  -- (see cleandb.reset())
-  IF EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = ANY (marked::oid[])) THEN
-    WITH RECURSIVE h (rel) AS (SELECT unnest(marked) UNION
-                               SELECT i.inhrelid::regclass FROM pg_inherits i JOIN h ON i.inhparent = h.rel)
-    SELECT array_agg(h.rel) INTO marked FROM h;
-  END IF;
-  SELECT array_agg(DISTINCT t.unit) INTO units FROM cleandb.tables t
-  WHERE t.relid = ANY (marked) AND (SELECT true FROM pg_class c WHERE c.oid = t.unit);
+  {_MARKED_UNITS}
   d := coalesce((SELECT max(depth) FROM cleandb.layers), 0) + 1;
   INSERT INTO cleandb.layers (depth) VALUES (d);
   INSERT INTO cleandb.layer_tables (depth, unit, baseline, ctes)

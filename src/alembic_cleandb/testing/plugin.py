@@ -35,8 +35,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from .._connect import normalize_url, safe_url
-from ..cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo
-from ..errors import CleanDBError, ResetError
+from ..cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo, add_note
+from ..errors import CleanDBError
 from . import xdist as _xdist
 from .report import Probe, Report, measure
 
@@ -561,13 +561,19 @@ def _cleandb_probes(
         probe.close()
 
 
-def _reset_all(cleaners: Sequence[Cleaner], settings: Settings) -> None:
+def _reset_all(
+    cleaners: Sequence[Cleaner],
+    settings: Settings,
+    step: Callable[[Cleaner], object] = Cleaner.reset,
+) -> None:
+    """``step`` (the reset, or the end of a scope) on each database; failures as a failed
+    reset: the test's teardown fails, or with ``cleandb_on_failure = exit`` the run stops."""
     __tracebackhide__ = True
     errors = []
     for cleaner in cleaners:
         try:
-            cleaner.reset()
-        except ResetError as exc:
+            step(cleaner)
+        except CleanDBError as exc:
             errors.append(str(exc))
     if errors:
         message = "\n".join(errors)
@@ -623,10 +629,8 @@ class _FixtureScope:
         if exc_type is not None:  # nothing of a failed seed is left behind
             try:
                 _reset_all(self.cleaners, self.state.settings)
-            except BaseException as reset_error:  # (pytest.fail's): the seed's error wins
-                note = getattr(exc, "add_note", None)  # (Python 3.11+)
-                if note is not None:
-                    note(str(reset_error))
+            except (Exception, pytest.fail.Exception) as reset_error:  # the seed's error wins
+                add_note(exc, str(reset_error))
             return
         pushed: list[Cleaner] = []
         try:
@@ -634,26 +638,12 @@ class _FixtureScope:
                 cleaner.push_baseline()
                 pushed.append(cleaner)
         except CleanDBError as error:
-            _pop_all(pushed[::-1], self.state.settings)
+            _reset_all(pushed[::-1], self.state.settings, Cleaner.pop_baseline)
             _reset_all(self.cleaners, self.state.settings)
             pytest.fail(str(error), pytrace=False)
-        self.requester.addfinalizer(lambda: _pop_all(pushed[::-1], self.state.settings))
-
-
-def _pop_all(cleaners: Sequence[Cleaner], settings: Settings) -> None:
-    """End the innermost scoped baseline of each database (a failure: as a failed reset)."""
-    __tracebackhide__ = True
-    errors = []
-    for cleaner in cleaners:
-        try:
-            cleaner.pop_baseline()
-        except CleanDBError as exc:
-            errors.append(str(exc))
-    if errors:
-        message = "\n".join(errors)
-        if settings.on_failure == "exit":
-            pytest.exit(message, returncode=pytest.ExitCode.TESTS_FAILED)
-        pytest.fail(message, pytrace=False)
+        self.requester.addfinalizer(
+            lambda: _reset_all(pushed[::-1], self.state.settings, Cleaner.pop_baseline)
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)
