@@ -137,7 +137,8 @@ def _categories(statement):
     try:
         with engine.begin() as c:
             category = sa.Table("category", sa.MetaData(), autoload_with=c)
-            return c.execute(statement(category))
+            result = c.execute(statement(category))
+            return [r.name for r in result] if result.returns_rows else None
     finally:
         engine.dispose()
 
@@ -145,7 +146,7 @@ def load_catalog():
     _categories(lambda t: t.insert().values([{"name": "books"}, {"name": "music"}]))
 
 def catalog_names():
-    return [r.name for r in _categories(lambda t: sa.select(t.c.name).order_by(t.c.id)).all()]
+    return _categories(lambda t: sa.select(t.c.name).order_by(t.c.id))
 """
     )
     checks = """

@@ -633,14 +633,18 @@ class _FixtureScope:
                 add_note(exc, str(reset_error))
             return
         pushed: list[Cleaner] = []
-        try:
-            for cleaner in self.cleaners:
+        failed: CleanDBError | None = None
+        for cleaner in self.cleaners:
+            try:
                 cleaner.push_baseline()
-                pushed.append(cleaner)
-        except CleanDBError as error:
+            except CleanDBError as error:
+                failed = error
+                break
+            pushed.append(cleaner)
+        if failed is not None:  # no layer anywhere, nothing of the block left
             _reset_all(pushed[::-1], self.state.settings, Cleaner.pop_baseline)
             _reset_all(self.cleaners, self.state.settings)
-            pytest.fail(str(error), pytrace=False)
+            pytest.fail(str(failed), pytrace=False)
         self.requester.addfinalizer(
             lambda: _reset_all(pushed[::-1], self.state.settings, Cleaner.pop_baseline)
         )
