@@ -10,8 +10,8 @@ For each backend and N (tracked tables), in one process:
 - reset: one row written to one table, then ``Cleaner.reset()`` timed, interleaved A/B: no
   scope open (A) and a scope holding 5 tables open (B). The goal: B/A near 1.
 
-    .venv/bin/python bench/scope_bench.py                       # PostgreSQL, N = 50, 500
-    .venv/bin/python bench/scope_bench.py --backend postgresql,mariadb,sqlite --reps 40
+    .venv/bin/python bench/scope_pg_bench.py                       # PostgreSQL, N = 50, 500
+    .venv/bin/python bench/scope_pg_bench.py --backend postgresql,mariadb,sqlite --reps 40
 
 Databases are named ``cleandb_bench_test_scope_*`` and dropped at the end. Medians in ms;
 the load average is printed: on a loaded machine compare the ratios, not the figures.
