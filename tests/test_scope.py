@@ -124,17 +124,22 @@ def test_ending_a_scope_that_is_not_open_says_so(migrated: str) -> None:
         assert rows(migrated, "user") == []
 
 
-def test_set_baseline_and_migrations_refuse_while_scopes_are_open(migrated: str) -> None:
+def test_set_baseline_and_migrations_refuse_while_scopes_are_open(
+    migrated: str, backend: str
+) -> None:
     with Cleaner(migrated) as cleaner:
         insert(migrated, "user", name="seed")
         cleaner.push_baseline()
         insert(migrated, "user", name="test")
         with pytest.raises(ConfigurationError, match="scoped baseline.*are open.*pop_baseline"):
             alembic_cleandb.set_baseline(migrated)
-        # A migration step's sync refuses too, and the step is not applied.
+        # A migration step's sync refuses too; on PostgreSQL the step is rolled back with it
+        # (MySQL/MariaDB commit a step's DDL as it goes: the run stops before its sync, and
+        # the database stays marked "sync pending" until set_baseline() below).
         with pytest.raises(Exception, match="scoped baseline"):
             command.downgrade(alembic_config(migrated), "0001")
-        assert rows(migrated, "lookup_status") == SEED
+        if backend == "postgresql":
+            assert rows(migrated, "lookup_status") == SEED
         assert cleaner.baseline_depth() == 1
         assert cleaner.pop_baseline() == 0
         assert rows(migrated, "user") == []
