@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from alembic_cleandb import Cleaner
+from alembic_cleandb.testing import xdist as _xdist
+from alembic_cleandb.testing.plugin import worker_url
 from conftest import ROOT, upgrade
 from dbutil import insert, rows
 
@@ -311,3 +313,35 @@ def test_scopes_left_open_end_before_cleandb_migrate_runs_a_pending_step(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["cleandb: ended 1 scoped baseline(s) left open in *"])
     assert rows(db_url, "user") == [] and _depth(db_url) == 0
+
+
+def test_a_reused_worker_copy_with_scopes_left_open_is_ended_with_a_warning(
+    pytester: pytest.Pytester, migrated: str
+) -> None:
+    pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\ncleandb_worker_dbs = reuse\n")
+    pytester.makeconftest(HELPERS)
+    pytester.makepyfile(
+        test_run="""
+        import pytest
+        from conftest import add, names
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_starts_from_the_baseline(cleandb_url, n):
+            assert names(cleandb_url) == []
+            assert add(cleandb_url, "first") == 1
+        """
+    )
+    copies = [worker_url(migrated, w) for w in ("gw0", "gw1")]
+    try:
+        pytester.runpytest("-n", "2").assert_outcomes(passed=4)
+        for copy in copies:  # a run killed inside a scope, in each kept copy
+            with Cleaner(copy) as cleaner:
+                insert(copy, "user", name="seed")
+                cleaner.push_baseline()
+        result = pytester.runpytest("-n", "2", "-W", "always")
+        result.assert_outcomes(passed=4, warnings=2)
+        result.stdout.fnmatch_lines(["*ended 1 scoped baseline(s) left open in *_gw*"])
+        for copy in copies:
+            assert rows(copy, "user") == [] and _depth(copy) == 0
+    finally:
+        _xdist.drop(copies)
