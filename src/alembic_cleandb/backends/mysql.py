@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy.engine import URL, Connection
@@ -46,6 +47,7 @@ from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
     CONFIG,
     DIRTY,
+    LAYERS,
     MAX_PASSES,
     TABLES,
     ClientSideBackend,
@@ -641,6 +643,10 @@ class MySQLBackend(ClientSideBackend):
         "ENGINE=InnoDB " + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {CASCADES} (parent INT NOT NULL, child INT NOT NULL, "
         "PRIMARY KEY (parent, child)) ENGINE=InnoDB " + _BINARY,
+        f"CREATE TABLE IF NOT EXISTS {LAYERS} (depth INT NOT NULL, tid INT NOT NULL, "
+        "baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, "
+        "restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, "
+        "PRIMARY KEY (depth, tid)) ENGINE=InnoDB " + _BINARY,
     )
     #: Whether the last sync found cascading foreign keys between tracked tables.
     cascades: bool = False
@@ -923,11 +929,12 @@ class MySQLBackend(ClientSideBackend):
         table_id: int,
         state: TableState,
         existing: set[str],
+        depth: int = 0,
     ) -> None:
-        super()._snapshot(ex, connection, table_id, state, existing)
+        super()._snapshot(ex, connection, table_id, state, existing, depth)
         if state.rows and self.in_place(state):
             delete, insert = self._in_place(
-                connection, quote_name(connection.dialect, shadow_name(table_id)), state
+                connection, quote_name(connection.dialect, shadow_name(table_id, depth)), state
             )
             counter = (
                 None
@@ -974,6 +981,27 @@ class MySQLBackend(ClientSideBackend):
         ex(f"DELETE FROM {TICKETS}")
         source = _tickets_source(self.sequence)
         ex(f"UPDATE {CONFIG} SET tickets = (SELECT next_ticket FROM {source})")
+
+    @contextmanager
+    def _registry_transaction(self, connection: Connection) -> Iterator[None]:
+        execute(connection, "START TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            execute(connection, "ROLLBACK")
+            raise
+        execute(connection, "COMMIT")
+
+    def refresh_routines(self, ex: Executor, connection: Connection) -> None:
+        # What the last sync found, as the database keeps it (this object may not have synced).
+        self.cascades = execute(connection, f"SELECT 1 FROM {CASCADES} LIMIT 1").first() is not None
+        self.checks = (
+            execute(
+                connection, f"SELECT 1 FROM {TABLES} WHERE check_sql IS NOT NULL LIMIT 1"
+            ).first()
+            is not None
+        )
+        super().refresh_routines(ex, connection)
 
     def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
         found = [
