@@ -78,7 +78,7 @@ def shadow_name(table_id: int, depth: int = 0) -> str:
     return f"{PREFIX}b{table_id}" if not depth else f"{PREFIX}b{table_id}_{depth}"
 
 
-_LAYER_SHADOW = re.compile(rf"{PREFIX}b([0-9]+)_([0-9]+)")
+LAYER_SHADOW = re.compile(rf"{PREFIX}b([0-9]+)_([0-9]+)")
 
 
 def layers_open_error(depth: int, display: str, action: str) -> ConfigurationError:
@@ -313,7 +313,7 @@ class ClientSideBackend(Backend):
         """The layers' copies that exist: name -> (table id, depth)."""
         found = {}
         for name in self.list_tables(connection):
-            match = _LAYER_SHADOW.fullmatch(name)
+            match = LAYER_SHADOW.fullmatch(name)
             if match:
                 found[name] = (int(match[1]), int(match[2]))
         return found

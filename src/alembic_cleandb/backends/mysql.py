@@ -35,6 +35,7 @@ from sqlalchemy.engine import URL, Connection
 from .._connect import autocommit_connection
 from .._sql import (
     SQL,
+    Composable,
     Identifier,
     Value,
     driver_call,
@@ -47,6 +48,7 @@ from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
     CONFIG,
     DIRTY,
+    LAYER_SHADOW,
     LAYERS,
     MAX_PASSES,
     TABLES,
@@ -742,12 +744,17 @@ class MySQLBackend(ClientSideBackend):
             connection.dialect, "is_mariadb", False
         ):
             execute(connection, "SET SESSION information_schema_stats_expiry = 0")
+        # A few tables (a scoped baseline's push): looked up by name, so that the cost
+        # follows them and not the schema (information_schema opens only the tables named).
+        only, only_triggers = _named("TABLE_NAME", names), _named("EVENT_OBJECT_TABLE", names)
         counters: dict[str, Any] = {
             str(n): c
             for n, c in execute(
                 connection,
-                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()",
+                SQL(
+                    "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE(){}"
+                ).format(only),
             )
         }
         columns: dict[str, list[str]] = {}
@@ -755,8 +762,10 @@ class MySQLBackend(ClientSideBackend):
         binary: dict[str, list[str]] = {}
         for table, column, extra, data_type in execute(
             connection,
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            SQL(
+                "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE(){} ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            ).format(only),
         ):
             if not generated_column(str(extra)):
                 columns.setdefault(str(table), []).append(str(column))
@@ -768,16 +777,21 @@ class MySQLBackend(ClientSideBackend):
             str(t)
             for (t,) in execute(
                 connection,
-                "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-                "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'",
+                SQL(
+                    "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+                    "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'"
+                    "{}"
+                ).format(only_triggers),
             )
         }
         primary: dict[str, list[str]] = {}
         for table, column in execute(
             connection,
-            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
-            "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY' "
-            "ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            SQL(
+                "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY'{} "
+                "ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            ).format(only),
         ):
             primary.setdefault(str(table), []).append(str(column))
         # Re-inserting rows with their keys leaves the counter at the highest key + 1 only
@@ -1003,6 +1017,19 @@ class MySQLBackend(ClientSideBackend):
         )
         super().refresh_routines(ex, connection)
 
+    def layer_tables(self, connection: Connection) -> dict[str, tuple[int, int]]:
+        # By name only: information_schema lists them without opening any table.
+        found = {}
+        for (name,) in execute(
+            connection,
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME LIKE 'cleandb\\_b%\\_%'",
+        ):
+            match = LAYER_SHADOW.fullmatch(str(name))
+            if match:
+                found[str(name)] = (int(match[1]), int(match[2]))
+        return found
+
     def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
         found = [
             ("TRIGGER", str(name))
@@ -1095,6 +1122,18 @@ class MySQLBackend(ClientSideBackend):
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
             execute(c, SQL("DROP DATABASE IF EXISTS {}").format(self.database(url)))
+
+
+#: Up to this many tables, :meth:`MySQLBackend.table_states` reads information_schema by name.
+LOOKUP_TABLES = 20
+
+
+def _named(column: str, names: Sequence[str]) -> SQL | Composable:
+    """``AND column IN (names)`` for a few tables (a scoped baseline's push), so that
+    information_schema opens only those; nothing (the whole schema, in one pass) for more."""
+    if len(names) > LOOKUP_TABLES:
+        return SQL("")
+    return SQL(f" AND {column} IN ({{}})").format(SQL(", ").join(Value(n) for n in names))
 
 
 def _word(value: object) -> str:
