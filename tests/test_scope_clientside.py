@@ -1,6 +1,6 @@
-"""Scoped baselines (layers) on the client-side backends, MariaDB and SQLite, at the level of
-the backend's ``push_baseline`` / ``pop_baseline`` / ``baseline_depth`` through the connection
-a :class:`~alembic_cleandb.Cleaner` holds (autocommit, configured for resets).
+"""Scoped baselines (layers) on the client-side backends, MariaDB and SQLite, through
+:class:`~alembic_cleandb.Cleaner`'s ``push_baseline`` / ``pop_baseline`` / ``baseline_depth``
+(the backends' methods on the connection the Cleaner holds).
 
 A layer keeps, for every table written before the push, the baseline it had; the tables take
 their current rows and counters as their baseline. The per-test reset goes back to the
@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 import alembic_cleandb
-from alembic_cleandb import Cleaner, ConfigurationError
+from alembic_cleandb import Cleaner, ConfigurationError, ResetError
 from alembic_cleandb.backends.base import LOCK_TIMEOUT, Executor
 from dbutil import connect, count, dump, execute, insert, long_table_name, q, rows
 
@@ -55,15 +55,15 @@ def cleaner(url: str) -> Iterator[Cleaner]:
 
 
 def push(c: Cleaner) -> int:
-    return c.backend.push_baseline(c._connection)
+    return c.push_baseline()
 
 
 def pop(c: Cleaner) -> int:
-    return c.backend.pop_baseline(c._connection)
+    return c.pop_baseline()
 
 
 def depth(c: Cleaner) -> int:
-    return c.backend.baseline_depth(c._connection)
+    return c.baseline_depth()
 
 
 def state(url: str) -> dict[str, Any]:
@@ -264,9 +264,9 @@ def test_a_pop_whose_reset_fails_is_finished_by_the_next_reset_or_pop(
             holder.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock of the whole file
         else:
             holder.exec_driver_sql("SELECT * FROM `user`")  # a shared lock on its metadata
-        with pytest.raises(Exception) as failed:
+        with pytest.raises(ResetError, match="ending a scoped baseline in .* lock") as failed:
             pop(cleaner)
-        assert cleaner.backend.error_kind(failed.value) == LOCK_TIMEOUT
+        assert cleaner.backend.error_kind(failed.value.__cause__) == LOCK_TIMEOUT
     finally:
         holder.rollback()
         holder.close()
@@ -293,7 +293,7 @@ def test_a_push_that_fails_midway_leaves_nothing_wrong(url: str, cleaner: Cleane
             sa.text("SELECT id FROM cleandb_tables WHERE name = :n"), {"n": COUNTED}
         ).scalar_one()
         c.execute(sa.text(f"CREATE VIEW cleandb_b{table_id}_1 AS SELECT 1 AS x"))
-    with pytest.raises(sa.exc.DBAPIError):
+    with pytest.raises(ResetError, match="starting a scoped baseline in"):
         push(cleaner)
     execute(url, f"DROP VIEW cleandb_b{table_id}_1")
     scribble(url)

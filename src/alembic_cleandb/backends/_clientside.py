@@ -38,7 +38,14 @@ from .._connect import safe_url
 from .._guard import check_database_name
 from .._sql import SQL, Composable, Value, execute, quote_name
 from ..errors import ConfigurationError
-from .base import SCHEMA_VERSION, Backend, Executor, TrackingOptions, check_sync_target
+from .base import (
+    SCHEMA_VERSION,
+    Backend,
+    Executor,
+    TrackingOptions,
+    check_sync_target,
+    layers_open_error,
+)
 
 PREFIX = "cleandb_"
 CONFIG = "cleandb_config"
@@ -79,16 +86,6 @@ def shadow_name(table_id: int, depth: int = 0) -> str:
 
 
 LAYER_SHADOW = re.compile(rf"{PREFIX}b([0-9]+)_([0-9]+)")
-
-
-def layers_open_error(depth: int, display: str, action: str) -> ConfigurationError:
-    """The refusal of anything that would take a new baseline while layers are open."""
-    return ConfigurationError(
-        f"alembic-cleandb: cannot {action} {display}: {depth} scoped baseline(s) are open "
-        "(cleandb_scope / Cleaner.scope(), or a run killed inside one); nothing was changed. End "
-        "the scopes first: Cleaner(url).pop_baseline() once per open scope (a pytest run with "
-        "the plugin ends those a killed run left open when it starts)."
-    )
 
 
 @dataclass(frozen=True)
