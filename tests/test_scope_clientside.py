@@ -205,6 +205,26 @@ def test_a_layer_without_writes_and_one_that_only_some_tables_join(
 
 
 @CLIENTSIDE
+def test_a_seeded_table_emptied_by_the_seed_joins_the_layer(url: str, cleaner: Cleaner) -> None:
+    """On MariaDB a TRUNCATE fires no trigger: the push finds the emptied seeded table as the
+    reset does (SQLite has no TRUNCATE: the DELETE marks it)."""
+    before = state(url)
+    with connect(url) as c:
+        if c.dialect.name == "sqlite":
+            c.execute(sa.text("DELETE FROM lookup_status"))
+        else:
+            c.execute(sa.text("SET foreign_key_checks = 0"))
+            c.execute(sa.text("TRUNCATE TABLE lookup_status"))
+            c.execute(sa.text("SET foreign_key_checks = 1"))
+    push(cleaner)
+    insert(url, "lookup_status", id=1, code="test", label="test")
+    cleaner.reset()
+    assert rows(url, "lookup_status") == []
+    pop(cleaner)
+    assert state(url) == before
+
+
+@CLIENTSIDE
 def test_pop_without_a_layer_is_refused(url: str, cleaner: Cleaner) -> None:
     insert(url, "user", name="kept")
     with pytest.raises(ConfigurationError, match="no scoped baseline is open"):

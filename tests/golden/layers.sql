@@ -5,6 +5,12 @@ SELECT COALESCE(MAX(depth), 0) FROM cleandb_layers WHERE tid = 0
 INSERT INTO cleandb_layers (depth, tid) VALUES (%(p0)s, 0)
 
 -- push
+SELECT id, name FROM cleandb_tables WHERE baseline_rows > 0 ORDER BY id
+
+-- push
+SELECT CONCAT_WS(',', IF(EXISTS (SELECT 1 FROM `we``ird`), NULL, %(p0)s))
+
+-- push
 SELECT id, name, baseline_rows FROM cleandb_tables WHERE id IN (SELECT tid FROM cleandb_dirty) ORDER BY id
 
 -- push

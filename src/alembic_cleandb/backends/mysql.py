@@ -1017,6 +1017,20 @@ class MySQLBackend(ClientSideBackend):
         )
         super().refresh_routines(ex, connection)
 
+    def written_unmarked(self, connection: Connection) -> list[int]:
+        # The reset procedure's probe: a seeded table found empty was truncated.
+        seeded = execute(
+            connection, f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
+        ).fetchall()
+        if not seeded:
+            return []
+        probes = SQL(", ").join(
+            SQL("IF(EXISTS (SELECT 1 FROM {}), NULL, {})").format(str(n), Value(int(i)))
+            for i, n in seeded
+        )
+        found = execute(connection, SQL("SELECT CONCAT_WS(',', {})").format(probes)).scalar()
+        return [int(i) for i in str(found or "").split(",") if i]
+
     def layer_tables(self, connection: Connection) -> dict[str, tuple[int, int]]:
         # By name only: information_schema lists them without opening any table.
         found = {}
