@@ -30,9 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from .._connect import autocommit_connection
+from .._connect import autocommit_connection, safe_url
 from .._sql import (
     SQL,
     Composable,
@@ -42,6 +43,7 @@ from .._sql import (
     error_number,
     execute,
     inline,
+    message,
     quote_name,
 )
 from ..errors import CleanDBError, ConfigurationError
@@ -1135,7 +1137,18 @@ class MySQLBackend(ClientSideBackend):
 
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
-            execute(c, SQL("DROP DATABASE IF EXISTS {}").format(self.database(url)))
+            try:
+                execute(c, SQL("DROP DATABASE IF EXISTS {}").format(self.database(url)))
+            except sa.exc.DBAPIError as exc:
+                if error_number(exc) == 1010 and "Directory not empty" in message(exc):
+                    raise ConfigurationError(
+                        f"alembic-cleandb: cannot drop {safe_url(url)!r}: {message(exc)}. MariaDB "
+                        "sometimes leaves a stray '<table>.TRG-' file (a trigger file's backup) in "
+                        "the database's directory when CREATE TRIGGERs run at once; its tables are "
+                        "gone. Delete the files left in that directory of the server's datadir "
+                        "(SELECT @@datadir), then DROP DATABASE again."
+                    ) from None
+                raise
 
 
 #: Up to this many tables, :meth:`MySQLBackend.table_states` reads information_schema by name.
