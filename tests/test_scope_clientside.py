@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 import alembic_cleandb
 from alembic_cleandb import Cleaner, ConfigurationError, ResetError
+from alembic_cleandb.backends import _clientside
 from alembic_cleandb.backends.base import LOCK_TIMEOUT, Executor
 from conftest import upgrade
 from dbutil import connect, count, dump, execute, insert, long_table_name, q, rows
@@ -391,3 +392,16 @@ def test_layer_statements_match_their_golden_file(db_url: str) -> None:
             label = step
             (cleaner.push_baseline if step == "push" else cleaner.pop_baseline)()
     assert_matches_golden("layers.sql", render(sent))
+
+
+@CLIENTSIDE
+def test_a_layer_saves_every_registry_column_a_baseline_is_made_of(migrated: str) -> None:
+    """A new column of cleandb_tables that describes a table's baseline (its reset statements,
+    counter, mode...) must be saved by a layer too, or a pop would leave the layer's value."""
+    with connect(migrated) as c:
+        inspector = sa.inspect(c)
+        registry = {col["name"] for col in inspector.get_columns("cleandb_tables")}
+        layers = {col["name"] for col in inspector.get_columns("cleandb_layers")}
+    not_baseline = {"id", "name", "check_sql", "check_names", "app_triggers"}  # (see _relations)
+    assert registry - not_baseline == set(_clientside.LAYER_COLUMNS)
+    assert layers == {"depth", "tid", *_clientside.LAYER_COLUMNS}
