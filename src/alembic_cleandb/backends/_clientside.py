@@ -316,10 +316,11 @@ class ClientSideBackend(Backend):
         return found
 
     def push_baseline(self, connection: Connection) -> int:
-        """Order of the steps (MySQL commits each): the layer's row first, then per table its
-        saved registry row, its copy, its registry row pointed at the copy; the marks last.
-        Stopped anywhere, the layer is open and its pop puts back every table it saved (one
-        whose copy was not made yet still has its registry row, and its marks)."""
+        """Order of the steps (MySQL commits each): the layer's row first, then the saved
+        registry rows of its tables (one statement), then per table its copy and its registry
+        row pointed at the copy; the marks last. Stopped anywhere, the layer is open and its
+        pop puts back every table it saved (one whose copy was not made yet still has its
+        registry row, and its marks). SQLite: all of it is one transaction."""
         self.bind(connection)
         ex = Executor.for_connection(connection)
         with self._layer_transaction(connection):
@@ -427,12 +428,12 @@ class ClientSideBackend(Backend):
                     connection,
                     SQL(f"DELETE FROM {LAYERS} WHERE depth = {{}}").format(Value(depth)),
                 )
+            if saved:  # (before the drops: a check must never name a copy that is gone)
+                self._after_layer(ex, connection, ids, seeded)
             # The copies of this layer and of any deeper one a failure left behind.
             for name, (_, level) in sorted(self.layer_tables(connection).items()):
                 if level >= depth:
                     ex(f"DROP TABLE {quote_name(connection.dialect, name)}")
-            if saved:
-                self._after_layer(ex, connection, ids, seeded)
             self.resetter(connection)()
         return depth - 1
 
