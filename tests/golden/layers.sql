@@ -104,15 +104,6 @@ DELETE FROM cleandb_layers WHERE depth = %(p0)s
 COMMIT
 
 -- pop
-SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'cleandb\_b%\_%'
-
--- pop
-DROP TABLE `cleandb_b1_1`
-
--- pop
-DROP TABLE `cleandb_b2_1`
-
--- pop
 SELECT 1 FROM cleandb_tables WHERE check_sql IS NOT NULL AND id IN (%(p0)s, %(p1)s) LIMIT 1
 
 -- pop
@@ -129,4 +120,13 @@ DROP PROCEDURE IF EXISTS cleandb_truncate
 
 -- pop
 CREATE PROCEDURE cleandb_truncate() ... (see mariadb.sql)
+
+-- pop
+SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'cleandb\_b%\_%'
+
+-- pop
+DROP TABLE `cleandb_b1_1`
+
+-- pop
+DROP TABLE `cleandb_b2_1`
 
