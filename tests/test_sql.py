@@ -219,21 +219,33 @@ def test_mysql8_information_schema_cache_is_disabled_only_on_mysql(dialect: str)
     states = mysql.MySQLBackend().table_states(recorder, ["t"])  # type: ignore[arg-type]
     assert states == [_clientside.TableState("t", rows=0, counter=None, columns=())]
     expiry = ["SET SESSION information_schema_stats_expiry = 0"] if dialect == "mysql" else []
+    # A few tables (a scoped baseline's push): information_schema is read for them by name.
     assert recorder.sql == [
         *expiry,
         "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = DATABASE()",
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s)",
         "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s) "
+        "ORDER BY TABLE_NAME, ORDINAL_POSITION",
         # the tables with application triggers, and the primary keys (in-place restore)
         "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-        "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'",
+        "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_' "
+        "AND EVENT_OBJECT_TABLE IN (%s)",
         "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
-        "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY' "
+        "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY' AND TABLE_NAME IN (%s) "
         "ORDER BY TABLE_NAME, ORDINAL_POSITION",
         "SELECT @@auto_increment_increment, @@auto_increment_offset",
         "SELECT COUNT(*) FROM `t`",
     ]
+    # Many (a sync): the whole schema in one pass each.
+    recorder.sql.clear()
+    many = [f"t{i}" for i in range(mysql.LOOKUP_TABLES + 1)]
+    mysql.MySQLBackend().table_states(recorder, many)  # type: ignore[arg-type]
+    assert recorder.sql[len(expiry)] == (
+        "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE()"
+    )
+    assert all(" IN (" not in sql for sql in recorder.sql)
 
 
 def test_sqlite_trigger_is_one_guarded_insert() -> None:

@@ -14,6 +14,9 @@ CREATE TABLE IF NOT EXISTS cleandb_tickets (id BIGINT AUTO_INCREMENT PRIMARY KEY
 CREATE TABLE IF NOT EXISTS cleandb_cascades (parent INT NOT NULL, child INT NOT NULL, PRIMARY KEY (parent, child)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- bookkeeping
+CREATE TABLE IF NOT EXISTS cleandb_layers (depth INT NOT NULL, tid INT NOT NULL, baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, PRIMARY KEY (depth, tid)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+
+-- bookkeeping
 CREATE SEQUENCE IF NOT EXISTS cleandb_ticket_seq NOCACHE
 
 -- trigger i

@@ -13,6 +13,9 @@ CREATE TABLE IF NOT EXISTS cleandb_tickets (id BIGINT AUTO_INCREMENT PRIMARY KEY
 -- bookkeeping
 CREATE TABLE IF NOT EXISTS cleandb_cascades (parent INT NOT NULL, child INT NOT NULL, PRIMARY KEY (parent, child)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
+-- bookkeeping
+CREATE TABLE IF NOT EXISTS cleandb_layers (depth INT NOT NULL, tid INT NOT NULL, baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, PRIMARY KEY (depth, tid)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+
 -- trigger i
 CREATE TRIGGER cleandb_9_i BEFORE INSERT ON `we``ird` FOR EACH ROW BEGIN DECLARE EXIT HANDLER FOR 1062 BEGIN END; INSERT INTO cleandb_dirty (tid, kind, conn) VALUES (9, 'i', CONNECTION_ID()); INSERT INTO cleandb_tickets () VALUES (); END
 

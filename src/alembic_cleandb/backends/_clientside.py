@@ -10,28 +10,59 @@ Baselines: a table that holds rows after the migrations gets a copy ``cleandb_b<
 reset deletes the table's rows and copies the baseline back. Each table's reset statements
 are computed once, at sync time, and stored in ``cleandb_tables``.
 
+Scoped baselines (layers, :meth:`ClientSideBackend.push_baseline`): a push at depth ``n``
+saves the registry row of every table marked dirty in ``cleandb_layers`` (``depth = n``; the
+row ``tid = 0`` is the layer itself), copies the table's current rows to
+``cleandb_b<id>_<n>`` and points the registry row at that copy. The reset reads the registry
+only, so it costs the same inside a layer as outside. A pop puts the saved registry rows back
+(their copies were never touched), marks those tables dirty, drops the layer's copies and
+resets: the registry always names copies that exist, so a pop stopped midway (MySQL's DDL
+commits as it goes) is finished by the next reset, or the next pop.
+
 The dialect modules supply the SQL; this module supplies the order of things.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
 from sqlalchemy.engine import Connection
 
+from .._connect import safe_url
 from .._guard import check_database_name
-from .._sql import SQL, Value, execute, quote_name
+from .._sql import SQL, Composable, Value, execute, quote_name
 from ..errors import ConfigurationError
-from .base import SCHEMA_VERSION, Backend, Executor, TrackingOptions, check_sync_target
+from .base import (
+    SCHEMA_VERSION,
+    Backend,
+    Executor,
+    TrackingOptions,
+    check_sync_target,
+    layers_open_error,
+)
 
 PREFIX = "cleandb_"
 CONFIG = "cleandb_config"
 TABLES = "cleandb_tables"
 DIRTY = "cleandb_dirty"
+#: The open layers of scoped baselines: the saved registry columns of each table a layer
+#: re-took, and one row (``tid = 0``) per open layer.
+LAYERS = "cleandb_layers"
+#: The registry columns a layer saves (what a baseline is, besides its copy's rows).
+LAYER_COLUMNS = (
+    "baseline_rows",
+    "counter",
+    "reset_sql",
+    "restore_sql",
+    "counter_sql",
+    "update_sql",
+)
 #: Exists while a migration run has steps done and its closing sync still to come.
 PENDING = "cleandb_sync_pending"
 KINDS = (("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE"))
@@ -47,8 +78,14 @@ def trigger_name(table_id: int, kind: str) -> str:
     return f"{PREFIX}{table_id}_{kind}"
 
 
-def shadow_name(table_id: int) -> str:
-    return f"{PREFIX}b{table_id}"
+def shadow_name(table_id: int, depth: int = 0) -> str:
+    """The copy of a table's baseline rows: ``cleandb_b<id>`` for the migrations' (or
+    set_baseline()'s) baseline, ``cleandb_b<id>_<depth>`` for a layer's. Far below MySQL's 64
+    characters whatever the table's name."""
+    return f"{PREFIX}b{table_id}" if not depth else f"{PREFIX}b{table_id}_{depth}"
+
+
+LAYER_SHADOW = re.compile(rf"{PREFIX}b([0-9]+)_([0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -184,6 +221,8 @@ class ClientSideBackend(Backend):
         connection = self._require_online(ex, "install tracking")
         database = self.current_database(connection)
         check_database_name(database, "install tracking in")
+        if self.installed_version(connection) == SCHEMA_VERSION:
+            self._refuse_in_layers(connection, "install tracking again in")
         self.bind(connection)
         try:
             for ddl in self.bookkeeping_statements():
@@ -219,6 +258,8 @@ class ClientSideBackend(Backend):
             self.upgrade(ex, after_migration=True)  # a step ran before the branch's upgrade
         elif version is not None:
             check_sync_target(self, ex.connection, version)
+            if after_migration:
+                self._refuse_in_layers(ex.connection, "sync tracking after a migration step in")
             self._wrapped_sync(ex, ex.connection, everything=False, fresh=after_migration)
 
     def mark_sync_pending(self, ex: Executor) -> bool:
@@ -235,7 +276,201 @@ class ClientSideBackend(Backend):
     def set_baseline(self, connection: Connection) -> None:
         version = self.installed_version(connection)
         check_sync_target(self, connection, 0 if version is None else version)
+        self._refuse_in_layers(connection, "set the baseline of")
         self._wrapped_sync(Executor.for_connection(connection), connection, everything=True)
+
+    # -- scoped baselines (layers) ----------------------------------------------------------
+    def _refuse_in_layers(self, connection: Connection, action: str) -> None:
+        depth = self.baseline_depth(connection)
+        if depth:
+            raise layers_open_error(depth, safe_url(connection.engine.url), action)
+
+    def baseline_depth(self, connection: Connection) -> int:
+        return int(
+            execute(
+                connection, f"SELECT COALESCE(MAX(depth), 0) FROM {LAYERS} WHERE tid = 0"
+            ).scalar_one()
+        )
+
+    @contextmanager
+    def _layer_transaction(self, connection: Connection) -> Iterator[None]:
+        """Around a whole push or pop: one transaction where DDL is transactional (SQLite);
+        nothing here (MySQL: every DDL commits)."""
+        yield
+
+    @contextmanager
+    def _registry_transaction(self, connection: Connection) -> Iterator[None]:
+        """Around the pop's registry changes, where :meth:`_layer_transaction` is none."""
+        yield
+
+    #: ``INSERT IGNORE`` in the dialect (a mark that is there already is no error).
+    insert_ignore: ClassVar[str] = "INSERT IGNORE"
+
+    def layer_tables(self, connection: Connection) -> dict[str, tuple[int, int]]:
+        """The layers' copies that exist: name -> (table id, depth)."""
+        found = {}
+        for name in self.list_tables(connection):
+            match = LAYER_SHADOW.fullmatch(name)
+            if match:
+                found[name] = (int(match[1]), int(match[2]))
+        return found
+
+    def push_baseline(self, connection: Connection) -> int:
+        """Order of the steps (MySQL commits each): the layer's row first, then the saved
+        registry rows of its tables (one statement), then per table its copy and its registry
+        row pointed at the copy; the marks last. Stopped anywhere, the layer is open and its
+        pop puts back every table it saved (one whose copy was not made yet still has its
+        registry row, and its marks). SQLite: all of it is one transaction."""
+        self.bind(connection)
+        ex = Executor.for_connection(connection)
+        with self._layer_transaction(connection):
+            depth = self.baseline_depth(connection) + 1
+            execute(
+                connection,
+                SQL(f"INSERT INTO {LAYERS} (depth, tid) VALUES ({{}}, 0)").format(Value(depth)),
+            )
+            unmarked = self.written_unmarked(connection)
+            also = (
+                SQL(" OR id IN ({})").format(SQL(", ").join(Value(i) for i in unmarked))
+                if unmarked
+                else SQL("")
+            )
+            marked = {
+                str(n): (int(i), int(r))
+                for i, n, r in execute(
+                    connection,
+                    SQL(
+                        f"SELECT id, name, baseline_rows FROM {TABLES} "
+                        f"WHERE id IN (SELECT tid FROM {DIRTY}){{}} ORDER BY id"
+                    ).format(also),
+                )
+            }
+            if not marked:
+                return depth
+            ids = SQL(", ").join(Value(i) for i, _ in marked.values())
+            cols = ", ".join(LAYER_COLUMNS)
+            execute(
+                connection,
+                SQL(
+                    f"INSERT INTO {LAYERS} (depth, tid, {cols}) SELECT {{}}, id, {cols} "
+                    f"FROM {TABLES} WHERE id IN ({{}})"
+                ).format(Value(depth), ids),
+            )
+            existing = set(self.layer_tables(connection))
+            seeded = False
+            for state in self.table_states(connection, list(marked)):
+                table_id, rows = marked[state.name]
+                self._snapshot(ex, connection, table_id, state, existing, depth)
+                seeded = seeded or bool(rows) != bool(state.rows)
+            execute(connection, SQL(f"DELETE FROM {DIRTY} WHERE tid IN ({{}})").format(ids))
+            self._after_layer(ex, connection, ids, seeded)
+        return depth
+
+    def pop_baseline(self, connection: Connection) -> int:
+        """The saved registry rows go back in one transaction that also marks their tables
+        dirty (with an insert: the counter goes back too) and closes the layer; then the
+        layer's copies are dropped and the reset runs. On MySQL a failure after that
+        transaction (a lock timeout in the reset, a killed connection) leaves the previous
+        baselines in place and their tables marked: the next reset finishes the pop."""
+        self.bind(connection)
+        ex = Executor.for_connection(connection)
+        with self._layer_transaction(connection):
+            depth = self.baseline_depth(connection)
+            if not depth:
+                raise ConfigurationError(
+                    f"alembic-cleandb: no scoped baseline is open in "
+                    f"{safe_url(connection.engine.url)}: pop_baseline() ends the innermost "
+                    "layer that push_baseline() started, and there is none; nothing was reset"
+                )
+            saved = {
+                int(t): int(r)
+                for t, r in execute(
+                    connection,
+                    SQL(
+                        f"SELECT tid, baseline_rows FROM {LAYERS} WHERE depth = {{}} AND tid > 0"
+                    ).format(Value(depth)),
+                )
+            }
+            seeded = False
+            if saved:
+                ids = SQL(", ").join(Value(t) for t in saved)
+                seeded = any(
+                    bool(saved[int(t)]) != bool(r)
+                    for t, r in execute(
+                        connection,
+                        SQL(f"SELECT id, baseline_rows FROM {TABLES} WHERE id IN ({{}})").format(
+                            ids
+                        ),
+                    )
+                )
+            assign = ", ".join(
+                f"{c} = (SELECT l.{c} FROM {LAYERS} l "
+                f"WHERE l.depth = {{0}} AND l.tid = {TABLES}.id)"
+                for c in LAYER_COLUMNS
+            )
+            with self._registry_transaction(connection):
+                if saved:
+                    execute(
+                        connection,
+                        SQL(
+                            f"UPDATE {TABLES} SET {assign} WHERE id IN "
+                            f"(SELECT tid FROM {LAYERS} WHERE depth = {{0}} AND tid > 0)"
+                        ).format(Value(depth)),
+                    )
+                    execute(
+                        connection,
+                        SQL(
+                            f"{self.insert_ignore} INTO {DIRTY} (tid, kind) SELECT tid, 'i' "
+                            f"FROM {LAYERS} WHERE depth = {{}} AND tid > 0"
+                        ).format(Value(depth)),
+                    )
+                execute(
+                    connection,
+                    SQL(f"DELETE FROM {LAYERS} WHERE depth = {{}}").format(Value(depth)),
+                )
+            if saved:  # (before the drops: a check must never name a copy that is gone)
+                self._after_layer(ex, connection, ids, seeded)
+            # The copies of this layer and of any deeper one a failure left behind.
+            for name, (_, level) in sorted(self.layer_tables(connection).items()):
+                if level >= depth:
+                    ex(f"DROP TABLE {quote_name(connection.dialect, name)}")
+            self.resetter(connection)()
+        return depth - 1
+
+    def _after_layer(
+        self, ex: Executor, connection: Connection, ids: Composable, seeded: bool
+    ) -> None:
+        """After tables took another baseline: the dangling-reference checks of those that
+        have one name the new baseline's copy; the routines learn which tables are seeded."""
+        checked = execute(
+            connection,
+            SQL(
+                f"SELECT 1 FROM {TABLES} WHERE check_sql IS NOT NULL AND id IN ({{}}) LIMIT 1"
+            ).format(ids),
+        ).first()
+        if checked is not None:
+            tracked = {
+                str(n): int(i) for n, i in execute(connection, f"SELECT name, id FROM {TABLES}")
+            }
+            self._relations(ex, connection, tracked, set(self.list_tables(connection)))
+            seeded = True
+        if seeded:
+            self.refresh_routines(ex, connection)
+
+    def written_unmarked(self, connection: Connection) -> list[int]:
+        """Tables written without a mark that the reset finds all the same (MySQL: seeded
+        tables emptied by TRUNCATE, which fires no trigger): a push takes them too."""
+        return []
+
+    def refresh_routines(self, ex: Executor, connection: Connection) -> None:
+        """The database-side routines made again for the registry as it is (no marks
+        cleared)."""
+        seeded = execute(
+            connection, f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
+        ).fetchall()
+        self.after_sync(
+            ex, [(int(i), quote_name(connection.dialect, n)) for i, n in seeded], fresh=False
+        )
 
     def installed_database(self, connection: Connection) -> str | None:
         name = execute(connection, f"SELECT database_name FROM {CONFIG}").scalar()
@@ -402,6 +637,13 @@ class ClientSideBackend(Backend):
             int(i): int(n)
             for i, n in execute(connection, f"SELECT id, baseline_rows FROM {TABLES}")
         }
+        # A table a layer re-took: its baseline's copy is that of its innermost layer.
+        depths = {
+            int(t): int(d)
+            for t, d in execute(
+                connection, f"SELECT tid, MAX(depth) FROM {LAYERS} WHERE tid > 0 GROUP BY tid"
+            )
+        }
         checks: dict[int, list[tuple[str, str]]] = {}
         dialect = connection.dialect
         for fk in fks:
@@ -420,7 +662,7 @@ class ClientSideBackend(Backend):
                     f"{base}.{quote_name(dialect, p)} = {child}.{quote_name(dialect, c)}"
                     for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
                 )
-                shadow = quote_name(dialect, shadow_name(table_id))
+                shadow = quote_name(dialect, shadow_name(table_id, depths.get(table_id, 0)))
                 condition += f" AND NOT EXISTS (SELECT 1 FROM {shadow} {base} WHERE {same})"
             checks.setdefault(table_id, []).append((fk.child, f"EXISTS ({condition})"))
         triggered = [tracked[t] for t in self.application_triggers(connection) if t in tracked]
@@ -457,14 +699,16 @@ class ClientSideBackend(Backend):
         table_id: int,
         state: TableState,
         existing: set[str],
+        depth: int = 0,
     ) -> None:
         """``existing``: the tables of the database when the sync started. The old shadow is
         dropped only if it is among them: on MariaDB even ``DROP TABLE IF EXISTS`` of a table
-        that is not there is DDL (1.8 ms), which was 0.37 s of an install on 200 tables."""
+        that is not there is DDL (1.8 ms), which was 0.37 s of an install on 200 tables.
+        ``depth``: the layer whose baseline this is (0: the migrations')."""
         q = quote_name(connection.dialect, state.name)
-        shadow = quote_name(connection.dialect, shadow_name(table_id))
+        shadow = quote_name(connection.dialect, shadow_name(table_id, depth))
         cols = ", ".join(quote_name(connection.dialect, c) for c in state.columns)
-        if shadow_name(table_id) in existing:
+        if shadow_name(table_id, depth) in existing:
             ex(f"DROP TABLE {shadow}")
         if state.rows:
             ex(self.shadow_ddl(connection, shadow, cols, state))
@@ -492,9 +736,19 @@ class ClientSideBackend(Backend):
         # transaction is rolled back (a failed install must not leave a table half-attached).
         execute(connection, SQL(f"DELETE FROM {DIRTY} WHERE tid = {{}}").format(Value(table_id)))
         execute(connection, SQL(f"DELETE FROM {TABLES} WHERE id = {{}}").format(Value(table_id)))
+        depths = [
+            int(d)
+            for (d,) in execute(
+                connection,
+                SQL(f"SELECT depth FROM {LAYERS} WHERE tid = {{}}").format(Value(table_id)),
+            )
+        ]
+        execute(connection, SQL(f"DELETE FROM {LAYERS} WHERE tid = {{}}").format(Value(table_id)))
         for kind, _ in KINDS:
             ex(self.drop_trigger_ddl(quote_name(connection.dialect, trigger_name(table_id, kind))))
-        ex(f"DROP TABLE IF EXISTS {quote_name(connection.dialect, shadow_name(table_id))}")
+        for depth in (0, *depths):
+            shadow = quote_name(connection.dialect, shadow_name(table_id, depth))
+            ex(f"DROP TABLE IF EXISTS {shadow}")
 
     def uninstall(self, ex: Executor) -> None:
         """Drop every object whose name has the library's prefix, whichever version made it."""

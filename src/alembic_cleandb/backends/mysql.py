@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -35,6 +36,7 @@ from sqlalchemy.engine import URL, Connection
 from .._connect import autocommit_connection, safe_url
 from .._sql import (
     SQL,
+    Composable,
     Identifier,
     Value,
     driver_call,
@@ -48,6 +50,8 @@ from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
     CONFIG,
     DIRTY,
+    LAYER_SHADOW,
+    LAYERS,
     MAX_PASSES,
     TABLES,
     ClientSideBackend,
@@ -643,6 +647,10 @@ class MySQLBackend(ClientSideBackend):
         "ENGINE=InnoDB " + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {CASCADES} (parent INT NOT NULL, child INT NOT NULL, "
         "PRIMARY KEY (parent, child)) ENGINE=InnoDB " + _BINARY,
+        f"CREATE TABLE IF NOT EXISTS {LAYERS} (depth INT NOT NULL, tid INT NOT NULL, "
+        "baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, "
+        "restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, "
+        "PRIMARY KEY (depth, tid)) ENGINE=InnoDB " + _BINARY,
     )
     #: Whether the last sync found cascading foreign keys between tracked tables.
     cascades: bool = False
@@ -738,12 +746,17 @@ class MySQLBackend(ClientSideBackend):
             connection.dialect, "is_mariadb", False
         ):
             execute(connection, "SET SESSION information_schema_stats_expiry = 0")
+        # A few tables (a scoped baseline's push): looked up by name, so that the cost
+        # follows them and not the schema (information_schema opens only the tables named).
+        only, only_triggers = _named("TABLE_NAME", names), _named("EVENT_OBJECT_TABLE", names)
         counters: dict[str, Any] = {
             str(n): c
             for n, c in execute(
                 connection,
-                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()",
+                SQL(
+                    "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE(){}"
+                ).format(only),
             )
         }
         columns: dict[str, list[str]] = {}
@@ -751,8 +764,10 @@ class MySQLBackend(ClientSideBackend):
         binary: dict[str, list[str]] = {}
         for table, column, extra, data_type in execute(
             connection,
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            SQL(
+                "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE(){} ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            ).format(only),
         ):
             if not generated_column(str(extra)):
                 columns.setdefault(str(table), []).append(str(column))
@@ -764,16 +779,21 @@ class MySQLBackend(ClientSideBackend):
             str(t)
             for (t,) in execute(
                 connection,
-                "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-                "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'",
+                SQL(
+                    "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+                    "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'"
+                    "{}"
+                ).format(only_triggers),
             )
         }
         primary: dict[str, list[str]] = {}
         for table, column in execute(
             connection,
-            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
-            "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY' "
-            "ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            SQL(
+                "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY'{} "
+                "ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            ).format(only),
         ):
             primary.setdefault(str(table), []).append(str(column))
         # Re-inserting rows with their keys leaves the counter at the highest key + 1 only
@@ -925,11 +945,12 @@ class MySQLBackend(ClientSideBackend):
         table_id: int,
         state: TableState,
         existing: set[str],
+        depth: int = 0,
     ) -> None:
-        super()._snapshot(ex, connection, table_id, state, existing)
+        super()._snapshot(ex, connection, table_id, state, existing, depth)
         if state.rows and self.in_place(state):
             delete, insert = self._in_place(
-                connection, quote_name(connection.dialect, shadow_name(table_id)), state
+                connection, quote_name(connection.dialect, shadow_name(table_id, depth)), state
             )
             counter = (
                 None
@@ -976,6 +997,54 @@ class MySQLBackend(ClientSideBackend):
         ex(f"DELETE FROM {TICKETS}")
         source = _tickets_source(self.sequence)
         ex(f"UPDATE {CONFIG} SET tickets = (SELECT next_ticket FROM {source})")
+
+    @contextmanager
+    def _registry_transaction(self, connection: Connection) -> Iterator[None]:
+        execute(connection, "START TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            execute(connection, "ROLLBACK")
+            raise
+        execute(connection, "COMMIT")
+
+    def refresh_routines(self, ex: Executor, connection: Connection) -> None:
+        # What the last sync found, as the database keeps it (this object may not have synced).
+        self.cascades = execute(connection, f"SELECT 1 FROM {CASCADES} LIMIT 1").first() is not None
+        self.checks = (
+            execute(
+                connection, f"SELECT 1 FROM {TABLES} WHERE check_sql IS NOT NULL LIMIT 1"
+            ).first()
+            is not None
+        )
+        super().refresh_routines(ex, connection)
+
+    def written_unmarked(self, connection: Connection) -> list[int]:
+        # The reset procedure's probe: a seeded table found empty was truncated.
+        seeded = execute(
+            connection, f"SELECT id, name FROM {TABLES} WHERE baseline_rows > 0 ORDER BY id"
+        ).fetchall()
+        if not seeded:
+            return []
+        probes = SQL(", ").join(
+            SQL("IF(EXISTS (SELECT 1 FROM {}), NULL, {})").format(str(n), Value(int(i)))
+            for i, n in seeded
+        )
+        found = execute(connection, SQL("SELECT CONCAT_WS(',', {})").format(probes)).scalar()
+        return [int(i) for i in str(found or "").split(",") if i]
+
+    def layer_tables(self, connection: Connection) -> dict[str, tuple[int, int]]:
+        # By name only: information_schema lists them without opening any table.
+        found = {}
+        for (name,) in execute(
+            connection,
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME LIKE 'cleandb\\_b%\\_%'",
+        ):
+            match = LAYER_SHADOW.fullmatch(str(name))
+            if match:
+                found[str(name)] = (int(match[1]), int(match[2]))
+        return found
 
     def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
         found = [
@@ -1080,6 +1149,18 @@ class MySQLBackend(ClientSideBackend):
                         "(SELECT @@datadir), then DROP DATABASE again."
                     ) from None
                 raise
+
+
+#: Up to this many tables, :meth:`MySQLBackend.table_states` reads information_schema by name.
+LOOKUP_TABLES = 20
+
+
+def _named(column: str, names: Sequence[str]) -> SQL | Composable:
+    """``AND column IN (names)`` for a few tables (a scoped baseline's push), so that
+    information_schema opens only those; nothing (the whole schema, in one pass) for more."""
+    if len(names) > LOOKUP_TABLES:
+        return SQL("")
+    return SQL(f" AND {column} IN ({{}})").format(SQL(", ").join(Value(n) for n in names))
 
 
 def _word(value: object) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,6 +35,7 @@ from ..errors import ConfigurationError, ResetError
 from ._clientside import (
     CONFIG,
     DIRTY,
+    LAYERS,
     MAX_PASSES,
     PREFIX,
     TABLES,
@@ -80,7 +81,30 @@ class SQLiteBackend(ClientSideBackend):
         "app_triggers INTEGER NOT NULL DEFAULT 0)",
         f"CREATE TABLE IF NOT EXISTS {DIRTY} (tid INTEGER NOT NULL, kind TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS cleandb_dirty_tid ON {DIRTY} (tid, kind)",
+        f"CREATE TABLE IF NOT EXISTS {LAYERS} (depth INTEGER NOT NULL, tid INTEGER NOT NULL, "
+        "baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
+        "restore_sql TEXT, counter_sql TEXT, update_sql TEXT, PRIMARY KEY (depth, tid))",
     )
+    insert_ignore: ClassVar[str] = "INSERT OR IGNORE"
+
+    @contextmanager
+    def _layer_transaction(self, connection: Connection) -> Iterator[None]:
+        """A push or pop is one transaction, the reset of a pop included (it joins it), with
+        foreign keys off as for the reset (the pragma is a no-op inside a transaction)."""
+        foreign_keys = execute(connection, "PRAGMA foreign_keys").scalar()
+        if foreign_keys:
+            execute(connection, "PRAGMA foreign_keys = OFF")
+        try:
+            execute(connection, "BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                execute(connection, "ROLLBACK")
+                raise
+            execute(connection, "COMMIT")
+        finally:
+            if foreign_keys:
+                execute(connection, "PRAGMA foreign_keys = ON")
 
     def list_tables(self, connection: Connection) -> list[str]:
         rows = execute(
