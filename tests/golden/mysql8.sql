@@ -2,7 +2,7 @@
 CREATE TABLE IF NOT EXISTS cleandb_config (schema_version INT NOT NULL, database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- bookkeeping
-CREATE TABLE IF NOT EXISTS cleandb_tables (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL, app_triggers TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+CREATE TABLE IF NOT EXISTS cleandb_tables (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL, app_triggers TINYINT NOT NULL DEFAULT 0, reset_mode TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- bookkeeping
 CREATE TABLE IF NOT EXISTS cleandb_dirty (tid INT NOT NULL, kind CHAR(1) NOT NULL, conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
@@ -26,6 +26,12 @@ CREATE TRIGGER cleandb_9_d AFTER DELETE ON `we``ird` FOR EACH ROW BEGIN DECLARE 
 DROP PROCEDURE IF EXISTS cleandb_truncate
 
 -- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
+SET @cleandb_mode = @@SESSION.sql_mode
+
+-- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
+SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')
+
+-- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
 CREATE PROCEDURE cleandb_truncate()
 proc: BEGIN
 DECLARE v_id INT;
@@ -37,7 +43,8 @@ DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
 DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
 DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
 DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
-DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
+DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
+DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
 DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
 DECLARE cur CURSOR FOR
 SELECT tid, MAX(kind IN ('i', 'a')), MAX(kind = 'u'), MAX(kind <> 'a')
@@ -54,13 +61,15 @@ RESIGNAL;
 END;
 SET @cleandb_table = NULL;
 SELECT s.next_ticket, c.tickets,
-EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), CONCAT_WS(',', IF(EXISTS (SELECT 1 FROM `lookup`), NULL, 3), IF(EXISTS (SELECT 1 FROM `we``ird`), NULL, 9))
-INTO v_next, v_seen, v_marks, v_here, v_empty
+EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), CONCAT_WS(',', IF(EXISTS (SELECT 1 FROM `lookup`), NULL, 3), IF(EXISTS (SELECT 1 FROM `we``ird`), NULL, 9)),
+''
+INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
 FROM cleandb_config c, (SELECT AUTO_INCREMENT AS next_ticket FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cleandb_tickets') s LIMIT 1;
 IF v_done THEN
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty) INTO v_marks;
 END IF;
-IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '') THEN
+IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
+AND (v_seqs IS NULL OR v_seqs = '') THEN
 SELECT 0;
 LEAVE proc;
 END IF;
@@ -81,8 +90,7 @@ END IF;
 END IF;
 IF v_marks THEN
 IF NOT v_here THEN
-SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-'alembic-cleandb: tracking here was installed in another database; refusing to reset. Adopt a copied test database with alembic_cleandb.adopt(url).';
+SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'alembic-cleandb: tracking here was installed in another database; refusing to reset. Adopt a copied test database with alembic_cleandb.adopt(url).';
 END IF;
 SET @cleandb_fk = @@SESSION.foreign_key_checks;
 SET SESSION foreign_key_checks = 0;
@@ -91,10 +99,11 @@ SET v_done = 0;
 OPEN cur;
 tables: LOOP
 FETCH cur INTO v_id, v_inserted, v_updated, v_written;
-SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0;
+SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0, v_stuck = 0;
 IF NOT v_last THEN
-SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql
-INTO v_name, v_reset, v_restore, v_counter, v_base, v_update FROM cleandb_tables WHERE id = v_id;
+SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql, reset_mode
+INTO v_name, v_reset, v_restore, v_counter, v_base, v_update, v_mode
+FROM cleandb_tables WHERE id = v_id;
 IF v_done THEN
 SET v_done = 0;
 DELETE FROM cleandb_dirty WHERE tid = v_id;
@@ -103,6 +112,9 @@ END IF;
 SET @cleandb_table = v_name;
 IF v_restore IS NULL THEN
 SET v_seeded = 0, v_ddl = v_reset;
+ELSEIF v_mode = 1 THEN
+SET v_seeded = 1,
+v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
 ELSE
 IF v_base IS NOT NULL AND v_updated AND NOT v_inserted THEN
 SELECT AUTO_INCREMENT INTO v_now FROM information_schema.TABLES
@@ -113,7 +125,7 @@ IF v_base IS NULL OR NOT v_inserted THEN
 SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
 ITERATE tables;
 END IF;
-IF v_update IS NULL THEN
+IF v_update IS NULL AND v_mode <> 2 THEN
 SET v_seeded = 1,
 v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
 ELSE
@@ -222,7 +234,7 @@ PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
 END IF;
 IF v_counter IS NOT NULL THEN
-IF v_seeded THEN
+IF v_seeded AND v_mode <> 1 THEN
 SET @cleandb_sql = v_restore;
 PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
@@ -234,9 +246,29 @@ END IF;
 DEALLOCATE PREPARE cleandb_stmt;
 END;
 END IF;
+IF v_seeded AND v_mode = 1 AND NOT v_gone THEN
+BEGIN
+DECLARE EXIT HANDLER FOR SQLEXCEPTION
+BEGIN
+GET DIAGNOSTICS CONDITION 1 v_why = MESSAGE_TEXT;
+SET v_stuck = 1;
+END;
+SET @cleandb_sql = v_restore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_update IS NOT NULL THEN
+SET @cleandb_sql = v_update;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END;
+COMMIT;
+END IF;
 IF v_gone THEN
 SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
-ELSEIF v_seeded AND v_counter IS NULL THEN
+ELSEIF v_stuck THEN
+SET v_refused = CONCAT_WS(', ', v_refused, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
+ELSEIF v_seeded AND v_counter IS NULL AND v_mode <> 1 THEN
 SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
 ELSE
 DELETE FROM cleandb_dirty WHERE tid = v_id AND conn = CONNECTION_ID();
@@ -250,7 +282,7 @@ UPDATE cleandb_config SET tickets = v_next;
 END IF;
 COMMIT;
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty WHERE conn = CONNECTION_ID()) INTO v_again;
-IF NOT v_again OR v_missing IS NOT NULL THEN
+IF NOT v_again OR v_missing IS NOT NULL OR v_refused IS NOT NULL THEN
 LEAVE passes;
 END IF;
 SET v_pass = v_pass + 1;
@@ -273,8 +305,16 @@ SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
 ' doesn''t exist (dropped or renamed)'), 128);
 SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
 END IF;
+IF v_refused IS NOT NULL THEN
+SET @cleandb_table = v_refused;
+SET v_message = LEFT(CONCAT('alembic-cleandb: restoring ', v_refused, ' fired its own triggers, which refused: ', v_why), 128);
+SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
+END IF;
 SELECT v_count;
 END
+
+-- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
+SET SESSION sql_mode = @cleandb_mode
 
 -- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
 DELETE FROM cleandb_tickets
@@ -286,6 +326,12 @@ UPDATE cleandb_config SET tickets = (SELECT next_ticket FROM (SELECT AUTO_INCREM
 DROP PROCEDURE IF EXISTS cleandb_truncate
 
 -- sync, seeded [], fresh=False
+SET @cleandb_mode = @@SESSION.sql_mode
+
+-- sync, seeded [], fresh=False
+SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')
+
+-- sync, seeded [], fresh=False
 CREATE PROCEDURE cleandb_truncate()
 proc: BEGIN
 DECLARE v_id INT;
@@ -297,7 +343,8 @@ DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
 DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
 DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
 DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
-DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
+DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
+DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
 DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
 DECLARE cur CURSOR FOR
 SELECT tid, MAX(kind IN ('i', 'a')), MAX(kind = 'u'), MAX(kind <> 'a')
@@ -314,13 +361,15 @@ RESIGNAL;
 END;
 SET @cleandb_table = NULL;
 SELECT s.next_ticket, c.tickets,
-EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), ''
-INTO v_next, v_seen, v_marks, v_here, v_empty
+EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), '',
+''
+INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
 FROM cleandb_config c, (SELECT AUTO_INCREMENT AS next_ticket FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cleandb_tickets') s LIMIT 1;
 IF v_done THEN
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty) INTO v_marks;
 END IF;
-IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '') THEN
+IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
+AND (v_seqs IS NULL OR v_seqs = '') THEN
 SELECT 0;
 LEAVE proc;
 END IF;
@@ -341,8 +390,7 @@ END IF;
 END IF;
 IF v_marks THEN
 IF NOT v_here THEN
-SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-'alembic-cleandb: tracking here was installed in another database; refusing to reset. Adopt a copied test database with alembic_cleandb.adopt(url).';
+SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'alembic-cleandb: tracking here was installed in another database; refusing to reset. Adopt a copied test database with alembic_cleandb.adopt(url).';
 END IF;
 SET @cleandb_fk = @@SESSION.foreign_key_checks;
 SET SESSION foreign_key_checks = 0;
@@ -351,10 +399,11 @@ SET v_done = 0;
 OPEN cur;
 tables: LOOP
 FETCH cur INTO v_id, v_inserted, v_updated, v_written;
-SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0;
+SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0, v_stuck = 0;
 IF NOT v_last THEN
-SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql
-INTO v_name, v_reset, v_restore, v_counter, v_base, v_update FROM cleandb_tables WHERE id = v_id;
+SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql, reset_mode
+INTO v_name, v_reset, v_restore, v_counter, v_base, v_update, v_mode
+FROM cleandb_tables WHERE id = v_id;
 IF v_done THEN
 SET v_done = 0;
 DELETE FROM cleandb_dirty WHERE tid = v_id;
@@ -363,6 +412,9 @@ END IF;
 SET @cleandb_table = v_name;
 IF v_restore IS NULL THEN
 SET v_seeded = 0, v_ddl = v_reset;
+ELSEIF v_mode = 1 THEN
+SET v_seeded = 1,
+v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
 ELSE
 IF v_base IS NOT NULL AND v_updated AND NOT v_inserted THEN
 SELECT AUTO_INCREMENT INTO v_now FROM information_schema.TABLES
@@ -373,7 +425,7 @@ IF v_base IS NULL OR NOT v_inserted THEN
 SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
 ITERATE tables;
 END IF;
-IF v_update IS NULL THEN
+IF v_update IS NULL AND v_mode <> 2 THEN
 SET v_seeded = 1,
 v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
 ELSE
@@ -482,7 +534,7 @@ PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
 END IF;
 IF v_counter IS NOT NULL THEN
-IF v_seeded THEN
+IF v_seeded AND v_mode <> 1 THEN
 SET @cleandb_sql = v_restore;
 PREPARE cleandb_stmt FROM @cleandb_sql;
 EXECUTE cleandb_stmt;
@@ -494,9 +546,29 @@ END IF;
 DEALLOCATE PREPARE cleandb_stmt;
 END;
 END IF;
+IF v_seeded AND v_mode = 1 AND NOT v_gone THEN
+BEGIN
+DECLARE EXIT HANDLER FOR SQLEXCEPTION
+BEGIN
+GET DIAGNOSTICS CONDITION 1 v_why = MESSAGE_TEXT;
+SET v_stuck = 1;
+END;
+SET @cleandb_sql = v_restore;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+IF v_update IS NOT NULL THEN
+SET @cleandb_sql = v_update;
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+END IF;
+END;
+COMMIT;
+END IF;
 IF v_gone THEN
 SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
-ELSEIF v_seeded AND v_counter IS NULL THEN
+ELSEIF v_stuck THEN
+SET v_refused = CONCAT_WS(', ', v_refused, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
+ELSEIF v_seeded AND v_counter IS NULL AND v_mode <> 1 THEN
 SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
 ELSE
 DELETE FROM cleandb_dirty WHERE tid = v_id AND conn = CONNECTION_ID();
@@ -510,7 +582,7 @@ UPDATE cleandb_config SET tickets = v_next;
 END IF;
 COMMIT;
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty WHERE conn = CONNECTION_ID()) INTO v_again;
-IF NOT v_again OR v_missing IS NOT NULL THEN
+IF NOT v_again OR v_missing IS NOT NULL OR v_refused IS NOT NULL THEN
 LEAVE passes;
 END IF;
 SET v_pass = v_pass + 1;
@@ -533,6 +605,14 @@ SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
 ' doesn''t exist (dropped or renamed)'), 128);
 SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
 END IF;
+IF v_refused IS NOT NULL THEN
+SET @cleandb_table = v_refused;
+SET v_message = LEFT(CONCAT('alembic-cleandb: restoring ', v_refused, ' fired its own triggers, which refused: ', v_why), 128);
+SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
+END IF;
 SELECT v_count;
 END
+
+-- sync, seeded [], fresh=False
+SET SESSION sql_mode = @cleandb_mode
 

@@ -27,6 +27,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy.engine import URL, Connection
@@ -40,6 +41,7 @@ from .._sql import (
     error_number,
     execute,
     inline,
+    message,
     quote_name,
 )
 from ..errors import CleanDBError, ConfigurationError
@@ -84,6 +86,29 @@ SEQUENCE = "cleandb_ticket_seq"
 #: MariaDB: how many times a DDL is tried with NOWAIT before the pending steps run first.
 NOWAIT_ATTEMPTS = 4
 BINLOG_ERROR = 1419  # "You do not have the SUPER privilege and binary logging is enabled"
+SEQUENCE_EXHAUSTED = 4084  # MariaDB: "Sequence ... has run out"
+#: ``cleandb_tables.reset_mode``: how the reset empties a table. Default: DELETE + copy (or
+#: in place; TRUNCATE where the counter must go back). TRUNCATE_ALWAYS: a seeded table with
+#: DELETE triggers of the application's (an append-only audit log's raise) is truncated, which
+#: fires no trigger, and its baseline copied back. NEVER_TRUNCATE: a system-versioned table
+#: (MariaDB refuses to truncate it, error 4137) is emptied by DELETE, its counter by ALTER.
+DELETE_FIRST, TRUNCATE_ALWAYS, NEVER_TRUNCATE = 0, 1, 2
+#: MariaDB: the baseline position of each SEQUENCE (a test's NEXTVAL fires no trigger).
+SEQUENCES = "cleandb_sequences"
+#: The reset's message when restoring a TRUNCATE_ALWAYS table fails in the application's own
+#: triggers (the Python side adds the way out, see :meth:`MySQLBackend.explain`).
+REFUSED = "fired its own triggers, which refused:"
+ELSEWHERE = (
+    "'alembic-cleandb: tracking here was installed in another database; refusing to reset. "
+    "Adopt a copied test database with alembic_cleandb.adopt(url).'"
+)
+
+
+@dataclass(frozen=True)
+class _State(TableState):
+    """A table's state, with how the reset empties it (``reset_mode``, see above)."""
+
+    mode: int = DELETE_FIRST
 
 
 def _tickets_source(sequence: bool) -> str:
@@ -136,6 +161,7 @@ def _procedure(
     sequence: bool = False,
     cascades: bool = False,
     checks: bool = False,
+    sequences: Sequence[tuple[str, int]] = (),
 ) -> str:
     """The reset procedure; regenerated at each sync with the seeded-table emptiness check.
 
@@ -227,7 +253,35 @@ def _procedure(
     text = text.replace("__CLEANDB_NOWAIT_TRUNCATE__", truncate)
     text = text.replace("__CLEANDB_NOWAIT_ALTER__", alter)
     text = text.replace("__CLEANDB_CHECKS__", _CHECKS if checks else "")
-    return _compact(text.replace("__CLEANDB_TRY__", attempt)).replace("__CLEANDB_PROBES__", empty)
+    text = _compact(text.replace("__CLEANDB_TRY__", attempt)).replace("__CLEANDB_PROBES__", empty)
+    probes, restarts = _sequence_steps(sequences)
+    text = text.replace("__CLEANDB_SEQUENCE_PROBES__", probes)
+    return text.replace("__CLEANDB_SEQUENCES__\n", f"{restarts}\n" if restarts else "")
+
+
+def _sequence_steps(sequences: Sequence[tuple[str, int]]) -> tuple[str, str]:
+    """MariaDB ``SEQUENCE`` objects (``(quoted name, baseline position)``): the first query's
+    probe (the numbers of the sequences moved since, comma-separated) and the statements that
+    put them back. A NEXTVAL fires no trigger (and no rollback returns its value), so each
+    position is compared: ``next_not_cached_value`` is the baseline position right after an
+    ``ALTER SEQUENCE ... RESTART`` (see :meth:`MySQLBackend.sequence_positions`), and any
+    value taken since moves it. The reset's only DDL for a sequence is that RESTART, when it
+    moved."""
+    if not sequences:
+        return "''", ""
+    flags = ", ".join(
+        f"IF((SELECT next_not_cached_value FROM {q}) = {int(position)}, NULL, {k})"
+        for k, (q, position) in enumerate(sequences, 1)
+    )
+    restarts = "\n".join(
+        f"IF FIND_IN_SET({k}, v_seqs) THEN ALTER SEQUENCE {q} RESTART WITH {int(position)}; END IF;"
+        for k, (q, position) in enumerate(sequences, 1)
+    )
+    block = (
+        f"IF v_seqs <> '' THEN\nIF NOT v_here THEN\nSIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = "
+        f"{ELSEWHERE};\nEND IF;\n{restarts}\nEND IF;"
+    )
+    return f"CONCAT_WS(',', {flags})", block
 
 
 def _restore(delete: str, update: str, insert: str, name: str) -> str:
@@ -308,7 +362,8 @@ proc: BEGIN
   DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
   DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
   DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
-  DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
+  DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
+  DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
   DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
   -- Integers only: a cursor is materialized in a temporary table, and TEXT columns (or a
   -- GROUP BY over them) would put it on disk. The statements are read per table below.
@@ -334,16 +389,19 @@ proc: BEGIN
   -- table is reset but not counted). TRUNCATE fires no trigger: a seeded table found empty
   -- counts as written.
   SELECT s.next_ticket, c.tickets,
-         EXISTS (SELECT 1 FROM {DIRTY}), c.database_name = DATABASE(), __CLEANDB_PROBES__
-  INTO v_next, v_seen, v_marks, v_here, v_empty
+         EXISTS (SELECT 1 FROM {DIRTY}), c.database_name = DATABASE(), __CLEANDB_PROBES__,
+         __CLEANDB_SEQUENCE_PROBES__
+  INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
   FROM {CONFIG} c, {{tickets}} LIMIT 1;
   IF v_done THEN  -- no configuration row: any mark makes the guard below refuse
     SELECT EXISTS (SELECT 1 FROM {DIRTY}) INTO v_marks;
   END IF;
-  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '') THEN
+  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
+     AND (v_seqs IS NULL OR v_seqs = '') THEN
     SELECT 0;
     LEAVE proc;
   END IF;
+  __CLEANDB_SEQUENCES__
   IF v_empty <> '' THEN
     INSERT IGNORE INTO {DIRTY} (tid, kind) SELECT id, 'i' FROM {TABLES}
     WHERE FIND_IN_SET(id, v_empty) > 0;
@@ -362,8 +420,7 @@ proc: BEGIN
   END IF;
   IF v_marks THEN
     IF NOT v_here THEN
-      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-        'alembic-cleandb: tracking here was installed in another database; refusing to reset. Adopt a copied test database with alembic_cleandb.adopt(url).';
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {ELSEWHERE};
     END IF;
     __CLEANDB_CASCADES__
     __CLEANDB_CHECKS__
@@ -384,10 +441,11 @@ proc: BEGIN
     OPEN cur;
     tables: LOOP
       FETCH cur INTO v_id, v_inserted, v_updated, v_written;
-      SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0;
+      SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0, v_stuck = 0;
       IF NOT v_last THEN
-        SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql
-        INTO v_name, v_reset, v_restore, v_counter, v_base, v_update FROM {TABLES} WHERE id = v_id;
+        SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql, reset_mode
+        INTO v_name, v_reset, v_restore, v_counter, v_base, v_update, v_mode
+        FROM {TABLES} WHERE id = v_id;
         IF v_done THEN  -- a mark of a table no longer tracked (forgotten by a sync): drop it
           SET v_done = 0;
           DELETE FROM {DIRTY} WHERE tid = v_id;
@@ -396,6 +454,12 @@ proc: BEGIN
         SET @cleandb_table = v_name;
         IF v_restore IS NULL THEN
           SET v_seeded = 0, v_ddl = v_reset;  -- empty at baseline: TRUNCATE (counter to 1)
+          __CLEANDB_NOWAIT_TRUNCATE__
+        ELSEIF v_mode = {TRUNCATE_ALWAYS} THEN
+          -- seeded, with DELETE triggers of the application's (an append-only table's raises):
+          -- TRUNCATE, which fires none, then its counter, then the baseline copied back
+          SET v_seeded = 1,
+              v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
           __CLEANDB_NOWAIT_TRUNCATE__
         ELSE
           IF v_base IS NOT NULL AND v_updated AND NOT v_inserted THEN
@@ -411,7 +475,7 @@ proc: BEGIN
           END IF;
           -- seeded, counter moved: TRUNCATE; the copy of the baseline (keys included) then
           -- puts the counter back where it was (ALTER only where it does not)
-          IF v_update IS NULL THEN
+          IF v_update IS NULL AND v_mode <> {NEVER_TRUNCATE} THEN
             SET v_seeded = 1,
                 v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
             __CLEANDB_NOWAIT_TRUNCATE__
@@ -467,7 +531,7 @@ proc: BEGIN
             EXECUTE cleandb_stmt;
           END IF;
           IF v_counter IS NOT NULL THEN
-            IF v_seeded THEN
+            IF v_seeded AND v_mode <> {TRUNCATE_ALWAYS} THEN
               SET @cleandb_sql = v_restore;
               PREPARE cleandb_stmt FROM @cleandb_sql;
               EXECUTE cleandb_stmt;
@@ -479,9 +543,32 @@ proc: BEGIN
           DEALLOCATE PREPARE cleandb_stmt;
         END;
       END IF;
+      IF v_seeded AND v_mode = {TRUNCATE_ALWAYS} AND NOT v_gone THEN
+        -- truncated (and its counter set): the baseline copied back, then the rows its INSERT
+        -- triggers changed put back. Committed at once, also when a trigger of the
+        -- application's refuses (no seed row is lost): then its marks stay and the reset says so.
+        BEGIN
+          DECLARE EXIT HANDLER FOR SQLEXCEPTION
+          BEGIN
+            GET DIAGNOSTICS CONDITION 1 v_why = MESSAGE_TEXT;
+            SET v_stuck = 1;
+          END;
+          SET @cleandb_sql = v_restore;
+          PREPARE cleandb_stmt FROM @cleandb_sql;
+          EXECUTE cleandb_stmt;
+          IF v_update IS NOT NULL THEN
+            SET @cleandb_sql = v_update;
+            PREPARE cleandb_stmt FROM @cleandb_sql;
+            EXECUTE cleandb_stmt;
+          END IF;
+        END;
+        COMMIT;
+      END IF;
       IF v_gone THEN
         SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
-      ELSEIF v_seeded AND v_counter IS NULL THEN
+      ELSEIF v_stuck THEN
+        SET v_refused = CONCAT_WS(', ', v_refused, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
+      ELSEIF v_seeded AND v_counter IS NULL AND v_mode <> {TRUNCATE_ALWAYS} THEN
         SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
       ELSE
         -- this connection's marks of it (none, unless a trigger wrote it earlier in this
@@ -500,7 +587,7 @@ proc: BEGIN
     -- now was left by a trigger of the application's that wrote a table while the reset
     -- deleted or restored rows of another. Another pass resets those tables too.
     SELECT EXISTS (SELECT 1 FROM {DIRTY} WHERE conn = CONNECTION_ID()) INTO v_again;
-    IF NOT v_again OR v_missing IS NOT NULL THEN
+    IF NOT v_again OR v_missing IS NOT NULL OR v_refused IS NOT NULL THEN
       LEAVE passes;
     END IF;
     SET v_pass = v_pass + 1;
@@ -522,6 +609,11 @@ proc: BEGIN
     SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
                                 ' doesn''t exist (dropped or renamed)'), 128);
     SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
+  END IF;
+  IF v_refused IS NOT NULL THEN
+    SET @cleandb_table = v_refused;
+    SET v_message = LEFT(CONCAT('alembic-cleandb: restoring ', v_refused, ' {REFUSED} ', v_why), 128);
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
   END IF;
   SELECT v_count;
 END"""
@@ -553,12 +645,88 @@ class MySQLBackend(ClientSideBackend):
     def error_kind(self, exc: BaseException) -> str | None:
         return self.ERROR_KINDS.get(error_number(exc) or 0)
 
+    def explain(
+        self, exc: BaseException, display: str, connection: Connection | None = None
+    ) -> str:
+        reason = message(exc)
+        if REFUSED not in reason:
+            return super().explain(exc, display, connection)
+        return (
+            f"alembic-cleandb: resetting {display} failed: {reason}. The table has DELETE "
+            "triggers of its own, so the reset truncates it and copies its baseline rows back; "
+            "its own INSERT triggers changed those rows and putting them back failed in its "
+            "triggers (an UPDATE trigger that refuses?). The rows are there as its triggers "
+            "made them, every other table was reset, and its marks are kept. Fix: exclude the "
+            "table (op.install_clean_tracking(exclude=[...])), or have its INSERT trigger keep "
+            "the values an INSERT gives (SET NEW.at = COALESCE(NEW.at, NOW())), then reset again."
+        )
+
     #: Tickets come from a SEQUENCE (MariaDB) or the tickets table's AUTO_INCREMENT (MySQL 8,
     #: which has no sequences). Decided by the server at install and at every sync.
     sequence: bool = False
 
-    def bind(self, connection: Connection) -> None:
-        self.sequence = self._mariadb(connection)
+    def __init__(self) -> None:
+        super().__init__()
+        #: ``reset_mode`` of each table the running sync took a baseline of (stored at its end).
+        self._modes: dict[int, int] = {}
+
+    def sequence_positions(self, ex: Executor, fresh: bool) -> list[tuple[str, int]]:
+        """MariaDB: ``(quoted name, baseline position)`` of every SEQUENCE the application has
+        (not excluded), stored in ``cleandb_sequences``. A new sequence, and after a migration
+        step (``fresh``) one that moved, takes its position now: ``next_not_cached_value``
+        for a ``NOCACHE`` one; a cached one hands out values from memory that the table does
+        not show, so its next value is taken (``NEXTVAL``) and the sequence restarted there -
+        its next value unchanged, and ``next_not_cached_value`` then equal to it, which is what
+        the reset compares (see :func:`_sequence_steps`)."""
+        connection = ex.connection
+        if not self.sequence or connection is None:
+            return []
+        excluded = self._excluded(connection)
+        names = [
+            str(n)
+            for (n,) in execute(
+                connection,
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME",
+            )
+            if not self.own_table(str(n)) and str(n) not in excluded
+        ]
+        stored = {
+            str(n): int(p)
+            for n, p in execute(connection, f"SELECT name, position FROM {SEQUENCES}")
+        }
+        for name in set(stored) - set(names):
+            execute(
+                connection, SQL(f"DELETE FROM {SEQUENCES} WHERE name = {{}}").format(Value(name))
+            )
+        found = []
+        for name in names:
+            quoted = quote_name(connection.dialect, name)
+            now, cache = execute(
+                connection, SQL("SELECT next_not_cached_value, cache_size FROM {}").format(name)
+            ).one()
+            position = int(now)
+            if name in stored and (not fresh or stored[name] == position):
+                found.append((quoted, stored[name]))
+                continue
+            if int(cache):
+                try:
+                    position = int(
+                        execute(connection, SQL("SELECT NEXTVAL({})").format(name)).scalar_one()
+                    )
+                except Exception as exc:  # exhausted (no CYCLE): it stays where it is
+                    if error_number(exc) != SEQUENCE_EXHAUSTED:
+                        raise
+                else:
+                    ex(f"ALTER SEQUENCE {quoted} RESTART WITH {position}")
+            execute(
+                connection,
+                SQL(f"REPLACE INTO {SEQUENCES} (name, position) VALUES ({{}}, {{}})").format(
+                    Value(name), Value(position)
+                ),
+            )
+            found.append((quoted, position))
+        return found
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         seconds = max(1, round(lock_timeout))
@@ -630,7 +798,8 @@ class MySQLBackend(ClientSideBackend):
         "name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, "
         "counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, "
         "counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL, "
-        "app_triggers TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB " + _BINARY,
+        "app_triggers TINYINT NOT NULL DEFAULT 0, reset_mode TINYINT NOT NULL DEFAULT 0) "
+        "ENGINE=InnoDB " + _BINARY,
         # One mark per (table, kind, connection): a writer only ever meets its own mark
         # (a primary-key duplicate locks that record alone, never a gap), so two
         # transactions writing the same table never wait for each other's marks.
@@ -709,13 +878,19 @@ class MySQLBackend(ClientSideBackend):
         if not self.sequence:
             return self.bookkeeping_ddl
         # NOCACHE: next_not_cached_value is then exactly the next ticket to be handed out.
-        return (*self.bookkeeping_ddl, f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE} NOCACHE")
+        return (
+            *self.bookkeeping_ddl,
+            f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE} NOCACHE",
+            f"CREATE TABLE IF NOT EXISTS {SEQUENCES} (name VARCHAR(64) PRIMARY KEY, "
+            "position BIGINT NOT NULL) ENGINE=InnoDB " + _BINARY,
+        )
 
     def list_tables(self, connection: Connection) -> list[str]:
         rows = execute(
             connection,
             "SELECT TABLE_NAME FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "
+            "ORDER BY TABLE_NAME",
         )
         return [str(r[0]) for r in rows]
 
@@ -736,14 +911,16 @@ class MySQLBackend(ClientSideBackend):
             connection.dialect, "is_mariadb", False
         ):
             execute(connection, "SET SESSION information_schema_stats_expiry = 0")
-        counters: dict[str, Any] = {
-            str(n): c
-            for n, c in execute(
-                connection,
-                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()",
-            )
-        }
+        counters: dict[str, Any] = {}
+        versioned = set()  # (MariaDB) system-versioned tables: never truncated
+        for n, c, kind in execute(
+            connection,
+            "SELECT TABLE_NAME, AUTO_INCREMENT, TABLE_TYPE FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE()",
+        ):
+            counters[str(n)] = c
+            if kind == "SYSTEM VERSIONED":
+                versioned.add(str(n))
         columns: dict[str, list[str]] = {}
         keys: dict[str, str] = {}  # the AUTO_INCREMENT column of each table that has one
         binary: dict[str, list[str]] = {}
@@ -758,14 +935,16 @@ class MySQLBackend(ClientSideBackend):
                     binary.setdefault(str(table), []).append(str(column))
             if "AUTO_INCREMENT" in str(extra).upper():
                 keys[str(table)] = str(column)
-        triggered = {
-            str(t)
-            for (t,) in execute(
-                connection,
-                "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-                "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'",
-            )
-        }
+        triggered: set[str] = set()
+        deleting: set[str] = set()  # tables with DELETE triggers of the application's
+        for t, event in execute(
+            connection,
+            "SELECT DISTINCT EVENT_OBJECT_TABLE, EVENT_MANIPULATION FROM information_schema.TRIGGERS "
+            "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'",
+        ):
+            triggered.add(str(t))
+            if event == "DELETE":
+                deleting.add(str(t))
         primary: dict[str, list[str]] = {}
         for table, column in execute(
             connection,
@@ -779,7 +958,7 @@ class MySQLBackend(ClientSideBackend):
         step = tuple(
             execute(connection, "SELECT @@auto_increment_increment, @@auto_increment_offset").one()
         )
-        states = []
+        states: list[TableState] = []
         for name in names:
             rows = int(
                 execute(connection, SQL("SELECT COUNT(*) FROM {}").format(name)).scalar_one()
@@ -793,8 +972,13 @@ class MySQLBackend(ClientSideBackend):
             key = tuple(primary.get(name, ()))
             if not set(key) <= set(columns.get(name, ())):
                 key = ()  # (a generated column in the key: restored by copying every row)
+            if name in versioned:
+                mode = NEVER_TRUNCATE
+            else:
+                mode = TRUNCATE_ALWAYS if rows and name in deleting else DELETE_FIRST
             states.append(
-                TableState(
+                _State(
+                    mode=mode,
                     name=name,
                     rows=rows,
                     counter=None if counter is None else int(counter),
@@ -925,6 +1109,7 @@ class MySQLBackend(ClientSideBackend):
         existing: set[str],
     ) -> None:
         super()._snapshot(ex, connection, table_id, state, existing)
+        self._modes[table_id] = getattr(state, "mode", DELETE_FIRST)
         if state.rows and self.in_place(state):
             delete, insert = self._in_place(
                 connection, quote_name(connection.dialect, shadow_name(table_id)), state
@@ -954,20 +1139,61 @@ class MySQLBackend(ClientSideBackend):
         counter_sql = None
         if state.counter is not None:
             counter_sql = f"ALTER TABLE {q} AUTO_INCREMENT = {state.counter}"
+        never = getattr(state, "mode", DELETE_FIRST) == NEVER_TRUNCATE
         if not state.rows:
+            if never:  # system-versioned: DELETE (nothing to copy back), ALTER for the counter
+                return f"DELETE FROM {q}", "DO 0", counter_sql
             if state.counter is not None and state.counter <= 1:
                 counter_sql = None  # TRUNCATE restarts the counter at 1 already
             return f"TRUNCATE TABLE {q}", None, counter_sql
-        if state.restored_counter is not None and state.restored_counter == state.counter:
+        if (
+            not never
+            and state.restored_counter is not None
+            and state.restored_counter == state.counter
+        ):
             counter_sql = None
         restore = f"INSERT INTO {q} ({cols}) SELECT {cols} FROM {shadow}"
         return f"DELETE FROM {q}", restore, counter_sql
 
+    def bind(self, connection: Connection) -> None:
+        self.sequence = self._mariadb(connection)
+        self._modes = {}
+
     def after_sync(
         self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
     ) -> None:
+        connection = getattr(ex, "connection", None)
+        if connection is not None and self._modes:
+            # One statement for every table the sync took a baseline of.
+            by_mode = SQL(" ").join(
+                SQL("WHEN {} THEN {}").format(Value(i), Value(m))
+                for i, m in self._modes.items()
+                if m != DELETE_FIRST
+            )
+            ids = SQL(", ").join(Value(i) for i in self._modes)
+            execute(
+                connection,
+                SQL(
+                    f"UPDATE {TABLES} SET reset_mode = CASE id {{}} ELSE 0 END WHERE id IN ({{}})"
+                ).format(by_mode, ids)
+                if any(m != DELETE_FIRST for m in self._modes.values())
+                else SQL(f"UPDATE {TABLES} SET reset_mode = 0 WHERE id IN ({{}})").format(ids),
+            )
+            self._modes = {}
+        sequences = self.sequence_positions(ex, fresh) if connection is not None else []
         ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
-        ex(_procedure(seeded, self.sequence, self.cascades, self.checks))
+        # Created under NO_AUTO_VALUE_ON_ZERO (a routine runs under the sql_mode it was created
+        # with): a baseline row whose AUTO_INCREMENT key is 0 is copied back with key 0 (not a
+        # new key), as mysqldump restores rows for the same reason.
+        ex("SET @cleandb_mode = @@SESSION.sql_mode")
+        ex(
+            "SET SESSION sql_mode = "
+            "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')"
+        )
+        try:
+            ex(_procedure(seeded, self.sequence, self.cascades, self.checks, sequences))
+        finally:
+            ex("SET SESSION sql_mode = @cleandb_mode")
         if not fresh:
             return
         # The marks are cleared next: every ticket taken so far is accounted for.
@@ -1155,7 +1381,11 @@ def _in_parallel(
     def work() -> None:
         with autocommit_connection(url) as connection:
             run = Executor.for_connection(connection)
-            run("SET SESSION foreign_key_checks = 0")
+            # (and rows whose AUTO_INCREMENT key is 0 keep it, as mysqldump restores them)
+            run(
+                "SET SESSION foreign_key_checks = 0, sql_mode = "
+                "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')"
+            )
             while True:
                 with lock:
                     if errors or not todo:
