@@ -574,3 +574,55 @@ def test_a_system_versioned_table_is_tracked_and_reset(
     execute(db_url, "INSERT INTO price (amount) VALUES (40)")
     with connect(db_url) as c:
         assert c.exec_driver_sql("SELECT MAX(id) FROM price").scalar() == highest + 1
+
+
+# -- item 18: non-transactional engines; TRUNCATE of a table empty at baseline ----------------
+
+
+@MARIADB
+@pytest.mark.parametrize("engine", ["MyISAM", "Aria"])
+def test_a_non_transactional_table_written_in_a_rolled_back_transaction_is_reset(
+    db_url: str, engine: str
+) -> None:
+    track(
+        db_url,
+        f"CREATE TABLE cache_entry (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)) "
+        f"ENGINE={engine}",
+        "INSERT INTO cache_entry (v) VALUES ('seed')",
+        "CREATE TABLE plain (id INT PRIMARY KEY)",
+    )
+    baseline = dump(db_url)
+    for writes in (
+        ["INSERT INTO cache_entry (v) VALUES ('x')"],
+        ["UPDATE cache_entry SET v = 'changed'"],
+        ["DELETE FROM cache_entry"],
+    ):
+        with connect(db_url, begin=False) as c:
+            c.exec_driver_sql("INSERT INTO plain VALUES (1)")
+            for statement in writes:
+                c.exec_driver_sql(statement)
+            c.rollback()  # the InnoDB row goes, the MyISAM/Aria write stays
+        assert dump(db_url) != baseline
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+        assert marked(db_url) == set()
+    execute(db_url, "INSERT INTO cache_entry (v) VALUES ('next')")
+    assert max(dump(db_url)["cache_entry"]) == (2, "next")
+
+
+@MARIADB
+def test_a_truncate_of_a_table_empty_at_baseline_whose_counter_had_moved_is_reset(
+    db_url: str,
+) -> None:
+    track(
+        db_url,
+        "CREATE TABLE invoice (id INT AUTO_INCREMENT PRIMARY KEY, total INT) AUTO_INCREMENT = 1000",
+        "CREATE TABLE other (id INT AUTO_INCREMENT PRIMARY KEY)",
+    )
+    for _ in range(2):
+        execute(db_url, "TRUNCATE TABLE invoice")  # fires no trigger; the counter goes to 1
+        assert alembic_cleandb.clean(db_url) == 1
+        execute(db_url, "INSERT INTO invoice (total) VALUES (5)")
+        assert dump(db_url)["invoice"] == [(1000, 5)]
+        assert alembic_cleandb.clean(db_url) == 1
+    assert alembic_cleandb.clean(db_url) == 0

@@ -95,6 +95,11 @@ SEQUENCE_EXHAUSTED = 4084  # MariaDB: "Sequence ... has run out"
 DELETE_FIRST, TRUNCATE_ALWAYS, NEVER_TRUNCATE = 0, 1, 2
 #: MariaDB: the baseline position of each SEQUENCE (a test's NEXTVAL fires no trigger).
 SEQUENCES = "cleandb_sequences"
+#: Marks of non-transactional tables (MyISAM, Aria, MEMORY...), kept in a MyISAM table: a
+#: rollback undoes an InnoDB mark but not such a table's write, so their triggers mark here.
+DIRTY_NT = "cleandb_dirty_nt"
+#: Engines whose writes a ROLLBACK undoes (every other engine's triggers mark in DIRTY_NT).
+TRANSACTIONAL_ENGINES = frozenset(("InnoDB", "RocksDB", "TokuDB", "XtraDB"))
 #: The reset's message when restoring a TRUNCATE_ALWAYS table fails in the application's own
 #: triggers (the Python side adds the way out, see :meth:`MySQLBackend.explain`).
 REFUSED = "fired its own triggers, which refused:"
@@ -162,6 +167,8 @@ def _procedure(
     cascades: bool = False,
     checks: bool = False,
     sequences: Sequence[tuple[str, int]] = (),
+    counters: Sequence[tuple[int, str, int]] = (),
+    nontransactional: bool = False,
 ) -> str:
     """The reset procedure; regenerated at each sync with the seeded-table emptiness check.
 
@@ -197,13 +204,17 @@ def _procedure(
       fired it is not seen (MySQL refuses that anyway, error 1442). An interrupted reset may leave the marks of tables
       it did reset (they are reset again next time), never lose those of one it did not.
     """
-    if seeded:
-        flags = ", ".join(
-            f"IF(EXISTS (SELECT 1 FROM {q}), NULL, {table_id})" for table_id, q in seeded
-        )
-        empty = f"CONCAT_WS(',', {flags})"
-    else:
-        empty = "''"
+    # TRUNCATE fires no trigger: a seeded table found empty, or a table empty at baseline whose
+    # counter is past 1 found at another position (``counters``: id, name, counter), counts as
+    # written.
+    flags = [f"IF(EXISTS (SELECT 1 FROM {q}), NULL, {table_id})" for table_id, q in seeded]
+    flags += [
+        "IF((SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+        f"AND TABLE_NAME = CONVERT(X'{name.encode().hex()}' USING utf8mb4)) = {int(counter)}, "
+        f"NULL, {int(table_id)})"
+        for table_id, name, counter in counters
+    ]
+    empty = f"CONCAT_WS(',', {', '.join(flags)})" if flags else "''"
     if sequence:
         # MariaDB: a DDL that would wait says so at once (error 1205). Tried up to
         # NOWAIT_ATTEMPTS times: right after a test's writes, InnoDB's background statistics
@@ -253,6 +264,18 @@ def _procedure(
     text = text.replace("__CLEANDB_NOWAIT_TRUNCATE__", truncate)
     text = text.replace("__CLEANDB_NOWAIT_ALTER__", alter)
     text = text.replace("__CLEANDB_CHECKS__", _CHECKS if checks else "")
+    # Marks of non-transactional tables (see DIRTY_NT) join the others first; committed before
+    # they leave DIRTY_NT, so that a failed reset keeps them.
+    moved = (
+        f"""IF (SELECT COUNT(*) FROM {DIRTY_NT}) > 0 THEN
+    INSERT IGNORE INTO {DIRTY} (tid, kind) SELECT tid, kind FROM {DIRTY_NT};
+    COMMIT;
+    DELETE FROM {DIRTY_NT};
+  END IF;"""
+        if nontransactional
+        else ""
+    )
+    text = text.replace("__CLEANDB_NONTRANSACTIONAL__", moved)
     text = _compact(text.replace("__CLEANDB_TRY__", attempt)).replace("__CLEANDB_PROBES__", empty)
     probes, restarts = _sequence_steps(sequences)
     text = text.replace("__CLEANDB_SEQUENCE_PROBES__", probes)
@@ -382,6 +405,7 @@ proc: BEGIN
     RESIGNAL;
   END;
   SET @cleandb_table = NULL;
+  __CLEANDB_NONTRANSACTIONAL__
   -- The one read that decides. Inserts (or updates of the key) that rolled back took
   -- AUTO_INCREMENT values but left no mark: every fresh 'i' or 'u' mark takes a ticket
   -- first (a value no rollback returns), and when fewer tickets were committed than taken,
@@ -669,6 +693,8 @@ class MySQLBackend(ClientSideBackend):
         super().__init__()
         #: ``reset_mode`` of each table the running sync took a baseline of (stored at its end).
         self._modes: dict[int, int] = {}
+        #: The quoted names of the non-transactional tables the last listing found.
+        self._nontransactional: set[str] = set()
 
     def sequence_positions(self, ex: Executor, fresh: bool) -> list[tuple[str, int]]:
         """MariaDB: ``(quoted name, baseline position)`` of every SEQUENCE the application has
@@ -810,6 +836,9 @@ class MySQLBackend(ClientSideBackend):
         "ENGINE=InnoDB " + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {CASCADES} (parent INT NOT NULL, child INT NOT NULL, "
         "PRIMARY KEY (parent, child)) ENGINE=InnoDB " + _BINARY,
+        f"CREATE TABLE IF NOT EXISTS {DIRTY_NT} (tid INT NOT NULL, kind CHAR(1) NOT NULL, "
+        "conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=MyISAM "
+        + _BINARY,
     )
     #: Whether the last sync found cascading foreign keys between tracked tables.
     cascades: bool = False
@@ -888,10 +917,15 @@ class MySQLBackend(ClientSideBackend):
     def list_tables(self, connection: Connection) -> list[str]:
         rows = execute(
             connection,
-            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES "
             "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "
             "ORDER BY TABLE_NAME",
-        )
+        ).fetchall()
+        self._nontransactional = {
+            quote_name(connection.dialect, str(name))
+            for name, engine in rows
+            if str(engine) not in TRANSACTIONAL_ENGINES and not self.own_table(str(name))
+        }
         return [str(r[0]) for r in rows]
 
     def current_database(self, connection: Connection) -> str:
@@ -1015,10 +1049,12 @@ class MySQLBackend(ClientSideBackend):
         else:
             ticket = f" INSERT INTO {TICKETS} () VALUES ();"
         timing = "BEFORE" if moves else "AFTER"
+        # (a non-transactional table's write survives a rollback: so must its mark)
+        marks = DIRTY_NT if quote_table in self._nontransactional else DIRTY
         return (
             f"CREATE TRIGGER {trigger_name(table_id, kind)} {timing} {event} ON {quote_table} "
             "FOR EACH ROW BEGIN DECLARE EXIT HANDLER FOR 1062 BEGIN END; "
-            f"INSERT INTO {DIRTY} (tid, kind, conn) VALUES ({table_id}, '{kind}', "
+            f"INSERT INTO {marks} (tid, kind, conn) VALUES ({table_id}, '{kind}', "
             f"CONNECTION_ID());{ticket} END"
         )
 
@@ -1181,6 +1217,16 @@ class MySQLBackend(ClientSideBackend):
             )
             self._modes = {}
         sequences = self.sequence_positions(ex, fresh) if connection is not None else []
+        counters: list[tuple[int, str, int]] = []
+        if connection is not None:
+            counters = [
+                (int(i), str(n), int(c))
+                for i, n, c in execute(
+                    connection,
+                    f"SELECT id, name, counter FROM {TABLES} "
+                    "WHERE baseline_rows = 0 AND counter > 1 ORDER BY id",
+                )
+            ]
         ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
         # Created under NO_AUTO_VALUE_ON_ZERO (a routine runs under the sql_mode it was created
         # with): a baseline row whose AUTO_INCREMENT key is 0 is copied back with key 0 (not a
@@ -1191,7 +1237,17 @@ class MySQLBackend(ClientSideBackend):
             "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')"
         )
         try:
-            ex(_procedure(seeded, self.sequence, self.cascades, self.checks, sequences))
+            ex(
+                _procedure(
+                    seeded,
+                    self.sequence,
+                    self.cascades,
+                    self.checks,
+                    sequences,
+                    counters,
+                    bool(self._nontransactional),
+                )
+            )
         finally:
             ex("SET SESSION sql_mode = @cleandb_mode")
         if not fresh:
