@@ -14,6 +14,7 @@ import alembic_cleandb
 import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
 from alembic_cleandb import ResetError
 from alembic_cleandb.backends import mysql
+from conftest import Databases
 from dbutil import connect, dump, execute
 
 MARIADB = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
@@ -474,11 +475,22 @@ def next_values(url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def baseline_next_values(url: str) -> tuple[int, int]:
+    """The values the baseline hands out next (taken, then given back by a reset). A cached
+    sequence's position is where the server's cache stood at install: MariaDB drops the cache
+    (values 1002-1999 here) whenever the sequence's table leaves the table cache."""
+    values = next_values(url)
+    assert alembic_cleandb.clean(url) == 0
+    assert values[1] == 2 and values[0] in (1002, 2000)
+    return values
+
+
 @MARIADB
 def test_sequences_go_back_to_their_baseline_position(db_url: str) -> None:
     track(db_url, *SEQUENCES)
     baseline = dump(db_url)
     assert baseline["invoice"] == [(1000, 1), (1001, 2)]
+    expected = baseline_next_values(db_url)
     for _ in range(2):
         # a row through the default, an explicit NEXTVAL, and values taken by a rollback
         execute(db_url, "INSERT INTO invoice (total) VALUES (3)", "SELECT NEXTVAL(ticket_no)")
@@ -487,10 +499,10 @@ def test_sequences_go_back_to_their_baseline_position(db_url: str) -> None:
             c.rollback()
         assert alembic_cleandb.clean(db_url) == 1
         assert dump(db_url) == baseline
-        assert next_values(db_url) == (1002, 2)
+        assert next_values(db_url) == expected
         # a test that only takes values (no table written) is reset too
         assert alembic_cleandb.clean(db_url) == 0
-        assert next_values(db_url) == (1002, 2)
+        assert next_values(db_url) == expected
 
 
 @MARIADB
@@ -626,3 +638,32 @@ def test_a_truncate_of_a_table_empty_at_baseline_whose_counter_had_moved_is_rese
         assert dump(db_url)["invoice"] == [(1000, 5)]
         assert alembic_cleandb.clean(db_url) == 1
     assert alembic_cleandb.clean(db_url) == 0
+
+
+# -- items 12 (a, b) in pytest-xdist worker copies ---------------------------------------------
+
+
+@MARIADB
+def test_a_worker_copy_keeps_id_0_rows_and_sequence_positions(
+    databases: Databases, db_url: str
+) -> None:
+    from alembic_cleandb.backends import backend_for_url
+
+    track(
+        db_url,
+        "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_AUTO_VALUE_ON_ZERO')",
+        "CREATE TABLE account (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO account (id, name) VALUES (0, 'system'), (1, 'admin')",
+        *SEQUENCES,
+    )
+    baseline = dump(db_url)
+    expected = baseline_next_values(db_url)
+    copy = databases.create()
+    admin = backend_for_url(db_url)
+    admin.drop(sa.make_url(copy))
+    admin.copy(sa.make_url(db_url), sa.make_url(copy))
+    assert dump(copy) == baseline
+    execute(copy, "DELETE FROM account", "INSERT INTO invoice (total) VALUES (3)")
+    assert alembic_cleandb.clean(copy) == 2
+    assert dump(copy) == baseline
+    assert next_values(copy) == expected

@@ -27,7 +27,6 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy.engine import URL, Connection
@@ -107,13 +106,6 @@ ELSEWHERE = (
     "'alembic-cleandb: tracking here was installed in another database; refusing to reset. "
     "Adopt a copied test database with alembic_cleandb.adopt(url).'"
 )
-
-
-@dataclass(frozen=True)
-class _State(TableState):
-    """A table's state, with how the reset empties it (``reset_mode``, see above)."""
-
-    mode: int = DELETE_FIRST
 
 
 def _tickets_source(sequence: bool) -> str:
@@ -691,8 +683,10 @@ class MySQLBackend(ClientSideBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        #: ``reset_mode`` of each table the running sync took a baseline of (stored at its end).
+        #: ``reset_mode`` of each table the running sync took a baseline of (stored at its end),
+        #: by id; and by name, as :meth:`table_states` found it.
         self._modes: dict[int, int] = {}
+        self._table_modes: dict[str, int] = {}
         #: The quoted names of the non-transactional tables the last listing found.
         self._nontransactional: set[str] = set()
 
@@ -992,7 +986,7 @@ class MySQLBackend(ClientSideBackend):
         step = tuple(
             execute(connection, "SELECT @@auto_increment_increment, @@auto_increment_offset").one()
         )
-        states: list[TableState] = []
+        states = []
         for name in names:
             rows = int(
                 execute(connection, SQL("SELECT COUNT(*) FROM {}").format(name)).scalar_one()
@@ -1010,9 +1004,9 @@ class MySQLBackend(ClientSideBackend):
                 mode = NEVER_TRUNCATE
             else:
                 mode = TRUNCATE_ALWAYS if rows and name in deleting else DELETE_FIRST
+            self._table_modes[name] = mode
             states.append(
-                _State(
-                    mode=mode,
+                TableState(
                     name=name,
                     rows=rows,
                     counter=None if counter is None else int(counter),
@@ -1145,7 +1139,7 @@ class MySQLBackend(ClientSideBackend):
         existing: set[str],
     ) -> None:
         super()._snapshot(ex, connection, table_id, state, existing)
-        self._modes[table_id] = getattr(state, "mode", DELETE_FIRST)
+        self._modes[table_id] = self._table_modes.get(state.name, DELETE_FIRST)
         if state.rows and self.in_place(state):
             delete, insert = self._in_place(
                 connection, quote_name(connection.dialect, shadow_name(table_id)), state
@@ -1175,7 +1169,7 @@ class MySQLBackend(ClientSideBackend):
         counter_sql = None
         if state.counter is not None:
             counter_sql = f"ALTER TABLE {q} AUTO_INCREMENT = {state.counter}"
-        never = getattr(state, "mode", DELETE_FIRST) == NEVER_TRUNCATE
+        never = self._table_modes.get(state.name, DELETE_FIRST) == NEVER_TRUNCATE
         if not state.rows:
             if never:  # system-versioned: DELETE (nothing to copy back), ALTER for the counter
                 return f"DELETE FROM {q}", "DO 0", counter_sql
@@ -1194,6 +1188,7 @@ class MySQLBackend(ClientSideBackend):
     def bind(self, connection: Connection) -> None:
         self.sequence = self._mariadb(connection)
         self._modes = {}
+        self._table_modes = {}
 
     def after_sync(
         self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
