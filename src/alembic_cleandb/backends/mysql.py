@@ -663,13 +663,17 @@ class MySQLBackend(ClientSideBackend):
         return self.ERROR_KINDS.get(error_number(exc) or 0)
 
     def explain(
-        self, exc: BaseException, display: str, connection: Connection | None = None
+        self,
+        exc: BaseException,
+        display: str,
+        connection: Connection | None = None,
+        action: str = "resetting",
     ) -> str:
         reason = message(exc)
         if REFUSED not in reason:
-            return super().explain(exc, display, connection)
+            return super().explain(exc, display, connection, action)
         return (
-            f"alembic-cleandb: resetting {display} failed: {reason}. The table has DELETE "
+            f"alembic-cleandb: {action} {display} failed: {reason}. The table has DELETE "
             "triggers of its own, so the reset truncates it and copies its baseline rows back; "
             "its own INSERT triggers changed those rows and putting them back failed in its "
             "triggers (an UPDATE trigger that refuses?). The rows are there as its triggers "
