@@ -14,6 +14,7 @@ import alembic_cleandb
 import alembic_cleandb.operations  # noqa: F401  (registers op.install_clean_tracking)
 from alembic_cleandb import ResetError
 from alembic_cleandb.backends import mysql
+from conftest import Databases
 from dbutil import connect, dump, execute
 
 MARIADB = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
@@ -347,3 +348,322 @@ def test_a_counter_set_by_a_later_migration_step_is_the_baseline(db_url: str) ->
         assert dump(db_url)["invoice"] == [(1000, 5)]
         assert alembic_cleandb.clean(db_url) == 1
         assert dump(db_url)["invoice"] == []
+
+
+# -- item 11: a SEEDED append-only table (its own DELETE and UPDATE triggers raise) ----------
+
+APPEND_ONLY = (
+    "CREATE TRIGGER no_delete BEFORE DELETE ON audit FOR EACH ROW "
+    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit is append-only'",
+    "CREATE TRIGGER no_update BEFORE UPDATE ON audit FOR EACH ROW "
+    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit rows are immutable'",
+    # the application counts inserts elsewhere: what the restore's own inserts write there is
+    # reset too
+    "CREATE TABLE counted (n INT NOT NULL)",
+    "INSERT INTO counted VALUES (0)",
+    "CREATE TRIGGER count_it AFTER INSERT ON audit FOR EACH ROW UPDATE counted SET n = n + 1",
+)
+
+
+@MARIADB
+@pytest.mark.parametrize(
+    ("key", "next_id"),
+    [("id INT AUTO_INCREMENT PRIMARY KEY", 100), ("id INT NOT NULL", None)],
+    ids=["auto-increment-key", "no-key"],
+)
+def test_a_seeded_append_only_audit_table_is_reset(
+    db_url: str, key: str, next_id: int | None
+) -> None:
+    track(
+        db_url,
+        f"CREATE TABLE audit ({key}, what VARCHAR(20), at DATETIME NOT NULL)",
+        "INSERT INTO audit (id, what, at) VALUES (1, 'seed', '2001-01-01 00:00:00'), "
+        "(2, 'seed', '2001-01-02 00:00:00')",
+        # a gap: the counter is not where re-inserting the seed rows leaves it
+        *(["ALTER TABLE audit AUTO_INCREMENT = 100"] if next_id else []),
+        *APPEND_ONLY,
+    )
+    baseline = dump(db_url)
+    for _ in range(2):
+        if next_id:
+            execute(db_url, "INSERT INTO audit (what, at) VALUES ('test', NOW())")
+        execute(db_url, "INSERT INTO audit (id, what, at) VALUES (3, 'test', NOW())")
+        assert len(dump(db_url, ["audit"])["audit"]) == (4 if next_id else 3)
+        assert alembic_cleandb.clean(db_url) >= 1
+        assert dump(db_url) == baseline
+        assert marked(db_url) == set()
+    if next_id:
+        execute(db_url, "INSERT INTO audit (what, at) VALUES ('next', NOW())")
+        with connect(db_url) as c:
+            assert c.exec_driver_sql("SELECT MAX(id) FROM audit").scalar() == next_id
+
+
+@MARIADB
+def test_a_seeded_append_only_table_whose_insert_trigger_rewrites_rows_refuses(
+    db_url: str,
+) -> None:
+    """Its BEFORE INSERT trigger changes the restored seed rows and its UPDATE trigger refuses
+    to change them back: exactness is impossible; the reset says so, keeps the marks, and
+    loses no row."""
+    track(
+        db_url,
+        "CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME NOT NULL)",
+        "INSERT INTO audit (id, at) VALUES (1, '2001-01-01 00:00:00')",
+        *APPEND_ONLY,
+        "CREATE TRIGGER stamp BEFORE INSERT ON audit FOR EACH ROW "
+        "SET NEW.at = '2099-09-09 09:09:09'",
+    )
+    baseline = dump(db_url)
+    execute(db_url, "INSERT INTO audit (at) VALUES (NOW())")
+    with pytest.raises(
+        ResetError, match=r"`audit`.*own triggers.*audit rows are immutable.*exclude"
+    ):
+        alembic_cleandb.clean(db_url)
+    assert "audit" in marked(db_url)
+    # no row lost: the seed row is there (as the application's trigger stamped it)
+    assert [r[0] for r in dump(db_url, ["audit"])["audit"]] == [1]
+    # the way out: the application's trigger lets the reset put the row back
+    execute(db_url, "DROP TRIGGER no_update")
+    assert alembic_cleandb.clean(db_url) >= 1
+    assert dump(db_url) == baseline
+    assert marked(db_url) == set()
+
+
+# -- item 12 (a): a seed row with id 0, inserted under NO_AUTO_VALUE_ON_ZERO ----------------
+
+
+@MARIADB
+@pytest.mark.parametrize("triggers", [False, True], ids=["copied-back", "in-place"])
+def test_a_seed_row_with_id_0_keeps_its_id(db_url: str, triggers: bool) -> None:
+    track(
+        db_url,
+        "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_AUTO_VALUE_ON_ZERO')",
+        "CREATE TABLE account (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO account (id, name) VALUES (0, 'system'), (1, 'admin')",
+        *(
+            ["CREATE TRIGGER same BEFORE INSERT ON account FOR EACH ROW SET NEW.name = NEW.name"]
+            if triggers
+            else []
+        ),
+    )
+    baseline = dump(db_url)
+    assert baseline["account"] == [(0, "system"), (1, "admin")]
+    for writes in (
+        ["DELETE FROM account WHERE id = 0"],
+        ["INSERT INTO account (name) VALUES ('x')"],
+        ["DELETE FROM account", "INSERT INTO account (name) VALUES ('y')"],
+    ):
+        execute(db_url, *writes)
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+
+
+# -- item 12 (b): MariaDB SEQUENCE objects (column defaults, explicit NEXTVAL) ----------------
+
+SEQUENCES = (
+    "CREATE SEQUENCE invoice_no START WITH 1000",  # CACHE 1000, the default
+    "CREATE SEQUENCE ticket_no NOCACHE",
+    "CREATE TABLE invoice (id INT PRIMARY KEY DEFAULT NEXTVAL(invoice_no), total INT)",
+    "INSERT INTO invoice (total) VALUES (1), (2)",
+    "SELECT NEXTVAL(ticket_no)",
+)
+
+
+def next_values(url: str) -> tuple[int, int]:
+    with connect(url) as c:
+        row = c.exec_driver_sql("SELECT NEXTVAL(invoice_no), NEXTVAL(ticket_no)").one()
+    return int(row[0]), int(row[1])
+
+
+def baseline_next_values(url: str) -> tuple[int, int]:
+    """The values the baseline hands out next (taken, then given back by a reset). A cached
+    sequence's position is where the server's cache stood at install: MariaDB drops the cache
+    (values 1002-1999 here) whenever the sequence's table leaves the table cache."""
+    values = next_values(url)
+    assert alembic_cleandb.clean(url) == 0
+    assert values[1] == 2 and values[0] in (1002, 2000)
+    return values
+
+
+@MARIADB
+def test_sequences_go_back_to_their_baseline_position(db_url: str) -> None:
+    track(db_url, *SEQUENCES)
+    baseline = dump(db_url)
+    assert baseline["invoice"] == [(1000, 1), (1001, 2)]
+    expected = baseline_next_values(db_url)
+    for _ in range(2):
+        # a row through the default, an explicit NEXTVAL, and values taken by a rollback
+        execute(db_url, "INSERT INTO invoice (total) VALUES (3)", "SELECT NEXTVAL(ticket_no)")
+        with connect(db_url, begin=False) as c:
+            c.exec_driver_sql("INSERT INTO invoice (total) VALUES (4)")
+            c.rollback()
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+        assert next_values(db_url) == expected
+        # a test that only takes values (no table written) is reset too
+        assert alembic_cleandb.clean(db_url) == 0
+        assert next_values(db_url) == expected
+
+
+@MARIADB
+def test_a_sequence_moved_by_a_later_migration_step_is_the_baseline(db_url: str) -> None:
+    from alembic_cleandb.backends import backend_for
+    from alembic_cleandb.backends.base import Executor
+
+    track(db_url, *SEQUENCES)
+    with connect(db_url) as c:  # a migration step: invoice numbers from 5000 on
+        c.exec_driver_sql("SELECT SETVAL(invoice_no, 4999)")
+        backend_for(c.dialect.name).sync(Executor.for_connection(c), after_migration=True)
+    execute(db_url, "INSERT INTO invoice (total) VALUES (3)")
+    assert max(dump(db_url)["invoice"]) == (5000, 3)
+    alembic_cleandb.clean(db_url)
+    assert next_values(db_url) == (5000, 2)
+
+
+# -- item 12 (c): system-versioned tables -------------------------------------------------------
+
+
+@MARIADB
+@pytest.mark.parametrize("seeded", [False, True], ids=["empty", "seeded"])
+@pytest.mark.parametrize(
+    "columns",
+    [
+        "",
+        ", rs TIMESTAMP(6) GENERATED ALWAYS AS ROW START, "
+        "re TIMESTAMP(6) GENERATED ALWAYS AS ROW END, PERIOD FOR SYSTEM_TIME (rs, re)",
+    ],
+    ids=["implicit", "explicit-period"],
+)
+def test_a_system_versioned_table_is_tracked_and_reset(
+    db_url: str, seeded: bool, columns: str
+) -> None:
+    track(
+        db_url,
+        f"CREATE TABLE price (id INT AUTO_INCREMENT PRIMARY KEY, amount INT{columns}) "
+        "WITH SYSTEM VERSIONING",
+        *(["INSERT INTO price (amount) VALUES (10), (20)"] if seeded else []),
+    )
+    with connect(db_url) as c:
+        assert "price" in {str(n) for (n,) in c.exec_driver_sql("SELECT name FROM cleandb_tables")}
+    current = "SELECT id, amount FROM price ORDER BY id"
+    with connect(db_url) as c:
+        baseline = c.exec_driver_sql(current).fetchall()
+    counter = (
+        "SELECT AUTO_INCREMENT FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'price'"
+    )
+    with connect(db_url) as c:
+        base_counter = c.exec_driver_sql(counter).scalar()
+    # an insert that rolled back leaves no history: the counter goes back exactly
+    with connect(db_url, begin=False) as c:
+        c.exec_driver_sql("INSERT INTO price (amount) VALUES (99)")
+        c.rollback()
+    alembic_cleandb.clean(db_url)
+    with connect(db_url) as c:
+        assert c.exec_driver_sql(counter).scalar() == base_counter == (3 if seeded else 1)
+    execute(
+        db_url, "INSERT INTO price (id, amount) VALUES (50, 50)", "DELETE FROM price WHERE id = 50"
+    )
+    for _ in range(2):
+        execute(
+            db_url,
+            "INSERT INTO price (amount) VALUES (30)",
+            "UPDATE price SET amount = amount + 1",
+            "DELETE FROM price WHERE id = 1",
+        )
+        assert alembic_cleandb.clean(db_url) == 1
+        assert marked(db_url) == set()
+        with connect(db_url) as c:
+            assert c.exec_driver_sql(current).fetchall() == baseline
+    with connect(db_url) as c:
+        # the test's versions (and the reset's own) stay in the history, as the docs say
+        history = c.exec_driver_sql(
+            "SELECT COUNT(*) FROM price FOR SYSTEM_TIME ALL WHERE amount IN (30, 31)"
+        ).scalar()
+        # and keep their keys: the counter goes back only as far as past the highest of them
+        highest = c.exec_driver_sql("SELECT MAX(id) FROM price FOR SYSTEM_TIME ALL").scalar()
+    assert history == 4 and highest == 52
+    execute(db_url, "INSERT INTO price (amount) VALUES (40)")
+    with connect(db_url) as c:
+        assert c.exec_driver_sql("SELECT MAX(id) FROM price").scalar() == highest + 1
+
+
+# -- item 18: non-transactional engines; TRUNCATE of a table empty at baseline ----------------
+
+
+@MARIADB
+@pytest.mark.parametrize("engine", ["MyISAM", "Aria"])
+def test_a_non_transactional_table_written_in_a_rolled_back_transaction_is_reset(
+    db_url: str, engine: str
+) -> None:
+    track(
+        db_url,
+        f"CREATE TABLE cache_entry (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)) "
+        f"ENGINE={engine}",
+        "INSERT INTO cache_entry (v) VALUES ('seed')",
+        "CREATE TABLE plain (id INT PRIMARY KEY)",
+    )
+    baseline = dump(db_url)
+    for writes in (
+        ["INSERT INTO cache_entry (v) VALUES ('x')"],
+        ["UPDATE cache_entry SET v = 'changed'"],
+        ["DELETE FROM cache_entry"],
+    ):
+        with connect(db_url, begin=False) as c:
+            c.exec_driver_sql("INSERT INTO plain VALUES (1)")
+            for statement in writes:
+                c.exec_driver_sql(statement)
+            c.rollback()  # the InnoDB row goes, the MyISAM/Aria write stays
+        assert dump(db_url) != baseline
+        assert alembic_cleandb.clean(db_url) == 1
+        assert dump(db_url) == baseline
+        assert marked(db_url) == set()
+    execute(db_url, "INSERT INTO cache_entry (v) VALUES ('next')")
+    assert max(dump(db_url)["cache_entry"]) == (2, "next")
+
+
+@MARIADB
+def test_a_truncate_of_a_table_empty_at_baseline_whose_counter_had_moved_is_reset(
+    db_url: str,
+) -> None:
+    track(
+        db_url,
+        "CREATE TABLE invoice (id INT AUTO_INCREMENT PRIMARY KEY, total INT) AUTO_INCREMENT = 1000",
+        "CREATE TABLE other (id INT AUTO_INCREMENT PRIMARY KEY)",
+    )
+    for _ in range(2):
+        execute(db_url, "TRUNCATE TABLE invoice")  # fires no trigger; the counter goes to 1
+        assert alembic_cleandb.clean(db_url) == 1
+        execute(db_url, "INSERT INTO invoice (total) VALUES (5)")
+        assert dump(db_url)["invoice"] == [(1000, 5)]
+        assert alembic_cleandb.clean(db_url) == 1
+    assert alembic_cleandb.clean(db_url) == 0
+
+
+# -- items 12 (a, b) in pytest-xdist worker copies ---------------------------------------------
+
+
+@MARIADB
+def test_a_worker_copy_keeps_id_0_rows_and_sequence_positions(
+    databases: Databases, db_url: str
+) -> None:
+    from alembic_cleandb.backends import backend_for_url
+
+    track(
+        db_url,
+        "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_AUTO_VALUE_ON_ZERO')",
+        "CREATE TABLE account (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO account (id, name) VALUES (0, 'system'), (1, 'admin')",
+        *SEQUENCES,
+    )
+    baseline = dump(db_url)
+    expected = baseline_next_values(db_url)
+    copy = databases.create()
+    admin = backend_for_url(db_url)
+    admin.drop(sa.make_url(copy))
+    admin.copy(sa.make_url(db_url), sa.make_url(copy))
+    assert dump(copy) == baseline
+    execute(copy, "DELETE FROM account", "INSERT INTO invoice (total) VALUES (3)")
+    assert alembic_cleandb.clean(copy) == 2
+    assert dump(copy) == baseline
+    assert next_values(copy) == expected

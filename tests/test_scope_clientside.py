@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 import alembic_cleandb
 from alembic_cleandb import Cleaner, ConfigurationError, ResetError
-from alembic_cleandb.backends import _clientside
+from alembic_cleandb.backends import backend_for
 from alembic_cleandb.backends.base import LOCK_TIMEOUT, Executor
 from conftest import upgrade
 from dbutil import connect, count, dump, execute, insert, long_table_name, q, rows
@@ -403,5 +403,6 @@ def test_a_layer_saves_every_registry_column_a_baseline_is_made_of(migrated: str
         registry = {col["name"] for col in inspector.get_columns("cleandb_tables")}
         layers = {col["name"] for col in inspector.get_columns("cleandb_layers")}
     not_baseline = {"id", "name", "check_sql", "check_names", "app_triggers"}  # (see _relations)
-    assert registry - not_baseline == set(_clientside.LAYER_COLUMNS)
-    assert layers == {"depth", "tid", *_clientside.LAYER_COLUMNS}
+    saved = backend_for(sa.make_url(migrated).get_backend_name()).layer_columns  # type: ignore[attr-defined]
+    assert registry - not_baseline == set(saved)
+    assert layers == {"depth", "tid", *saved}

@@ -222,15 +222,17 @@ def test_mysql8_information_schema_cache_is_disabled_only_on_mysql(dialect: str)
     # A few tables (a scoped baseline's push): information_schema is read for them by name.
     assert recorder.sql == [
         *expiry,
-        "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+        # (TABLE_TYPE: MariaDB's system-versioned tables are never truncated)
+        "SELECT TABLE_NAME, AUTO_INCREMENT, TABLE_TYPE FROM information_schema.TABLES "
         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s)",
         "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s) "
         "ORDER BY TABLE_NAME, ORDINAL_POSITION",
-        # the tables with application triggers, and the primary keys (in-place restore)
-        "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-        "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_' "
-        "AND EVENT_OBJECT_TABLE IN (%s)",
+        # the tables with application triggers (DELETE ones: truncated instead), and the
+        # primary keys (in-place restore)
+        "SELECT DISTINCT EVENT_OBJECT_TABLE, EVENT_MANIPULATION FROM "
+        "information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
+        "AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_' AND EVENT_OBJECT_TABLE IN (%s)",
         "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
         "WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY' AND TABLE_NAME IN (%s) "
         "ORDER BY TABLE_NAME, ORDINAL_POSITION",

@@ -128,6 +128,8 @@ class ClientSideBackend(Backend):
     names: ClassVar[tuple[str, ...]] = ()
     #: ``CREATE TABLE`` statements of the bookkeeping tables.
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = ()
+    #: The registry columns a layer saves (a dialect adds its own, e.g. MySQL's reset_mode).
+    layer_columns: ClassVar[tuple[str, ...]] = LAYER_COLUMNS
     #: Whether the last sync stored a dangling-reference check (``check_sql``) for a table.
     checks: bool = False
 
@@ -348,7 +350,7 @@ class ClientSideBackend(Backend):
             if not marked:
                 return depth
             ids = SQL(", ").join(Value(i) for i, _ in marked.values())
-            cols = ", ".join(LAYER_COLUMNS)
+            cols = ", ".join(self.layer_columns)
             execute(
                 connection,
                 SQL(
@@ -406,7 +408,7 @@ class ClientSideBackend(Backend):
             assign = ", ".join(
                 f"{c} = (SELECT l.{c} FROM {LAYERS} l "
                 f"WHERE l.depth = {{0}} AND l.tid = {TABLES}.id)"
-                for c in LAYER_COLUMNS
+                for c in self.layer_columns
             )
             with self._registry_transaction(connection):
                 if saved:

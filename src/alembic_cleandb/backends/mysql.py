@@ -50,6 +50,7 @@ from ..errors import CleanDBError, ConfigurationError
 from ._clientside import (
     CONFIG,
     DIRTY,
+    LAYER_COLUMNS,
     LAYER_SHADOW,
     LAYERS,
     MAX_PASSES,
@@ -90,6 +91,27 @@ SEQUENCE = "cleandb_ticket_seq"
 #: MariaDB: how many times a DDL is tried with NOWAIT before the pending steps run first.
 NOWAIT_ATTEMPTS = 4
 BINLOG_ERROR = 1419  # "You do not have the SUPER privilege and binary logging is enabled"
+SEQUENCE_EXHAUSTED = 4084  # MariaDB: "Sequence ... has run out"
+#: ``cleandb_tables.reset_mode``: how the reset empties a table. Default: DELETE + copy (or
+#: in place; TRUNCATE where the counter must go back). TRUNCATE_ALWAYS: a seeded table with
+#: DELETE triggers of the application's (an append-only audit log's raise) is truncated, which
+#: fires no trigger, and its baseline copied back. NEVER_TRUNCATE: a system-versioned table
+#: (MariaDB refuses to truncate it, error 4137) is emptied by DELETE, its counter by ALTER.
+DELETE_FIRST, TRUNCATE_ALWAYS, NEVER_TRUNCATE = 0, 1, 2
+#: MariaDB: the baseline position of each SEQUENCE (a test's NEXTVAL fires no trigger).
+SEQUENCES = "cleandb_sequences"
+#: Marks of non-transactional tables (MyISAM, Aria, MEMORY...), kept in a MyISAM table: a
+#: rollback undoes an InnoDB mark but not such a table's write, so their triggers mark here.
+DIRTY_NT = "cleandb_dirty_nt"
+#: Engines whose writes a ROLLBACK undoes (every other engine's triggers mark in DIRTY_NT).
+TRANSACTIONAL_ENGINES = frozenset(("InnoDB", "RocksDB", "TokuDB", "XtraDB"))
+#: The reset's message when restoring a TRUNCATE_ALWAYS table fails in the application's own
+#: triggers (the Python side adds the way out, see :meth:`MySQLBackend.explain`).
+REFUSED = "fired its own triggers, which refused:"
+ELSEWHERE = (
+    "'alembic-cleandb: tracking here was installed in another database; refusing to reset. "
+    "Adopt a copied test database with alembic_cleandb.adopt(url).'"
+)
 
 
 def _tickets_source(sequence: bool) -> str:
@@ -142,6 +164,9 @@ def _procedure(
     sequence: bool = False,
     cascades: bool = False,
     checks: bool = False,
+    sequences: Sequence[tuple[str, int]] = (),
+    counters: Sequence[tuple[int, str, int]] = (),
+    nontransactional: bool = False,
 ) -> str:
     """The reset procedure; regenerated at each sync with the seeded-table emptiness check.
 
@@ -177,13 +202,17 @@ def _procedure(
       fired it is not seen (MySQL refuses that anyway, error 1442). An interrupted reset may leave the marks of tables
       it did reset (they are reset again next time), never lose those of one it did not.
     """
-    if seeded:
-        flags = ", ".join(
-            f"IF(EXISTS (SELECT 1 FROM {q}), NULL, {table_id})" for table_id, q in seeded
-        )
-        empty = f"CONCAT_WS(',', {flags})"
-    else:
-        empty = "''"
+    # TRUNCATE fires no trigger: a seeded table found empty, or a table empty at baseline whose
+    # counter is past 1 found at another position (``counters``: id, name, counter), counts as
+    # written.
+    flags = [f"IF(EXISTS (SELECT 1 FROM {q}), NULL, {table_id})" for table_id, q in seeded]
+    flags += [
+        "IF((SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+        f"AND TABLE_NAME = CONVERT(X'{name.encode().hex()}' USING utf8mb4)) = {int(counter)}, "
+        f"NULL, {int(table_id)})"
+        for table_id, name, counter in counters
+    ]
+    empty = f"CONCAT_WS(',', {', '.join(flags)})" if flags else "''"
     if sequence:
         # MariaDB: a DDL that would wait says so at once (error 1205). Tried up to
         # NOWAIT_ATTEMPTS times: right after a test's writes, InnoDB's background statistics
@@ -233,7 +262,47 @@ def _procedure(
     text = text.replace("__CLEANDB_NOWAIT_TRUNCATE__", truncate)
     text = text.replace("__CLEANDB_NOWAIT_ALTER__", alter)
     text = text.replace("__CLEANDB_CHECKS__", _CHECKS if checks else "")
-    return _compact(text.replace("__CLEANDB_TRY__", attempt)).replace("__CLEANDB_PROBES__", empty)
+    # Marks of non-transactional tables (see DIRTY_NT) join the others first; committed before
+    # they leave DIRTY_NT, so that a failed reset keeps them.
+    moved = (
+        f"""IF (SELECT COUNT(*) FROM {DIRTY_NT}) > 0 THEN
+    INSERT IGNORE INTO {DIRTY} (tid, kind) SELECT tid, kind FROM {DIRTY_NT};
+    COMMIT;
+    DELETE FROM {DIRTY_NT};
+  END IF;"""
+        if nontransactional
+        else ""
+    )
+    text = text.replace("__CLEANDB_NONTRANSACTIONAL__", moved)
+    text = _compact(text.replace("__CLEANDB_TRY__", attempt)).replace("__CLEANDB_PROBES__", empty)
+    probes, restarts = _sequence_steps(sequences)
+    text = text.replace("__CLEANDB_SEQUENCE_PROBES__", probes)
+    return text.replace("__CLEANDB_SEQUENCES__\n", f"{restarts}\n" if restarts else "")
+
+
+def _sequence_steps(sequences: Sequence[tuple[str, int]]) -> tuple[str, str]:
+    """MariaDB ``SEQUENCE`` objects (``(quoted name, baseline position)``): the first query's
+    probe (the numbers of the sequences moved since, comma-separated) and the statements that
+    put them back. A NEXTVAL fires no trigger (and no rollback returns its value), so each
+    position is compared: ``next_not_cached_value`` is the baseline position right after an
+    ``ALTER SEQUENCE ... RESTART`` (see :meth:`MySQLBackend.sequence_positions`), and any
+    value taken since moves it. The reset's only DDL for a sequence is that RESTART, when it
+    moved."""
+    if not sequences:
+        return "''", ""
+    flags = ", ".join(
+        f"IF((SELECT next_not_cached_value FROM {q}) = {int(position)}, NULL, {k})"
+        for k, (q, position) in enumerate(sequences, 1)
+    )
+    restarts = "\n".join(
+        f"IF FIND_IN_SET({k}, v_seqs) THEN ALTER SEQUENCE {q} RESTART WITH {int(position)}; END IF;"
+        for k, (q, position) in enumerate(sequences, 1)
+    )
+    block = (
+        f"IF v_seqs <> '' THEN\nIF NOT v_here THEN\nSIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = "
+        f"{ELSEWHERE};\nEND IF;\n{restarts}\nEND IF;"
+    )
+    return f"CONCAT_WS(',', {flags})", block
 
 
 def _restore(delete: str, update: str, insert: str, name: str) -> str:
@@ -314,7 +383,8 @@ proc: BEGIN
   DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
   DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
   DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
-  DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
+  DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
+  DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
   DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
   -- Integers only: a cursor is materialized in a temporary table, and TEXT columns (or a
   -- GROUP BY over them) would put it on disk. The statements are read per table below.
@@ -333,6 +403,7 @@ proc: BEGIN
     RESIGNAL;
   END;
   SET @cleandb_table = NULL;
+  __CLEANDB_NONTRANSACTIONAL__
   -- The one read that decides. Inserts (or updates of the key) that rolled back took
   -- AUTO_INCREMENT values but left no mark: every fresh 'i' or 'u' mark takes a ticket
   -- first (a value no rollback returns), and when fewer tickets were committed than taken,
@@ -340,16 +411,19 @@ proc: BEGIN
   -- table is reset but not counted). TRUNCATE fires no trigger: a seeded table found empty
   -- counts as written.
   SELECT s.next_ticket, c.tickets,
-         EXISTS (SELECT 1 FROM {DIRTY}), c.database_name = DATABASE(), __CLEANDB_PROBES__
-  INTO v_next, v_seen, v_marks, v_here, v_empty
+         EXISTS (SELECT 1 FROM {DIRTY}), c.database_name = DATABASE(), __CLEANDB_PROBES__,
+         __CLEANDB_SEQUENCE_PROBES__
+  INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
   FROM {CONFIG} c, {{tickets}} LIMIT 1;
   IF v_done THEN  -- no configuration row: any mark makes the guard below refuse
     SELECT EXISTS (SELECT 1 FROM {DIRTY}) INTO v_marks;
   END IF;
-  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '') THEN
+  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
+     AND (v_seqs IS NULL OR v_seqs = '') THEN
     SELECT 0;
     LEAVE proc;
   END IF;
+  __CLEANDB_SEQUENCES__
   IF v_empty <> '' THEN
     INSERT IGNORE INTO {DIRTY} (tid, kind) SELECT id, 'i' FROM {TABLES}
     WHERE FIND_IN_SET(id, v_empty) > 0;
@@ -368,8 +442,7 @@ proc: BEGIN
   END IF;
   IF v_marks THEN
     IF NOT v_here THEN
-      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-        'alembic-cleandb: tracking here was installed in another database; refusing to reset. Adopt a copied test database with alembic_cleandb.adopt(url).';
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {ELSEWHERE};
     END IF;
     __CLEANDB_CASCADES__
     __CLEANDB_CHECKS__
@@ -390,10 +463,11 @@ proc: BEGIN
     OPEN cur;
     tables: LOOP
       FETCH cur INTO v_id, v_inserted, v_updated, v_written;
-      SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0;
+      SET v_last = v_done, v_busy = 0, v_ran = 0, v_gone = 0, v_stuck = 0;
       IF NOT v_last THEN
-        SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql
-        INTO v_name, v_reset, v_restore, v_counter, v_base, v_update FROM {TABLES} WHERE id = v_id;
+        SELECT name, reset_sql, restore_sql, counter_sql, counter, update_sql, reset_mode
+        INTO v_name, v_reset, v_restore, v_counter, v_base, v_update, v_mode
+        FROM {TABLES} WHERE id = v_id;
         IF v_done THEN  -- a mark of a table no longer tracked (forgotten by a sync): drop it
           SET v_done = 0;
           DELETE FROM {DIRTY} WHERE tid = v_id;
@@ -402,6 +476,12 @@ proc: BEGIN
         SET @cleandb_table = v_name;
         IF v_restore IS NULL THEN
           SET v_seeded = 0, v_ddl = v_reset;  -- empty at baseline: TRUNCATE (counter to 1)
+          __CLEANDB_NOWAIT_TRUNCATE__
+        ELSEIF v_mode = {TRUNCATE_ALWAYS} THEN
+          -- seeded, with DELETE triggers of the application's (an append-only table's raises):
+          -- TRUNCATE, which fires none, then its counter, then the baseline copied back
+          SET v_seeded = 1,
+              v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
           __CLEANDB_NOWAIT_TRUNCATE__
         ELSE
           IF v_base IS NOT NULL AND v_updated AND NOT v_inserted THEN
@@ -417,7 +497,7 @@ proc: BEGIN
           END IF;
           -- seeded, counter moved: TRUNCATE; the copy of the baseline (keys included) then
           -- puts the counter back where it was (ALTER only where it does not)
-          IF v_update IS NULL THEN
+          IF v_update IS NULL AND v_mode <> {NEVER_TRUNCATE} THEN
             SET v_seeded = 1,
                 v_ddl = CONCAT('TRUNCATE TABLE `', REPLACE(v_name, '`', '``'), '`');
             __CLEANDB_NOWAIT_TRUNCATE__
@@ -473,7 +553,7 @@ proc: BEGIN
             EXECUTE cleandb_stmt;
           END IF;
           IF v_counter IS NOT NULL THEN
-            IF v_seeded THEN
+            IF v_seeded AND v_mode <> {TRUNCATE_ALWAYS} THEN
               SET @cleandb_sql = v_restore;
               PREPARE cleandb_stmt FROM @cleandb_sql;
               EXECUTE cleandb_stmt;
@@ -485,9 +565,32 @@ proc: BEGIN
           DEALLOCATE PREPARE cleandb_stmt;
         END;
       END IF;
+      IF v_seeded AND v_mode = {TRUNCATE_ALWAYS} AND NOT v_gone THEN
+        -- truncated (and its counter set): the baseline copied back, then the rows its INSERT
+        -- triggers changed put back. Committed at once, also when a trigger of the
+        -- application's refuses (no seed row is lost): then its marks stay and the reset says so.
+        BEGIN
+          DECLARE EXIT HANDLER FOR SQLEXCEPTION
+          BEGIN
+            GET DIAGNOSTICS CONDITION 1 v_why = MESSAGE_TEXT;
+            SET v_stuck = 1;
+          END;
+          SET @cleandb_sql = v_restore;
+          PREPARE cleandb_stmt FROM @cleandb_sql;
+          EXECUTE cleandb_stmt;
+          IF v_update IS NOT NULL THEN
+            SET @cleandb_sql = v_update;
+            PREPARE cleandb_stmt FROM @cleandb_sql;
+            EXECUTE cleandb_stmt;
+          END IF;
+        END;
+        COMMIT;
+      END IF;
       IF v_gone THEN
         SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
-      ELSEIF v_seeded AND v_counter IS NULL THEN
+      ELSEIF v_stuck THEN
+        SET v_refused = CONCAT_WS(', ', v_refused, CONCAT('`', REPLACE(v_name, '`', '``'), '`'));
+      ELSEIF v_seeded AND v_counter IS NULL AND v_mode <> {TRUNCATE_ALWAYS} THEN
         SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
       ELSE
         -- this connection's marks of it (none, unless a trigger wrote it earlier in this
@@ -506,7 +609,7 @@ proc: BEGIN
     -- now was left by a trigger of the application's that wrote a table while the reset
     -- deleted or restored rows of another. Another pass resets those tables too.
     SELECT EXISTS (SELECT 1 FROM {DIRTY} WHERE conn = CONNECTION_ID()) INTO v_again;
-    IF NOT v_again OR v_missing IS NOT NULL THEN
+    IF NOT v_again OR v_missing IS NOT NULL OR v_refused IS NOT NULL THEN
       LEAVE passes;
     END IF;
     SET v_pass = v_pass + 1;
@@ -528,6 +631,11 @@ proc: BEGIN
     SET v_message = LEFT(CONCAT('alembic-cleandb: tracked table ', v_missing,
                                 ' doesn''t exist (dropped or renamed)'), 128);
     SIGNAL SQLSTATE '42S02' SET MESSAGE_TEXT = v_message, MYSQL_ERRNO = 1146;
+  END IF;
+  IF v_refused IS NOT NULL THEN
+    SET @cleandb_table = v_refused;
+    SET v_message = LEFT(CONCAT('alembic-cleandb: restoring ', v_refused, ' {REFUSED} ', v_why), 128);
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
   END IF;
   SELECT v_count;
 END"""
@@ -555,16 +663,101 @@ class MySQLBackend(ClientSideBackend):
         1205: LOCK_TIMEOUT,
         1062: UNIQUE_CLASH,
     }
+    layer_columns: ClassVar[tuple[str, ...]] = (*LAYER_COLUMNS, "reset_mode")
 
     def error_kind(self, exc: BaseException) -> str | None:
         return self.ERROR_KINDS.get(error_number(exc) or 0)
+
+    def explain(
+        self,
+        exc: BaseException,
+        display: str,
+        connection: Connection | None = None,
+        action: str = "resetting",
+    ) -> str:
+        reason = message(exc)
+        if REFUSED not in reason:
+            return super().explain(exc, display, connection, action)
+        return (
+            f"alembic-cleandb: {action} {display} failed: {reason}. The table has DELETE "
+            "triggers of its own, so the reset truncates it and copies its baseline rows back; "
+            "its own INSERT triggers changed those rows and putting them back failed in its "
+            "triggers (an UPDATE trigger that refuses?). The rows are there as its triggers "
+            "made them, every other table was reset, and its marks are kept. Fix: exclude the "
+            "table (op.install_clean_tracking(exclude=[...])), or have its INSERT trigger keep "
+            "the values an INSERT gives (SET NEW.at = COALESCE(NEW.at, NOW())), then reset again."
+        )
 
     #: Tickets come from a SEQUENCE (MariaDB) or the tickets table's AUTO_INCREMENT (MySQL 8,
     #: which has no sequences). Decided by the server at install and at every sync.
     sequence: bool = False
 
-    def bind(self, connection: Connection) -> None:
-        self.sequence = self._mariadb(connection)
+    def __init__(self) -> None:
+        super().__init__()
+        #: ``reset_mode`` of each table the running sync took a baseline of (stored at its end),
+        #: by id; and by name, as :meth:`table_states` found it.
+        self._modes: dict[int, int] = {}
+        self._table_modes: dict[str, int] = {}
+        #: The quoted names of the non-transactional tables the last listing found.
+        self._nontransactional: set[str] = set()
+
+    def sequence_positions(self, ex: Executor, fresh: bool) -> list[tuple[str, int]]:
+        """MariaDB: ``(quoted name, baseline position)`` of every SEQUENCE the application has
+        (not excluded), stored in ``cleandb_sequences``. A new sequence, and after a migration
+        step (``fresh``) one that moved, takes its position now: ``next_not_cached_value``
+        for a ``NOCACHE`` one; a cached one hands out values from memory that the table does
+        not show, so its next value is taken (``NEXTVAL``) and the sequence restarted there -
+        its next value unchanged, and ``next_not_cached_value`` then equal to it, which is what
+        the reset compares (see :func:`_sequence_steps`)."""
+        connection = ex.connection
+        if not self.sequence or connection is None:
+            return []
+        excluded = self._excluded(connection)
+        names = [
+            str(n)
+            for (n,) in execute(
+                connection,
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME",
+            )
+            if not self.own_table(str(n)) and str(n) not in excluded
+        ]
+        stored = {
+            str(n): int(p)
+            for n, p in execute(connection, f"SELECT name, position FROM {SEQUENCES}")
+        }
+        for name in set(stored) - set(names):
+            execute(
+                connection, SQL(f"DELETE FROM {SEQUENCES} WHERE name = {{}}").format(Value(name))
+            )
+        found = []
+        for name in names:
+            quoted = quote_name(connection.dialect, name)
+            now, cache = execute(
+                connection, SQL("SELECT next_not_cached_value, cache_size FROM {}").format(name)
+            ).one()
+            position = int(now)
+            if name in stored and (not fresh or stored[name] == position):
+                found.append((quoted, stored[name]))
+                continue
+            if int(cache):
+                try:
+                    position = int(
+                        execute(connection, SQL("SELECT NEXTVAL({})").format(name)).scalar_one()
+                    )
+                except Exception as exc:  # exhausted (no CYCLE): it stays where it is
+                    if error_number(exc) != SEQUENCE_EXHAUSTED:
+                        raise
+                else:
+                    ex(f"ALTER SEQUENCE {quoted} RESTART WITH {position}")
+            execute(
+                connection,
+                SQL(f"REPLACE INTO {SEQUENCES} (name, position) VALUES ({{}}, {{}})").format(
+                    Value(name), Value(position)
+                ),
+            )
+            found.append((quoted, position))
+        return found
 
     def configure_session(self, connection: Connection, lock_timeout: float) -> None:
         seconds = max(1, round(lock_timeout))
@@ -636,7 +829,8 @@ class MySQLBackend(ClientSideBackend):
         "name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, "
         "counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, "
         "counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL, "
-        "app_triggers TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB " + _BINARY,
+        "app_triggers TINYINT NOT NULL DEFAULT 0, reset_mode TINYINT NOT NULL DEFAULT 0) "
+        "ENGINE=InnoDB " + _BINARY,
         # One mark per (table, kind, connection): a writer only ever meets its own mark
         # (a primary-key duplicate locks that record alone, never a gap), so two
         # transactions writing the same table never wait for each other's marks.
@@ -650,7 +844,11 @@ class MySQLBackend(ClientSideBackend):
         f"CREATE TABLE IF NOT EXISTS {LAYERS} (depth INT NOT NULL, tid INT NOT NULL, "
         "baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, "
         "restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, "
+        "reset_mode TINYINT NOT NULL DEFAULT 0, "
         "PRIMARY KEY (depth, tid)) ENGINE=InnoDB " + _BINARY,
+        f"CREATE TABLE IF NOT EXISTS {DIRTY_NT} (tid INT NOT NULL, kind CHAR(1) NOT NULL, "
+        "conn BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (tid, kind, conn)) ENGINE=MyISAM "
+        + _BINARY,
     )
     #: Whether the last sync found cascading foreign keys between tracked tables.
     cascades: bool = False
@@ -719,14 +917,25 @@ class MySQLBackend(ClientSideBackend):
         if not self.sequence:
             return self.bookkeeping_ddl
         # NOCACHE: next_not_cached_value is then exactly the next ticket to be handed out.
-        return (*self.bookkeeping_ddl, f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE} NOCACHE")
+        return (
+            *self.bookkeeping_ddl,
+            f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE} NOCACHE",
+            f"CREATE TABLE IF NOT EXISTS {SEQUENCES} (name VARCHAR(64) PRIMARY KEY, "
+            "position BIGINT NOT NULL) ENGINE=InnoDB " + _BINARY,
+        )
 
     def list_tables(self, connection: Connection) -> list[str]:
         rows = execute(
             connection,
-            "SELECT TABLE_NAME FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-        )
+            "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "
+            "ORDER BY TABLE_NAME",
+        ).fetchall()
+        self._nontransactional = {
+            quote_name(connection.dialect, str(name))
+            for name, engine in rows
+            if str(engine) not in TRANSACTIONAL_ENGINES and not self.own_table(str(name))
+        }
         return [str(r[0]) for r in rows]
 
     def current_database(self, connection: Connection) -> str:
@@ -749,16 +958,18 @@ class MySQLBackend(ClientSideBackend):
         # A few tables (a scoped baseline's push): looked up by name, so that the cost
         # follows them and not the schema (information_schema opens only the tables named).
         only, only_triggers = _named("TABLE_NAME", names), _named("EVENT_OBJECT_TABLE", names)
-        counters: dict[str, Any] = {
-            str(n): c
-            for n, c in execute(
-                connection,
-                SQL(
-                    "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = DATABASE(){}"
-                ).format(only),
-            )
-        }
+        counters: dict[str, Any] = {}
+        versioned = set()  # (MariaDB) system-versioned tables: never truncated
+        for n, c, kind in execute(
+            connection,
+            SQL(
+                "SELECT TABLE_NAME, AUTO_INCREMENT, TABLE_TYPE FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE(){}"
+            ).format(only),
+        ):
+            counters[str(n)] = c
+            if kind == "SYSTEM VERSIONED":
+                versioned.add(str(n))
         columns: dict[str, list[str]] = {}
         keys: dict[str, str] = {}  # the AUTO_INCREMENT column of each table that has one
         binary: dict[str, list[str]] = {}
@@ -775,17 +986,19 @@ class MySQLBackend(ClientSideBackend):
                     binary.setdefault(str(table), []).append(str(column))
             if "AUTO_INCREMENT" in str(extra).upper():
                 keys[str(table)] = str(column)
-        triggered = {
-            str(t)
-            for (t,) in execute(
-                connection,
-                SQL(
-                    "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-                    "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'"
-                    "{}"
-                ).format(only_triggers),
-            )
-        }
+        triggered: set[str] = set()
+        deleting: set[str] = set()  # tables with DELETE triggers of the application's
+        for t, event in execute(
+            connection,
+            SQL(
+                "SELECT DISTINCT EVENT_OBJECT_TABLE, EVENT_MANIPULATION FROM "
+                "information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
+                "AND LEFT(TRIGGER_NAME, 8) <> 'cleandb_'{}"
+            ).format(only_triggers),
+        ):
+            triggered.add(str(t))
+            if event == "DELETE":
+                deleting.add(str(t))
         primary: dict[str, list[str]] = {}
         for table, column in execute(
             connection,
@@ -815,6 +1028,11 @@ class MySQLBackend(ClientSideBackend):
             key = tuple(primary.get(name, ()))
             if not set(key) <= set(columns.get(name, ())):
                 key = ()  # (a generated column in the key: restored by copying every row)
+            if name in versioned:
+                mode = NEVER_TRUNCATE
+            else:
+                mode = TRUNCATE_ALWAYS if rows and name in deleting else DELETE_FIRST
+            self._table_modes[name] = mode
             states.append(
                 TableState(
                     name=name,
@@ -853,10 +1071,12 @@ class MySQLBackend(ClientSideBackend):
         else:
             ticket = f" INSERT INTO {TICKETS} () VALUES ();"
         timing = "BEFORE" if moves else "AFTER"
+        # (a non-transactional table's write survives a rollback: so must its mark)
+        marks = DIRTY_NT if quote_table in self._nontransactional else DIRTY
         return (
             f"CREATE TRIGGER {trigger_name(table_id, kind)} {timing} {event} ON {quote_table} "
             "FOR EACH ROW BEGIN DECLARE EXIT HANDLER FOR 1062 BEGIN END; "
-            f"INSERT INTO {DIRTY} (tid, kind, conn) VALUES ({table_id}, '{kind}', "
+            f"INSERT INTO {marks} (tid, kind, conn) VALUES ({table_id}, '{kind}', "
             f"CONNECTION_ID());{ticket} END"
         )
 
@@ -948,6 +1168,7 @@ class MySQLBackend(ClientSideBackend):
         depth: int = 0,
     ) -> None:
         super()._snapshot(ex, connection, table_id, state, existing, depth)
+        self._modes[table_id] = self._table_modes.get(state.name, DELETE_FIRST)
         if state.rows and self.in_place(state):
             delete, insert = self._in_place(
                 connection, quote_name(connection.dialect, shadow_name(table_id, depth)), state
@@ -977,20 +1198,82 @@ class MySQLBackend(ClientSideBackend):
         counter_sql = None
         if state.counter is not None:
             counter_sql = f"ALTER TABLE {q} AUTO_INCREMENT = {state.counter}"
+        never = self._table_modes.get(state.name, DELETE_FIRST) == NEVER_TRUNCATE
         if not state.rows:
+            if never:  # system-versioned: DELETE (nothing to copy back), ALTER for the counter
+                return f"DELETE FROM {q}", "DO 0", counter_sql
             if state.counter is not None and state.counter <= 1:
                 counter_sql = None  # TRUNCATE restarts the counter at 1 already
             return f"TRUNCATE TABLE {q}", None, counter_sql
-        if state.restored_counter is not None and state.restored_counter == state.counter:
+        if (
+            not never
+            and state.restored_counter is not None
+            and state.restored_counter == state.counter
+        ):
             counter_sql = None
         restore = f"INSERT INTO {q} ({cols}) SELECT {cols} FROM {shadow}"
         return f"DELETE FROM {q}", restore, counter_sql
 
+    def bind(self, connection: Connection) -> None:
+        self.sequence = self._mariadb(connection)
+        self._modes = {}
+        self._table_modes = {}
+
     def after_sync(
         self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
     ) -> None:
+        connection = getattr(ex, "connection", None)
+        if connection is not None and self._modes:
+            # One statement for every table the sync took a baseline of.
+            by_mode = SQL(" ").join(
+                SQL("WHEN {} THEN {}").format(Value(i), Value(m))
+                for i, m in self._modes.items()
+                if m != DELETE_FIRST
+            )
+            ids = SQL(", ").join(Value(i) for i in self._modes)
+            execute(
+                connection,
+                SQL(
+                    f"UPDATE {TABLES} SET reset_mode = CASE id {{}} ELSE 0 END WHERE id IN ({{}})"
+                ).format(by_mode, ids)
+                if any(m != DELETE_FIRST for m in self._modes.values())
+                else SQL(f"UPDATE {TABLES} SET reset_mode = 0 WHERE id IN ({{}})").format(ids),
+            )
+            self._modes = {}
+        sequences = self.sequence_positions(ex, fresh) if connection is not None else []
+        counters: list[tuple[int, str, int]] = []
+        if connection is not None:
+            counters = [
+                (int(i), str(n), int(c))
+                for i, n, c in execute(
+                    connection,
+                    f"SELECT id, name, counter FROM {TABLES} "
+                    "WHERE baseline_rows = 0 AND counter > 1 ORDER BY id",
+                )
+            ]
         ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
-        ex(_procedure(seeded, self.sequence, self.cascades, self.checks))
+        # Created under NO_AUTO_VALUE_ON_ZERO (a routine runs under the sql_mode it was created
+        # with): a baseline row whose AUTO_INCREMENT key is 0 is copied back with key 0 (not a
+        # new key), as mysqldump restores rows for the same reason.
+        ex("SET @cleandb_mode = @@SESSION.sql_mode")
+        ex(
+            "SET SESSION sql_mode = "
+            "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')"
+        )
+        try:
+            ex(
+                _procedure(
+                    seeded,
+                    self.sequence,
+                    self.cascades,
+                    self.checks,
+                    sequences,
+                    counters,
+                    bool(self._nontransactional),
+                )
+            )
+        finally:
+            ex("SET SESSION sql_mode = @cleandb_mode")
         if not fresh:
             return
         # The marks are cleared next: every ticket taken so far is accounted for.
@@ -1249,7 +1532,11 @@ def _in_parallel(
     def work() -> None:
         with autocommit_connection(url) as connection:
             run = Executor.for_connection(connection)
-            run("SET SESSION foreign_key_checks = 0")
+            # (and rows whose AUTO_INCREMENT key is 0 keep it, as mysqldump restores them)
+            run(
+                "SET SESSION foreign_key_checks = 0, sql_mode = "
+                "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')"
+            )
             while True:
                 with lock:
                     if errors or not todo:
