@@ -244,7 +244,7 @@ def test_mysql8_information_schema_cache_is_disabled_only_on_mysql(dialect: str)
     many = [f"t{i}" for i in range(mysql.LOOKUP_TABLES + 1)]
     mysql.MySQLBackend().table_states(recorder, many)  # type: ignore[arg-type]
     assert recorder.sql[len(expiry)] == (
-        "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+        "SELECT TABLE_NAME, AUTO_INCREMENT, TABLE_TYPE FROM information_schema.TABLES "
         "WHERE TABLE_SCHEMA = DATABASE()"
     )
     assert all(" IN (" not in sql for sql in recorder.sql)
