@@ -64,7 +64,7 @@ from .base import (
     query_start,
 )
 
-PROCEDURES = ("cleandb_truncate",)
+PROCEDURES = ("cleandb_truncate", "cleandb_reset")
 TICKETS = "cleandb_tickets"
 #: The bookkeeping tables' character set: any table name fits (also in a latin1 database), and
 #: names are compared exactly (`Order` and `order`, `cafe` and `café` are different tables).
@@ -296,7 +296,7 @@ _CHECKS = f"""SET v_later = NULL;
       END IF;
     END WHILE;"""
 
-_PROCEDURE = f"""CREATE PROCEDURE cleandb_truncate()
+_PROCEDURE = f"""CREATE PROCEDURE cleandb_reset(IN p_restart BOOLEAN)
 proc: BEGIN
   DECLARE v_id INT;
   -- (utf8mb4 whatever the database's character set: any table name fits)
@@ -307,7 +307,7 @@ proc: BEGIN
   DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
   DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
   DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
-  DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
+  DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap, v_drift INT DEFAULT 0;
   DECLARE v_count, v_marks, v_tries, v_pass, v_again INT DEFAULT 0;
   DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
   -- Integers only: a cursor is materialized in a temporary table, and TEXT columns (or a
@@ -333,14 +333,17 @@ proc: BEGIN
   -- every counter is compared with its baseline (kind 'a': only the counter moved; such a
   -- table is reset but not counted). TRUNCATE fires no trigger: a seeded table found empty
   -- counts as written.
-  SELECT s.next_ticket, c.tickets,
+  -- A reset that kept counting (p_restart false) left counters past their baselines without
+  -- marks (drifted): the next one that restarts ids compares every counter, as after a rollback.
+  SELECT s.next_ticket, c.tickets, c.drifted AND p_restart,
          EXISTS (SELECT 1 FROM {DIRTY}), c.database_name = DATABASE(), __CLEANDB_PROBES__
-  INTO v_next, v_seen, v_marks, v_here, v_empty
+  INTO v_next, v_seen, v_drift, v_marks, v_here, v_empty
   FROM {CONFIG} c, {{tickets}} LIMIT 1;
   IF v_done THEN  -- no configuration row: any mark makes the guard below refuse
     SELECT EXISTS (SELECT 1 FROM {DIRTY}) INTO v_marks;
   END IF;
-  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '') THEN
+  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND NOT v_drift
+     AND (v_empty IS NULL OR v_empty = '') THEN
     SELECT 0;
     LEAVE proc;
   END IF;
@@ -349,10 +352,10 @@ proc: BEGIN
     WHERE FIND_IN_SET(id, v_empty) > 0;
     SET v_marks = 1;
   END IF;
-  IF v_next <> v_seen THEN
+  IF p_restart AND (v_next <> v_seen OR v_drift) THEN  -- (keeping counters: no matter)
     -- (counted below the position read first: a ticket taken since is not in the range)
     SELECT COUNT(*) INTO v_kept FROM {TICKETS} WHERE id >= v_seen AND id < v_next;
-    IF v_kept <> v_next - v_seen THEN
+    IF v_kept <> v_next - v_seen OR v_drift THEN
       INSERT IGNORE INTO {DIRTY} (tid, kind)
       SELECT t.id, 'a' FROM {TABLES} t JOIN information_schema.TABLES s
         ON s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = t.name
@@ -394,6 +397,12 @@ proc: BEGIN
           ITERATE tables;
         END IF;
         SET @cleandb_table = v_name;
+        IF NOT p_restart THEN
+          -- rows only, counters keep counting: DELETE (and the copy of a seeded table's
+          -- baseline) in the final transaction, no DDL at all
+          SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
+          ITERATE tables;
+        END IF;
         IF v_restore IS NULL THEN
           SET v_seeded = 0, v_ddl = v_reset;  -- empty at baseline: TRUNCATE (counter to 1)
           __CLEANDB_NOWAIT_TRUNCATE__
@@ -437,7 +446,17 @@ proc: BEGIN
           SELECT name, reset_sql, restore_sql, update_sql
           INTO v_fname, v_freset, v_frestore, v_fupdate FROM {TABLES} WHERE id = v_fid;
           SET @cleandb_table = v_fname, v_gone = 0;
-          __CLEANDB_IN_PLACE_LATER__
+          IF v_frestore IS NULL THEN  -- empty at baseline, counter kept (p_restart false)
+            BEGIN
+              DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+              SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_fname, '`', '``'), '`');
+              PREPARE cleandb_stmt FROM @cleandb_sql;
+              EXECUTE cleandb_stmt;
+              DEALLOCATE PREPARE cleandb_stmt;
+            END;
+          ELSE
+            __CLEANDB_IN_PLACE_LATER__
+          END IF;
           IF v_gone THEN
             SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_fname, '`', '``'), '`'));
           ELSE  -- its marks, its own statements' included, right after them (see passes)
@@ -492,8 +511,9 @@ proc: BEGIN
     END LOOP;
     CLOSE cur;
     SET @cleandb_table = NULL;
-    IF v_pass = 0 AND v_next <> v_seen THEN
-      UPDATE {CONFIG} SET tickets = v_next;
+    IF v_pass = 0 THEN  -- (drifted: whether counters may be past their baselines unmarked)
+      UPDATE {CONFIG} SET tickets = v_next, drifted = (NOT p_restart)
+      WHERE tickets <> v_next OR drifted <> (NOT p_restart);
     END IF;
     COMMIT;
     -- Each table's marks went right after its own statements: a mark of this connection's
@@ -509,8 +529,9 @@ proc: BEGIN
         'alembic-cleandb: triggers keep writing tracked tables while the reset restores them, {MAX_PASSES} passes in a row; their marks are kept.';
     END IF;
     END LOOP;
-  ELSEIF v_next <> v_seen THEN  -- (each pass above commits its own work)
-    UPDATE {CONFIG} SET tickets = v_next;
+  ELSE  -- (each pass above commits its own work)
+    UPDATE {CONFIG} SET tickets = v_next, drifted = (NOT p_restart)
+    WHERE tickets <> v_next OR drifted <> (NOT p_restart);
     COMMIT;
   END IF;
   IF v_marks THEN
@@ -525,6 +546,9 @@ proc: BEGIN
   END IF;
   SELECT v_count;
 END"""
+
+#: The reset as every version called it: restarting ids.
+_TRUNCATE = "CREATE PROCEDURE cleandb_truncate() CALL cleandb_reset(TRUE)"
 
 
 _DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
@@ -625,7 +649,8 @@ class MySQLBackend(ClientSideBackend):
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
         f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INT NOT NULL, "
         "database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, "
-        "tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB " + _BINARY,
+        "tickets BIGINT NOT NULL DEFAULT 1, drifted BOOLEAN NOT NULL DEFAULT FALSE) "
+        "ENGINE=InnoDB " + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INT AUTO_INCREMENT PRIMARY KEY, "
         "name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, "
         "counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, "
@@ -966,8 +991,10 @@ class MySQLBackend(ClientSideBackend):
     def after_sync(
         self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
     ) -> None:
-        ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
+        for name in PROCEDURES:
+            ex(f"DROP PROCEDURE IF EXISTS {name}")
         ex(_procedure(seeded, self.sequence, self.cascades, self.checks))
+        ex(_TRUNCATE)
         if not fresh:
             return
         # The marks are cleared next: every ticket taken so far is accounted for.
@@ -1003,8 +1030,8 @@ class MySQLBackend(ClientSideBackend):
         ]
         return [(kind, name) for kind, name in found if self.own_table(name)]
 
-    def resetter(self, connection: Connection) -> Callable[[], int]:
-        call = driver_call(connection, "CALL cleandb_truncate()")
+    def resetter(self, connection: Connection, restart_ids: bool = True) -> Callable[[], int]:
+        call = driver_call(connection, f"CALL cleandb_reset({'TRUE' if restart_ids else 'FALSE'})")
 
         def reset() -> int:
             return int(call() or 0)
