@@ -89,11 +89,12 @@ class Resetter:
     have). SQLite has no stored routines: the Cleaner resets from Python.
     """
 
-    def __init__(self, backend: Any, db: str) -> None:
+    def __init__(self, backend: Any, db: str, restart_ids: bool = True) -> None:
         self.backend_name = backend.name
         mod, _ = load()
         url = backend.sa_url(db).render_as_string(hide_password=False)
-        self._cleaner = mod.Cleaner(url)
+        # (restart_ids passed only when False: code from before the option has no such argument)
+        self._cleaner = mod.Cleaner(url) if restart_ids else mod.Cleaner(url, restart_ids=False)
         self.via = "Cleaner(url).reset(), as the plugin's per-test fixture"
 
     def __call__(self) -> None:
@@ -127,6 +128,9 @@ def plugin_args() -> list[str]:
     return ["-p", PLUGIN_MODULE]
 
 
-def plugin_ini_lines(sa_url: str) -> list[str]:
+def plugin_ini_lines(sa_url: str, restart_ids: str = "always") -> list[str]:
     """Lines for the [pytest] section of the generated suite that enable our plugin."""
-    return ["cleandb_urls = " + sa_url]
+    lines = ["cleandb_urls = " + sa_url]
+    if restart_ids != "always":
+        lines.append("cleandb_restart_ids = " + restart_ids)
+    return lines
