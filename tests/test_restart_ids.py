@@ -205,3 +205,22 @@ def test_a_bad_value_is_a_usage_error_naming_the_choices(
     result.stderr.fnmatch_lines(
         ["ERROR: cleandb_restart_ids must be one of always, never, not 'sometimes'"]
     )
+
+
+def test_never_puts_a_counter_a_test_restarted_back_up_to_its_baseline(
+    tables: str, backend: str
+) -> None:
+    """A test that restarts a counter itself: the rows come back, and the next id collides
+    with none of them (PostgreSQL: the sequence goes back up to its baseline; MySQL/MariaDB
+    and SQLite: restoring the rows with their keys moves the counter past them)."""
+    url = tables
+    restart = {
+        "postgresql": "TRUNCATE {Seeded} RESTART IDENTITY",
+        "mariadb": "TRUNCATE TABLE {Seeded}",
+        "sqlite": "DELETE FROM sqlite_sequence WHERE name = 'Seeded'",
+    }[backend]
+    run(url, "DELETE FROM {Seeded}")
+    run(url, restart)
+    alembic_cleandb.clean(url, restart_ids=False)
+    assert rows(url, "Seeded") == SEED
+    assert insert(url, "Seeded", name="three") == 3

@@ -677,8 +677,14 @@ BEGIN
     PERFORM set_config('session_replication_role', role, true);
   END IF;
   IF NOT restart_ids THEN
-    -- Rows only: every sequence keeps counting. cleandb.drift remembers that sequences may
-    -- now be past their baselines without a mark, for the next reset that restarts them.
+    -- Rows only: every sequence keeps counting - but never below its baseline, which a test
+    -- that restarted one (TRUNCATE ... RESTART IDENTITY, ALTER SEQUENCE ... RESTART) would
+    -- leave below the restored rows' keys. cleandb.drift remembers that sequences may now be
+    -- past their baselines without a mark, for the next reset that restarts them.
+    PERFORM setval(s.seq, s.last_value, s.is_called)
+    FROM cleandb.sequences s, cleandb.position(s.seq) p
+    WHERE s.unit = ANY (units) AND (SELECT true FROM pg_class c WHERE c.oid = s.seq)
+      AND p.last_value + p.is_called::int < s.last_value + s.is_called::int;
     IF pg_sequence_last_value('cleandb.drift') IS NULL THEN
       PERFORM setval('cleandb.drift', 1, true);
     END IF;
