@@ -4,7 +4,9 @@
            + commit
 - drop:    ``Operations(...).drop_clean_tracking()`` + commit
 - reset:   ``alembic_cleandb.Cleaner(url).reset()`` (PostgreSQL ``SELECT cleandb_truncate()``,
-           MariaDB ``CALL cleandb_truncate()`` on its raw DBAPI connection)
+           MariaDB ``CALL cleandb_reset(TRUE)``, what ``CALL cleandb_truncate()`` calls, on its
+           raw DBAPI connection; ``restart_ids=False``: ``SELECT cleandb_truncate(false)``,
+           ``CALL cleandb_reset(FALSE)``)
 - pytest:  pytest11 entry point ``alembic_cleandb.testing.plugin`` configured by the ini
            option ``cleandb_urls``.
 """
