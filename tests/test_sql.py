@@ -68,7 +68,10 @@ def test_postgresql_mark_function_runs_as_the_installer_with_a_pinned_search_pat
     assert "SECURITY DEFINER SET search_path = pg_catalog, pg_temp" in header
     assert "pg_catalog.nextval('cleandb.tickets'::pg_catalog.regclass)" in marking
     assert "GRANT USAGE ON SCHEMA cleandb TO PUBLIC" in statements
-    assert "GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets, cleandb.drift TO PUBLIC" in statements
+    assert (
+        "GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets, cleandb.drift TO PUBLIC"
+        in statements
+    )
     assert (
         "GRANT EXECUTE ON FUNCTION cleandb.mark_table(oid), cleandb.mark() TO PUBLIC" in statements
     )
