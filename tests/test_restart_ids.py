@@ -4,6 +4,9 @@ backwards, and ``always`` (the default) restores every counter that moved meanwh
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -189,6 +192,16 @@ def test_the_plugin_option(
     result = pytester.runpytest(*args)
     result.assert_outcomes(passed=6 if "-n" in args else 3)
     assert rows(url, "counted-from") == []
+
+
+@pytest.mark.slow
+def test_the_readme_example(pytester: pytest.Pytester, tables: str) -> None:
+    """README, "Ids that keep counting": its ini section as written, the URL made this test's."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (example,) = [b for b in re.findall(r"```ini\n(.*?)```", readme, re.S) if "restart_ids" in b]
+    pytester.makeini(re.sub(r"(?m)^cleandb_urls = .*$", f"cleandb_urls = {tables}", example))
+    pytester.makepyfile(test_ids=INNER.format(second=1001, third=1002))
+    pytester.runpytest().assert_outcomes(passed=3)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # (read before any database is opened)
