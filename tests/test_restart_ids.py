@@ -195,6 +195,19 @@ def test_the_plugin_option(
 
 
 @pytest.mark.slow
+def test_a_run_with_always_after_a_run_with_never_starts_from_the_baseline_ids(
+    pytester: pytest.Pytester, tables: str
+) -> None:
+    """The first test of an ``always`` run gets the baseline ids although the ``never`` run
+    before left every counter past them (the session's first reset restores them)."""
+    pytester.makeini(f"[pytest]\ncleandb_urls = {tables}\n")
+    pytester.makepyfile(test_ids=INNER.format(second=1001, third=1002))
+    pytester.runpytest("--cleandb-restart-ids=never").assert_outcomes(passed=3)
+    pytester.makepyfile(test_ids=INNER.format(second=1000, third=1000))
+    pytester.runpytest().assert_outcomes(passed=3)
+
+
+@pytest.mark.slow
 def test_the_readme_example(pytester: pytest.Pytester, tables: str) -> None:
     """README, "Ids that keep counting": its ini section as written, the URL made this test's."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
