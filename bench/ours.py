@@ -4,7 +4,9 @@
            + commit
 - drop:    ``Operations(...).drop_clean_tracking()`` + commit
 - reset:   ``alembic_cleandb.Cleaner(url).reset()`` (PostgreSQL ``SELECT cleandb_truncate()``,
-           MariaDB ``CALL cleandb_truncate()`` on its raw DBAPI connection)
+           MariaDB ``CALL cleandb_reset(TRUE)``, what ``CALL cleandb_truncate()`` calls, on its
+           raw DBAPI connection; ``restart_ids=False``: ``SELECT cleandb_truncate(false)``,
+           ``CALL cleandb_reset(FALSE)``)
 - pytest:  pytest11 entry point ``alembic_cleandb.testing.plugin`` configured by the ini
            option ``cleandb_urls``.
 """
@@ -89,11 +91,12 @@ class Resetter:
     have). SQLite has no stored routines: the Cleaner resets from Python.
     """
 
-    def __init__(self, backend: Any, db: str) -> None:
+    def __init__(self, backend: Any, db: str, restart_ids: bool = True) -> None:
         self.backend_name = backend.name
         mod, _ = load()
         url = backend.sa_url(db).render_as_string(hide_password=False)
-        self._cleaner = mod.Cleaner(url)
+        # (restart_ids passed only when False: code from before the option has no such argument)
+        self._cleaner = mod.Cleaner(url) if restart_ids else mod.Cleaner(url, restart_ids=False)
         self.via = "Cleaner(url).reset(), as the plugin's per-test fixture"
 
     def __call__(self) -> None:
@@ -127,6 +130,9 @@ def plugin_args() -> list[str]:
     return ["-p", PLUGIN_MODULE]
 
 
-def plugin_ini_lines(sa_url: str) -> list[str]:
+def plugin_ini_lines(sa_url: str, restart_ids: str = "always") -> list[str]:
     """Lines for the [pytest] section of the generated suite that enable our plugin."""
-    return ["cleandb_urls = " + sa_url]
+    lines = ["cleandb_urls = " + sa_url]
+    if restart_ids != "always":
+        lines.append("cleandb_restart_ids = " + restart_ids)
+    return lines

@@ -42,7 +42,7 @@ DB = DB_PREFIX + "_profile"
 
 NAMES = {  # statements of the PostgreSQL reset named by what they do
     "IF q IS NOT NULL": "dynamic reset statement (EXECUTE of the dirty tables' fragments)",
-    "IF marks = issued": "sequences back to their baseline (setval)",
+    "IF NOT restart_ids": "sequences back to their baseline (setval)",
 }
 
 
@@ -70,7 +70,7 @@ def instrumented(definition: str) -> str:
     for line in lines:
         stripped = line.strip()
         if not body:
-            out.append(line.replace("cleandb.reset()", "public.cleandb_profiled_reset()"))
+            out.append(line.replace("cleandb.reset(", "public.cleandb_profiled_reset("))
             if stripped == "DECLARE":
                 out.append("  cleandb_ts timestamptz[]; cleandb_labels text[];")
             elif stripped == "BEGIN":
@@ -105,8 +105,9 @@ def instrumented(definition: str) -> str:
 
 
 class Profiler:
-    def __init__(self, b: Backend) -> None:
+    def __init__(self, b: Backend, restart_ids: bool = True) -> None:
         self.b = b
+        self.flag = "TRUE" if restart_ids else "FALSE"
         self.conn = b.connect(DB)
         self.notices: list[str] = []
         self.seen = 0  # MariaDB: the last Query_ID already counted
@@ -116,7 +117,7 @@ class Profiler:
             self.conn.execute("SET session_replication_role = replica")
             self.conn.add_notice_handler(lambda d: self.notices.append(d.message_primary))
             definition = self.conn.execute(
-                "SELECT pg_get_functiondef('cleandb.reset()'::regprocedure)"
+                "SELECT pg_get_functiondef('cleandb.reset(boolean)'::regprocedure)"
             ).fetchone()[0]
             self.conn.execute(instrumented(definition))
         else:
@@ -126,7 +127,7 @@ class Profiler:
 
     def close(self) -> None:
         if self.b.name == "postgresql":
-            self.conn.execute("DROP FUNCTION public.cleandb_profiled_reset()")
+            self.conn.execute("DROP FUNCTION public.cleandb_profiled_reset(boolean)")
         self.conn.close()
 
     def reset(self) -> tuple[float, dict[str, float]]:
@@ -135,7 +136,7 @@ class Profiler:
         if self.b.name == "postgresql":
             self.notices.clear()
             t0 = time.perf_counter()
-            self.conn.execute("SELECT public.cleandb_profiled_reset()").fetchall()
+            self.conn.execute(f"SELECT public.cleandb_profiled_reset({self.flag})").fetchall()
             wall = (time.perf_counter() - t0) * 1000
             for note in self.notices:
                 for item in note.split("|"):
@@ -145,7 +146,7 @@ class Profiler:
         cur = self.conn.cursor()
         cur.execute("SET profiling = 1")
         t0 = time.perf_counter()
-        cur.execute("CALL cleandb_truncate()")
+        cur.execute(f"CALL cleandb_reset({self.flag})")
         while cur.nextset():
             pass
         wall = (time.perf_counter() - t0) * 1000
@@ -159,7 +160,9 @@ class Profiler:
         return wall, parts
 
 
-def profile(b: Backend, n: int, ks: list[int], reps: int, keep: bool) -> None:
+def profile(
+    b: Backend, n: int, ks: list[int], reps: int, keep: bool, restart_ids: bool = True
+) -> None:
     schema = build_schema(n)
     b.create_database(DB)
     try:
@@ -168,7 +171,7 @@ def profile(b: Backend, n: int, ks: list[int], reps: int, keep: bool) -> None:
         b.settle([DB])
         writer = b.connect(DB)
         wcur = writer.cursor()
-        prof = Profiler(b)
+        prof = Profiler(b, restart_ids)
         rng = random.Random(7)
         for i in range(0, n, 20):  # warm-up: every table reset once (see reset_bench.warm)
             write_rows(b, wcur, schema.names[i : i + 20])
@@ -184,7 +187,8 @@ def profile(b: Backend, n: int, ks: list[int], reps: int, keep: bool) -> None:
                 walls.append(wall)
                 for name in set(per) | set(parts):
                     per[name].append(parts.get(name, 0.0))
-            print(f"\n== {b.name}, N = {n}, k = {k}: median per reset over {reps} resets ==")
+            mode = "" if restart_ids else ", restart_ids=False"
+            print(f"\n== {b.name}{mode}, N = {n}, k = {k}: median per reset over {reps} resets ==")
             print(f"client wall time (with profiling on): {statistics.median(walls):8.3f} ms")
             rows = sorted(((statistics.median(v), name) for name, v in per.items()), reverse=True)
             server = sum(ms for ms, _ in rows)
@@ -206,11 +210,18 @@ def main() -> None:
     p.add_argument("--k", default="1,5,20")
     p.add_argument("--reps", type=int, default=100)
     p.add_argument("--keep", action="store_true", help="keep the database")
+    p.add_argument(
+        "--restart-ids",
+        choices=("always", "never"),
+        default="always",
+        help="the reset profiled: always (the default) or never (rows only, ids keep counting)",
+    )
     a = p.parse_args()
     for name in a.backend.split(","):
         if name not in ("postgresql", "mariadb"):
             p.error(f"profiles PostgreSQL and MariaDB (SQLite resets in the library): {name!r}")
-        profile(Backend.create(name), a.tables, [int(k) for k in a.k.split(",")], a.reps, a.keep)
+        ks = [int(k) for k in a.k.split(",")]
+        profile(Backend.create(name), a.tables, ks, a.reps, a.keep, a.restart_ids == "always")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from strategies import LABELS, ORDER
 
 SHORT = {
     "ours": "ours",
+    "ours_never": "ours-never",
     "peer": "peer",
     "truncate_all": "trunc-all",
     "delete_all": "delete-all",
@@ -50,15 +51,22 @@ def reset_tables(data: dict[str, Any]) -> list[str]:
             out.append("")
             out.append(f"== {b}, N = {n} tables: median ms per reset (p10-p90 in JSON) ==")
             head = "%4s " % "k" + "".join("%11s" % SHORT[s] for s in names)
-            head += "%11s%11s%11s%11s" % ("ours/SEL1", "ours/SEL1w", "peer/ours", "trunc/ours")
+            head += "%11s%11s%11s%11s%11s" % (
+                "ours/SEL1",
+                "ours/SEL1w",
+                "peer/ours",
+                "peer/never",
+                "trunc/ours",
+            )
             out.append(head)
             for k, cell in nres.get("by_k", {}).items():
                 row = "%4s " % k + "".join("%11s" % _fmt_ms(_median(cell, s)) for s in names)
                 o = _median(cell, "ours")
-                row += "%11s%11s%11s%11s" % (
+                row += "%11s%11s%11s%11s%11s" % (
                     _ratio(o, _median(cell, "select1")),
                     _ratio(o, _median(cell, "select1_w")),
                     _ratio(_median(cell, "peer"), o),
+                    _ratio(_median(cell, "peer"), _median(cell, "ours_never")),
                     _ratio(_median(cell, "truncate_all"), o),
                 )
                 out.append(row)
@@ -222,6 +230,7 @@ def chart(data: dict[str, Any], path: str) -> str:
     )
     styles = {
         "ours": ("tab:green", "o", "-"),
+        "ours_never": ("tab:olive", "D", "-"),
         "peer": ("tab:red", "s", "-"),
         "truncate_all": ("tab:purple", "^", "--"),
         "delete_all": ("tab:orange", "v", "--"),

@@ -152,6 +152,7 @@ class Setup:
         self.tracker: peer.Peer | None = None
         roles = {
             "ours": "ours",
+            "ours_never": "oursnever",
             "peer": "peer",
             "truncate_all": "trunc",
             "delete_all": "delete",
@@ -161,7 +162,7 @@ class Setup:
         }
         needed = list(dict.fromkeys(wanted + (["ours", "peer", "select1"] if need_write else [])))
         for s in needed:
-            if s == "ours" and ours_reason:
+            if s in ("ours", "ours_never") and ours_reason:
                 self.unavailable[s] = ours_reason
                 continue
             if s == "peer":
@@ -182,16 +183,19 @@ class Setup:
             # The write benchmark's untracked table lives next to the tracked one (see run_write)
             untracked_twin(schema).create(b.engine(self.dbs["ours"]))
             exclude = (UNTRACKED,)
-        if "ours" in self.dbs:
+        for role, excluded in (("ours", exclude), ("oursnever", ())):
+            if role not in self.dbs:
+                continue
             try:
                 t = time.perf_counter()
-                ours.install(b.engine(self.dbs["ours"]), exclude=exclude)
-                log("  ours: install_clean_tracking() in %.2fs" % (time.perf_counter() - t))
+                ours.install(b.engine(self.dbs[role]), exclude=excluded)
+                log("  %s: install_clean_tracking() in %.2fs" % (role, time.perf_counter() - t))
             except Exception as exc:
-                self.unavailable["ours"] = f"install failed: {type(exc).__name__}: {exc}"
-                log("  ours: " + self.unavailable["ours"])
+                name = "ours" if role == "ours" else "ours_never"
+                self.unavailable[name] = f"install failed: {type(exc).__name__}: {exc}"
+                log("  %s: %s" % (role, self.unavailable[name]))
                 traceback.print_exc(limit=3)
-                self._drop("ours")
+                self._drop(role)
         if "peer" in self.dbs:
             try:
                 t = time.perf_counter()
@@ -213,6 +217,8 @@ class Setup:
             try:
                 if s == "ours":
                     self.strategies.append(st.Ours(b, db, schema))
+                elif s == "ours_never":
+                    self.strategies.append(st.OursNever(b, db, schema))
                 elif s == "peer":
                     assert self.tracker is not None
                     self.strategies.append(st.Peer(b, db, schema, self.tracker))
@@ -434,6 +440,10 @@ def count_rows(b: Backend, db: str, tables: list[str]) -> int:
         conn.close()
 
 
+#: The suite strategies that run our plugin on the tracked database.
+OURS_SUITE = ("ours", "ours_never", "ours_n2")
+
+
 def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> dict[str, Any]:
     schema = build_schema(ARGS.suite_tables, seed=ARGS.seed + 7)
     root = os.path.join(os.path.abspath(ARGS.out), "suite", b.name)
@@ -488,6 +498,17 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
     strats.append(
         suite_bench.SuiteStrategy("none_sa", py_main, conftest_extra="import sqlalchemy\n")
     )
+    # The same plugin with cleandb_restart_ids = never (rows only, ids keep counting), on the
+    # same database: the untimed reset before each run (prep) restarts its counters.
+    strats.append(
+        suite_bench.SuiteStrategy(
+            "ours_never",
+            py_main,
+            ini=ours.plugin_ini_lines(ours_url, "never"),
+            addopts=ours.plugin_args(),
+            unavailable=plugin_reason,
+        )
+    )
     # The -n 2 speed-up: the same suite and plugin, two xdist workers, one database copy each.
     strats.append(
         suite_bench.SuiteStrategy(
@@ -522,7 +543,9 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
             try:
                 ours.install(b.engine(dbs["ours"]))
             except Exception as exc:
-                strats[0].unavailable = f"install failed: {type(exc).__name__}: {exc}"
+                for s in strats:
+                    if s.name in OURS_SUITE:
+                        s.unavailable = f"install failed: {type(exc).__name__}: {exc}"
         dirs: dict[str, str] = {}
         prepare: dict[str, Any] = {}
         for s in strats:
@@ -530,7 +553,7 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
                 continue
             db = (
                 dbs["ours"]
-                if s.name in ("ours", "ours_n2")
+                if s.name in OURS_SUITE
                 else dbs["peer"]
                 if s.name == "peer"
                 else dbs["plain"]
@@ -538,7 +561,7 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
             dirs[s.name] = suite_bench.write_suite(root, s, b, db, tests, files=10)
 
             def prep(s: suite_bench.SuiteStrategy = s, db: str = db) -> None:
-                if s.name in ("ours", "ours_n2"):
+                if s.name in OURS_SUITE:
                     r = ours.Resetter(b, db)
                     try:
                         r()
@@ -559,7 +582,7 @@ def run_suite(b: Backend, ours_reason: str | None, peer_reason: str | None) -> d
             """Rows above the seeded baseline after a run (0 = the suite left the db clean)."""
             db = (
                 dbs["ours"]
-                if name in ("ours", "ours_n2")
+                if name in OURS_SUITE
                 else dbs["peer"]
                 if name == "peer"
                 else dbs["plain"]

@@ -71,6 +71,18 @@ class Ours(Strategy):
         self.resetter.close()
 
 
+class OursNever(Ours):
+    """Ours with ``restart_ids=False`` (``cleandb_restart_ids = never``): rows back to the
+    baseline with DELETE and INSERT only, ids keep counting (no DDL on MariaDB)."""
+
+    name, label = "ours_never", "alembic-cleandb, restart_ids=False"
+    check_ids = False  # ids keep counting: by design not back at the seeded position
+
+    def __init__(self, backend: Backend, db: str, schema: Schema) -> None:
+        Strategy.__init__(self, backend, db, schema)
+        self.resetter = ours.Resetter(backend, db, restart_ids=False)
+
+
 class Peer(Strategy):
     name, label = "peer", "pytest-clean-database 1.0.0"
     warm_per_table = True
@@ -163,10 +175,19 @@ class Select1AfterWrites(Select1):
     checked = False
 
 
-ORDER = ["ours", "peer", "truncate_all", "delete_all", "rollback", "select1", "select1_w"]
+ORDER = [
+    "ours",
+    "ours_never",
+    "peer",
+    "truncate_all",
+    "delete_all",
+    "rollback",
+    "select1",
+    "select1_w",
+]
 LABELS = {
     c.name: c.label
-    for c in (Ours, Peer, TruncateAll, DeleteAll, Rollback, Select1, Select1AfterWrites)
+    for c in (Ours, OursNever, Peer, TruncateAll, DeleteAll, Rollback, Select1, Select1AfterWrites)
 }
 
 

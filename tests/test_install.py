@@ -200,7 +200,7 @@ def test_offline_sql_on_postgresql_installs_and_carries_the_guard(pg_databases) 
     upgrade(url, "heads", cleandb=False)
     sql = offline_sql(url, "cleandb@head", starting="0002")
     assert "refuses to install tracking in database" in sql
-    assert "CREATE OR REPLACE FUNCTION cleandb_truncate()" in sql
+    assert "CREATE OR REPLACE FUNCTION cleandb_truncate(restart_ids boolean DEFAULT true)" in sql
     raw = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     import psycopg
 

@@ -667,3 +667,38 @@ def test_a_worker_copy_keeps_id_0_rows_and_sequence_positions(
     assert alembic_cleandb.clean(copy) == 2
     assert dump(copy) == baseline
     assert next_values(copy) == expected
+
+
+@MARIADB
+def test_ids_that_keep_counting_with_append_only_tables_and_sequences(db_url: str) -> None:
+    """``restart_ids=False``: append-only tables (seeded or empty, a DELETE trigger that raises)
+    are still truncated - a DELETE would fire their triggers - and MariaDB sequences keep
+    counting like every other counter; the next reset that restarts ids puts them back."""
+    track(
+        db_url,
+        "CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(20), "
+        "at DATETIME NOT NULL)",
+        "INSERT INTO audit (what, at) VALUES ('seed', '2001-01-01 00:00:00')",
+        *APPEND_ONLY,
+        "CREATE TABLE log (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(20))",
+        "CREATE TRIGGER log_kept BEFORE DELETE ON log FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'log is append-only'",
+        *SEQUENCES,
+    )
+    baseline = dump(db_url)
+    expected = baseline_next_values(db_url)
+    execute(
+        db_url,
+        "INSERT INTO audit (what, at) VALUES ('test', NOW())",
+        "INSERT INTO log (what) VALUES ('test')",
+        "INSERT INTO invoice (total) VALUES (3)",
+    )
+    moved = next_values(db_url)
+    assert moved[0] > expected[0]
+    assert alembic_cleandb.clean(db_url, restart_ids=False) >= 3
+    assert dump(db_url) == baseline
+    after = next_values(db_url)  # the sequences kept counting
+    assert after[0] > moved[0] and after[1] > moved[1]
+    assert alembic_cleandb.clean(db_url) == 0  # counters restart: the sequences go back
+    assert next_values(db_url) == expected
+    assert marked(db_url) == set()

@@ -68,13 +68,16 @@ def test_postgresql_mark_function_runs_as_the_installer_with_a_pinned_search_pat
     assert "SECURITY DEFINER SET search_path = pg_catalog, pg_temp" in header
     assert "pg_catalog.nextval('cleandb.tickets'::pg_catalog.regclass)" in marking
     assert "GRANT USAGE ON SCHEMA cleandb TO PUBLIC" in statements
-    assert "GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets TO PUBLIC" in statements
+    assert (
+        "GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets, cleandb.drift TO PUBLIC"
+        in statements
+    )
     assert (
         "GRANT EXECUTE ON FUNCTION cleandb.mark_table(oid), cleandb.mark() TO PUBLIC" in statements
     )
     attach = next(s for s in statements if "FUNCTION cleandb.attach(rel regclass)" in s)
     assert "ENABLE ALWAYS TRIGGER cleandb_mark" in attach
-    reset = next(s for s in statements if "FUNCTION cleandb.reset()" in s)
+    reset = next(s for s in statements if "FUNCTION cleandb.reset(restart_ids boolean)" in s)
     assert "has_table_privilege('cleandb.dirty', 'DELETE')" in reset
 
 
@@ -84,7 +87,7 @@ def test_postgresql_reset_switches_triggers_off_and_checks_references_to_untrack
     table; exactly those constraints are checked after the reset's statement. A switch made
     for one reset is undone before it returns; every function it needs is created before it."""
     statements = postgresql.install_statements(postgresql.TrackingOptions())
-    reset = next(s for s in statements if "FUNCTION cleandb.reset()" in s)
+    reset = next(s for s in statements if "FUNCTION cleandb.reset(restart_ids boolean)" in s)
     fks = next(s for s in statements if "FUNCTION cleandb.check_fks(rel regclass)" in s)
     refs = next(s for s in statements if "FUNCTION cleandb.check_references(" in s)
     may = next(s for s in statements if "FUNCTION cleandb.may_skip_triggers()" in s)

@@ -49,6 +49,13 @@ class Cleaner:
     Opening it checks that the database is a test database (name contains ``test``, equals
     ``CLEANDB_ALLOW_DATABASE`` or ``allowed_database``) and that tracking of this library's
     schema version is there.
+
+    ``restart_ids=True`` (the default): each reset also puts the counters of the tables it
+    resets (sequences, AUTO_INCREMENT, ``sqlite_sequence``) back to their baselines, so a
+    test's first insert gets the id the seed's next row would. ``False``: rows only, with
+    DELETE and INSERT; counters keep counting (never moved backwards, so an id is never
+    handed out twice), which spares MySQL/MariaDB a DDL per table. A later reset with
+    ``restart_ids=True`` restores every counter that moved meanwhile.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class Cleaner:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         *,
         allowed_database: str | None = None,
+        restart_ids: bool = True,
     ):
         self._engine: Engine = create_engine(url)
         self.display = safe_url(self._engine.url)
@@ -69,7 +77,9 @@ class Cleaner:
             _check_synced(self.backend, self._connection, self.display)
             self.info = DatabaseInfo(self.display, self._connection.dialect.name, database, version)
             self.backend.configure_session(self._connection, lock_timeout)
-            self._reset: Callable[[], int] = self.backend.resetter(self._connection)
+            self._reset: Callable[[], int] = self.backend.resetter(
+                self._connection, restart_ids
+            )
         except BaseException:
             self.close()
             raise
@@ -254,13 +264,14 @@ def clean(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     *,
     allowed_database: str | None = None,
+    restart_ids: bool = True,
 ) -> int:
     """Reset the tables written since the last reset in ``target`` (a URL, Engine or Connection).
 
     Returns the number of tables reset. Same checks as the pytest plugin: the database must be
     a test database with tracking installed. A connection opened here waits at most
     ``lock_timeout`` seconds for another session's lock (a Connection you pass keeps its own
-    settings).
+    settings). ``restart_ids``: as for :class:`Cleaner`.
 
     Given a ``Connection`` with no transaction open, the work is committed before this returns,
     as with a URL. Called inside a transaction you began, it joins that transaction and you
@@ -271,7 +282,7 @@ def clean(
         if connection is not target:  # opened here
             backend.configure_session(connection, lock_timeout)
         try:
-            return backend.resetter(connection)()
+            return backend.resetter(connection, restart_ids)()
         except Exception as exc:
             raise ResetError(backend.explain(exc, display, connection)) from exc
 

@@ -92,6 +92,9 @@ SELECT id, name, counter FROM cleandb_tables WHERE baseline_rows = 0 AND counter
 DROP PROCEDURE IF EXISTS cleandb_truncate
 
 -- push
+DROP PROCEDURE IF EXISTS cleandb_reset
+
+-- push
 SET @cleandb_mode = @@SESSION.sql_mode
 
 -- push
@@ -102,6 +105,9 @@ CREATE PROCEDURE cleandb_truncate() ... (see mariadb.sql)
 
 -- push
 SET SESSION sql_mode = @cleandb_mode
+
+-- push
+CREATE PROCEDURE cleandb_truncate() ... (see mariadb.sql)
 
 -- pop
 SELECT COALESCE(MAX(depth), 0) FROM cleandb_layers WHERE tid = 0
@@ -155,6 +161,9 @@ SELECT id, name, counter FROM cleandb_tables WHERE baseline_rows = 0 AND counter
 DROP PROCEDURE IF EXISTS cleandb_truncate
 
 -- pop
+DROP PROCEDURE IF EXISTS cleandb_reset
+
+-- pop
 SET @cleandb_mode = @@SESSION.sql_mode
 
 -- pop
@@ -165,6 +174,9 @@ CREATE PROCEDURE cleandb_truncate() ... (see mariadb.sql)
 
 -- pop
 SET SESSION sql_mode = @cleandb_mode
+
+-- pop
+CREATE PROCEDURE cleandb_truncate() ... (see mariadb.sql)
 
 -- pop
 SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'cleandb\_b%\_%'

@@ -1,5 +1,5 @@
 -- bookkeeping
-CREATE TABLE IF NOT EXISTS cleandb_config (schema_version INT NOT NULL, database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+CREATE TABLE IF NOT EXISTS cleandb_config (schema_version INT NOT NULL, database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, tickets BIGINT NOT NULL DEFAULT 1, drifted BOOLEAN NOT NULL DEFAULT FALSE) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 
 -- bookkeeping
 CREATE TABLE IF NOT EXISTS cleandb_tables (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, counter_sql TEXT NULL, update_sql TEXT NULL, check_sql TEXT NULL, check_names TEXT NULL, app_triggers TINYINT NOT NULL DEFAULT 0, reset_mode TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
@@ -32,13 +32,16 @@ CREATE TRIGGER cleandb_9_d AFTER DELETE ON `we``ird` FOR EACH ROW BEGIN DECLARE 
 DROP PROCEDURE IF EXISTS cleandb_truncate
 
 -- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
+DROP PROCEDURE IF EXISTS cleandb_reset
+
+-- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
 SET @cleandb_mode = @@SESSION.sql_mode
 
 -- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
 SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')
 
 -- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
-CREATE PROCEDURE cleandb_truncate()
+CREATE PROCEDURE cleandb_reset(IN p_restart BOOLEAN)
 proc: BEGIN
 DECLARE v_id INT;
 DECLARE v_name VARCHAR(64) CHARACTER SET utf8mb4;
@@ -48,7 +51,7 @@ DECLARE v_finished, v_later, v_freset, v_frestore TEXT CHARACTER SET utf8mb4;
 DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
 DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
 DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
-DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
+DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap, v_drift INT DEFAULT 0;
 DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
 DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
 DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
@@ -71,16 +74,19 @@ INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT tid, kind FROM cleandb_dirty
 COMMIT;
 DELETE FROM cleandb_dirty_nt;
 END IF;
-SELECT s.next_ticket, c.tickets,
+SELECT s.next_ticket, c.tickets, c.drifted AND p_restart,
 EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), CONCAT_WS(',', IF(EXISTS (SELECT 1 FROM `lookup`), NULL, 3), IF(EXISTS (SELECT 1 FROM `we``ird`), NULL, 9)),
 ''
-INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
+INTO v_next, v_seen, v_drift, v_marks, v_here, v_empty, v_seqs
 FROM cleandb_config c, (SELECT AUTO_INCREMENT AS next_ticket FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cleandb_tickets') s LIMIT 1;
 IF v_done THEN
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty) INTO v_marks;
 END IF;
-IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
-AND (v_seqs IS NULL OR v_seqs = '') THEN
+IF NOT p_restart THEN
+SET v_seqs = '';
+END IF;
+IF v_next = v_seen AND NOT v_marks AND NOT v_done AND NOT v_drift
+AND (v_empty IS NULL OR v_empty = '') AND (v_seqs IS NULL OR v_seqs = '') THEN
 SELECT 0;
 LEAVE proc;
 END IF;
@@ -89,9 +95,9 @@ INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT id, 'i' FROM cleandb_tables
 WHERE FIND_IN_SET(id, v_empty) > 0;
 SET v_marks = 1;
 END IF;
-IF v_next <> v_seen THEN
+IF p_restart AND (v_next <> v_seen OR v_drift) THEN
 SELECT COUNT(*) INTO v_kept FROM cleandb_tickets WHERE id >= v_seen AND id < v_next;
-IF v_kept <> v_next - v_seen THEN
+IF v_kept <> v_next - v_seen OR v_drift THEN
 INSERT IGNORE INTO cleandb_dirty (tid, kind)
 SELECT t.id, 'a' FROM cleandb_tables t JOIN information_schema.TABLES s
 ON s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = t.name
@@ -121,6 +127,10 @@ DELETE FROM cleandb_dirty WHERE tid = v_id;
 ITERATE tables;
 END IF;
 SET @cleandb_table = v_name;
+IF NOT p_restart AND v_mode <> 1 THEN
+SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
+ITERATE tables;
+END IF;
 IF v_restore IS NULL THEN
 SET v_seeded = 0, v_ddl = v_reset;
 ELSEIF v_mode = 1 THEN
@@ -187,6 +197,15 @@ SET v_later = NULLIF(SUBSTRING(v_later, LENGTH(v_fid) + 2), '');
 SELECT name, reset_sql, restore_sql, update_sql
 INTO v_fname, v_freset, v_frestore, v_fupdate FROM cleandb_tables WHERE id = v_fid;
 SET @cleandb_table = v_fname, v_gone = 0;
+IF v_frestore IS NULL THEN
+BEGIN
+DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_fname, '`', '``'), '`');
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+DEALLOCATE PREPARE cleandb_stmt;
+END;
+ELSE
 BEGIN
 DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
 SET @cleandb_sql = v_freset, v_swap = 0;
@@ -218,6 +237,7 @@ END IF;
 END IF;
 DEALLOCATE PREPARE cleandb_stmt;
 END;
+END IF;
 IF v_gone THEN
 SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_fname, '`', '``'), '`'));
 ELSE
@@ -288,8 +308,9 @@ END IF;
 END LOOP;
 CLOSE cur;
 SET @cleandb_table = NULL;
-IF v_pass = 0 AND v_next <> v_seen THEN
-UPDATE cleandb_config SET tickets = v_next;
+IF v_pass = 0 THEN
+UPDATE cleandb_config SET tickets = v_next, drifted = (NOT p_restart)
+WHERE tickets <> v_next OR drifted <> (NOT p_restart);
 END IF;
 COMMIT;
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty WHERE conn = CONNECTION_ID()) INTO v_again;
@@ -302,8 +323,9 @@ SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
 'alembic-cleandb: triggers keep writing tracked tables while the reset restores them, 5 passes in a row; their marks are kept.';
 END IF;
 END LOOP;
-ELSEIF v_next <> v_seen THEN
-UPDATE cleandb_config SET tickets = v_next;
+ELSE
+UPDATE cleandb_config SET tickets = v_next, drifted = (NOT p_restart)
+WHERE tickets <> v_next OR drifted <> (NOT p_restart);
 COMMIT;
 END IF;
 IF v_marks THEN
@@ -326,6 +348,9 @@ END
 
 -- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
 SET SESSION sql_mode = @cleandb_mode
+
+-- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
+CREATE PROCEDURE cleandb_truncate() CALL cleandb_reset(TRUE)
 
 -- sync, seeded ['`lookup`', '`we``ird`'], fresh=True
 DELETE FROM cleandb_tickets
@@ -337,13 +362,16 @@ UPDATE cleandb_config SET tickets = (SELECT next_ticket FROM (SELECT AUTO_INCREM
 DROP PROCEDURE IF EXISTS cleandb_truncate
 
 -- sync, seeded [], fresh=False
+DROP PROCEDURE IF EXISTS cleandb_reset
+
+-- sync, seeded [], fresh=False
 SET @cleandb_mode = @@SESSION.sql_mode
 
 -- sync, seeded [], fresh=False
 SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')
 
 -- sync, seeded [], fresh=False
-CREATE PROCEDURE cleandb_truncate()
+CREATE PROCEDURE cleandb_reset(IN p_restart BOOLEAN)
 proc: BEGIN
 DECLARE v_id INT;
 DECLARE v_name VARCHAR(64) CHARACTER SET utf8mb4;
@@ -353,7 +381,7 @@ DECLARE v_finished, v_later, v_freset, v_frestore TEXT CHARACTER SET utf8mb4;
 DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
 DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
 DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
-DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
+DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap, v_drift INT DEFAULT 0;
 DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
 DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
 DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
@@ -376,16 +404,19 @@ INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT tid, kind FROM cleandb_dirty
 COMMIT;
 DELETE FROM cleandb_dirty_nt;
 END IF;
-SELECT s.next_ticket, c.tickets,
+SELECT s.next_ticket, c.tickets, c.drifted AND p_restart,
 EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), '',
 ''
-INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
+INTO v_next, v_seen, v_drift, v_marks, v_here, v_empty, v_seqs
 FROM cleandb_config c, (SELECT AUTO_INCREMENT AS next_ticket FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cleandb_tickets') s LIMIT 1;
 IF v_done THEN
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty) INTO v_marks;
 END IF;
-IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
-AND (v_seqs IS NULL OR v_seqs = '') THEN
+IF NOT p_restart THEN
+SET v_seqs = '';
+END IF;
+IF v_next = v_seen AND NOT v_marks AND NOT v_done AND NOT v_drift
+AND (v_empty IS NULL OR v_empty = '') AND (v_seqs IS NULL OR v_seqs = '') THEN
 SELECT 0;
 LEAVE proc;
 END IF;
@@ -394,9 +425,9 @@ INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT id, 'i' FROM cleandb_tables
 WHERE FIND_IN_SET(id, v_empty) > 0;
 SET v_marks = 1;
 END IF;
-IF v_next <> v_seen THEN
+IF p_restart AND (v_next <> v_seen OR v_drift) THEN
 SELECT COUNT(*) INTO v_kept FROM cleandb_tickets WHERE id >= v_seen AND id < v_next;
-IF v_kept <> v_next - v_seen THEN
+IF v_kept <> v_next - v_seen OR v_drift THEN
 INSERT IGNORE INTO cleandb_dirty (tid, kind)
 SELECT t.id, 'a' FROM cleandb_tables t JOIN information_schema.TABLES s
 ON s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = t.name
@@ -426,6 +457,10 @@ DELETE FROM cleandb_dirty WHERE tid = v_id;
 ITERATE tables;
 END IF;
 SET @cleandb_table = v_name;
+IF NOT p_restart AND v_mode <> 1 THEN
+SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
+ITERATE tables;
+END IF;
 IF v_restore IS NULL THEN
 SET v_seeded = 0, v_ddl = v_reset;
 ELSEIF v_mode = 1 THEN
@@ -492,6 +527,15 @@ SET v_later = NULLIF(SUBSTRING(v_later, LENGTH(v_fid) + 2), '');
 SELECT name, reset_sql, restore_sql, update_sql
 INTO v_fname, v_freset, v_frestore, v_fupdate FROM cleandb_tables WHERE id = v_fid;
 SET @cleandb_table = v_fname, v_gone = 0;
+IF v_frestore IS NULL THEN
+BEGIN
+DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_fname, '`', '``'), '`');
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+DEALLOCATE PREPARE cleandb_stmt;
+END;
+ELSE
 BEGIN
 DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
 SET @cleandb_sql = v_freset, v_swap = 0;
@@ -523,6 +567,7 @@ END IF;
 END IF;
 DEALLOCATE PREPARE cleandb_stmt;
 END;
+END IF;
 IF v_gone THEN
 SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_fname, '`', '``'), '`'));
 ELSE
@@ -593,8 +638,9 @@ END IF;
 END LOOP;
 CLOSE cur;
 SET @cleandb_table = NULL;
-IF v_pass = 0 AND v_next <> v_seen THEN
-UPDATE cleandb_config SET tickets = v_next;
+IF v_pass = 0 THEN
+UPDATE cleandb_config SET tickets = v_next, drifted = (NOT p_restart)
+WHERE tickets <> v_next OR drifted <> (NOT p_restart);
 END IF;
 COMMIT;
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty WHERE conn = CONNECTION_ID()) INTO v_again;
@@ -607,8 +653,9 @@ SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
 'alembic-cleandb: triggers keep writing tracked tables while the reset restores them, 5 passes in a row; their marks are kept.';
 END IF;
 END LOOP;
-ELSEIF v_next <> v_seen THEN
-UPDATE cleandb_config SET tickets = v_next;
+ELSE
+UPDATE cleandb_config SET tickets = v_next, drifted = (NOT p_restart)
+WHERE tickets <> v_next OR drifted <> (NOT p_restart);
 COMMIT;
 END IF;
 IF v_marks THEN
@@ -632,8 +679,11 @@ END
 -- sync, seeded [], fresh=False
 SET SESSION sql_mode = @cleandb_mode
 
+-- sync, seeded [], fresh=False
+CREATE PROCEDURE cleandb_truncate() CALL cleandb_reset(TRUE)
+
 -- reset procedure with counter probes and non-transactional marks
-CREATE PROCEDURE cleandb_truncate()
+CREATE PROCEDURE cleandb_reset(IN p_restart BOOLEAN)
 proc: BEGIN
 DECLARE v_id INT;
 DECLARE v_name VARCHAR(64) CHARACTER SET utf8mb4;
@@ -643,7 +693,7 @@ DECLARE v_finished, v_later, v_freset, v_frestore TEXT CHARACTER SET utf8mb4;
 DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
 DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
 DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
-DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
+DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap, v_drift INT DEFAULT 0;
 DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
 DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
 DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
@@ -666,16 +716,19 @@ INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT tid, kind FROM cleandb_dirty
 COMMIT;
 DELETE FROM cleandb_dirty_nt;
 END IF;
-SELECT s.next_ticket, c.tickets,
-EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), CONCAT_WS(',', IF(EXISTS (SELECT 1 FROM `lookup`), NULL, 3), IF((SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = CONVERT(X'696e60766f696365' USING utf8mb4)) = 1000, NULL, 5)),
+SELECT s.next_ticket, c.tickets, c.drifted AND p_restart,
+EXISTS (SELECT 1 FROM cleandb_dirty), c.database_name = DATABASE(), CONCAT_WS(',', IF(EXISTS (SELECT 1 FROM `lookup`), NULL, 3), IF(NOT p_restart OR (SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = CONVERT(X'696e60766f696365' USING utf8mb4)) = 1000, NULL, 5)),
 ''
-INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
+INTO v_next, v_seen, v_drift, v_marks, v_here, v_empty, v_seqs
 FROM cleandb_config c, (SELECT AUTO_INCREMENT AS next_ticket FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cleandb_tickets') s LIMIT 1;
 IF v_done THEN
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty) INTO v_marks;
 END IF;
-IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
-AND (v_seqs IS NULL OR v_seqs = '') THEN
+IF NOT p_restart THEN
+SET v_seqs = '';
+END IF;
+IF v_next = v_seen AND NOT v_marks AND NOT v_done AND NOT v_drift
+AND (v_empty IS NULL OR v_empty = '') AND (v_seqs IS NULL OR v_seqs = '') THEN
 SELECT 0;
 LEAVE proc;
 END IF;
@@ -684,9 +737,9 @@ INSERT IGNORE INTO cleandb_dirty (tid, kind) SELECT id, 'i' FROM cleandb_tables
 WHERE FIND_IN_SET(id, v_empty) > 0;
 SET v_marks = 1;
 END IF;
-IF v_next <> v_seen THEN
+IF p_restart AND (v_next <> v_seen OR v_drift) THEN
 SELECT COUNT(*) INTO v_kept FROM cleandb_tickets WHERE id >= v_seen AND id < v_next;
-IF v_kept <> v_next - v_seen THEN
+IF v_kept <> v_next - v_seen OR v_drift THEN
 INSERT IGNORE INTO cleandb_dirty (tid, kind)
 SELECT t.id, 'a' FROM cleandb_tables t JOIN information_schema.TABLES s
 ON s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = t.name
@@ -716,6 +769,10 @@ DELETE FROM cleandb_dirty WHERE tid = v_id;
 ITERATE tables;
 END IF;
 SET @cleandb_table = v_name;
+IF NOT p_restart AND v_mode <> 1 THEN
+SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
+ITERATE tables;
+END IF;
 IF v_restore IS NULL THEN
 SET v_seeded = 0, v_ddl = v_reset;
 ELSEIF v_mode = 1 THEN
@@ -782,6 +839,15 @@ SET v_later = NULLIF(SUBSTRING(v_later, LENGTH(v_fid) + 2), '');
 SELECT name, reset_sql, restore_sql, update_sql
 INTO v_fname, v_freset, v_frestore, v_fupdate FROM cleandb_tables WHERE id = v_fid;
 SET @cleandb_table = v_fname, v_gone = 0;
+IF v_frestore IS NULL THEN
+BEGIN
+DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_fname, '`', '``'), '`');
+PREPARE cleandb_stmt FROM @cleandb_sql;
+EXECUTE cleandb_stmt;
+DEALLOCATE PREPARE cleandb_stmt;
+END;
+ELSE
 BEGIN
 DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
 SET @cleandb_sql = v_freset, v_swap = 0;
@@ -813,6 +879,7 @@ END IF;
 END IF;
 DEALLOCATE PREPARE cleandb_stmt;
 END;
+END IF;
 IF v_gone THEN
 SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_fname, '`', '``'), '`'));
 ELSE
@@ -883,8 +950,9 @@ END IF;
 END LOOP;
 CLOSE cur;
 SET @cleandb_table = NULL;
-IF v_pass = 0 AND v_next <> v_seen THEN
-UPDATE cleandb_config SET tickets = v_next;
+IF v_pass = 0 THEN
+UPDATE cleandb_config SET tickets = v_next, drifted = (NOT p_restart)
+WHERE tickets <> v_next OR drifted <> (NOT p_restart);
 END IF;
 COMMIT;
 SELECT EXISTS (SELECT 1 FROM cleandb_dirty WHERE conn = CONNECTION_ID()) INTO v_again;
@@ -897,8 +965,9 @@ SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
 'alembic-cleandb: triggers keep writing tracked tables while the reset restores them, 5 passes in a row; their marks are kept.';
 END IF;
 END LOOP;
-ELSEIF v_next <> v_seen THEN
-UPDATE cleandb_config SET tickets = v_next;
+ELSE
+UPDATE cleandb_config SET tickets = v_next, drifted = (NOT p_restart)
+WHERE tickets <> v_next OR drifted <> (NOT p_restart);
 COMMIT;
 END IF;
 IF v_marks THEN

@@ -255,8 +255,13 @@ class Backend(ABC):
         """The name the test-database guard checks."""
 
     @abstractmethod
-    def resetter(self, connection: Connection) -> Callable[[], int]:
-        """The per-test call: resets the dirty tables, returns how many."""
+    def resetter(self, connection: Connection, restart_ids: bool = True) -> Callable[[], int]:
+        """The per-test call: resets the dirty tables, returns how many.
+
+        ``restart_ids``: counters (sequences, AUTO_INCREMENT, ``sqlite_sequence``) go back to
+        their baselines too. False: rows only; counters keep counting - never moved, so never
+        backwards, and a later reset with ``restart_ids`` restores every counter that moved
+        meanwhile (tracking remembers that it must look)."""
 
     @abstractmethod
     def adopt(self, connection: Connection) -> None:

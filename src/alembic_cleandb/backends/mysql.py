@@ -71,7 +71,7 @@ from .base import (
     query_start,
 )
 
-PROCEDURES = ("cleandb_truncate",)
+PROCEDURES = ("cleandb_truncate", "cleandb_reset")
 TICKETS = "cleandb_tickets"
 #: The bookkeeping tables' character set: any table name fits (also in a latin1 database), and
 #: names are compared exactly (`Order` and `order`, `cafe` and `café` are different tables).
@@ -93,9 +93,9 @@ NOWAIT_ATTEMPTS = 4
 BINLOG_ERROR = 1419  # "You do not have the SUPER privilege and binary logging is enabled"
 SEQUENCE_EXHAUSTED = 4084  # MariaDB: "Sequence ... has run out"
 #: ``cleandb_tables.reset_mode``: how the reset empties a table. Default: DELETE + copy (or
-#: in place; TRUNCATE where the counter must go back). TRUNCATE_ALWAYS: a seeded table with
-#: DELETE triggers of the application's (an append-only audit log's raise) is truncated, which
-#: fires no trigger, and its baseline copied back. NEVER_TRUNCATE: a system-versioned table
+#: in place; TRUNCATE where the counter must go back). TRUNCATE_ALWAYS: a table with DELETE
+#: triggers of the application's (an append-only audit log's raise) is truncated, which fires
+#: no trigger, and its baseline copied back (also when counters keep counting). NEVER_TRUNCATE: a system-versioned table
 #: (MariaDB refuses to truncate it, error 4137) is emptied by DELETE, its counter by ALTER.
 DELETE_FIRST, TRUNCATE_ALWAYS, NEVER_TRUNCATE = 0, 1, 2
 #: MariaDB: the baseline position of each SEQUENCE (a test's NEXTVAL fires no trigger).
@@ -207,7 +207,9 @@ def _procedure(
     # written.
     flags = [f"IF(EXISTS (SELECT 1 FROM {q}), NULL, {table_id})" for table_id, q in seeded]
     flags += [
-        "IF((SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+        # (only when counters restart: keeping them, a counter past its baseline is expected)
+        "IF(NOT p_restart OR (SELECT AUTO_INCREMENT FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE() "
         f"AND TABLE_NAME = CONVERT(X'{name.encode().hex()}' USING utf8mb4)) = {int(counter)}, "
         f"NULL, {int(table_id)})"
         for table_id, name, counter in counters
@@ -371,7 +373,7 @@ _CHECKS = f"""SET v_later = NULL;
       END IF;
     END WHILE;"""
 
-_PROCEDURE = f"""CREATE PROCEDURE cleandb_truncate()
+_PROCEDURE = f"""CREATE PROCEDURE cleandb_reset(IN p_restart BOOLEAN)
 proc: BEGIN
   DECLARE v_id INT;
   -- (utf8mb4 whatever the database's character set: any table name fits)
@@ -382,7 +384,7 @@ proc: BEGIN
   DECLARE v_fname VARCHAR(64) CHARACTER SET utf8mb4;
   DECLARE v_message VARCHAR(128) CHARACTER SET utf8mb4;
   DECLARE v_inserted, v_updated, v_written, v_done, v_gone, v_here INT DEFAULT 0;
-  DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap INT DEFAULT 0;
+  DECLARE v_last, v_busy, v_ran, v_seeded, v_fid, v_swap, v_drift INT DEFAULT 0;
   DECLARE v_count, v_marks, v_tries, v_pass, v_again, v_mode, v_stuck INT DEFAULT 0;
   DECLARE v_refused, v_why, v_seqs TEXT CHARACTER SET utf8mb4;
   DECLARE v_next, v_seen, v_kept, v_base, v_now BIGINT DEFAULT 0;
@@ -410,16 +412,21 @@ proc: BEGIN
   -- every counter is compared with its baseline (kind 'a': only the counter moved; such a
   -- table is reset but not counted). TRUNCATE fires no trigger: a seeded table found empty
   -- counts as written.
-  SELECT s.next_ticket, c.tickets,
+  -- A reset that kept counting (p_restart false) left counters past their baselines without
+  -- marks (drifted): the next one that restarts ids compares every counter, as after a rollback.
+  SELECT s.next_ticket, c.tickets, c.drifted AND p_restart,
          EXISTS (SELECT 1 FROM {DIRTY}), c.database_name = DATABASE(), __CLEANDB_PROBES__,
          __CLEANDB_SEQUENCE_PROBES__
-  INTO v_next, v_seen, v_marks, v_here, v_empty, v_seqs
+  INTO v_next, v_seen, v_drift, v_marks, v_here, v_empty, v_seqs
   FROM {CONFIG} c, {{tickets}} LIMIT 1;
   IF v_done THEN  -- no configuration row: any mark makes the guard below refuse
     SELECT EXISTS (SELECT 1 FROM {DIRTY}) INTO v_marks;
   END IF;
-  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND (v_empty IS NULL OR v_empty = '')
-     AND (v_seqs IS NULL OR v_seqs = '') THEN
+  IF NOT p_restart THEN  -- keeping counters: sequences keep counting too
+    SET v_seqs = '';
+  END IF;
+  IF v_next = v_seen AND NOT v_marks AND NOT v_done AND NOT v_drift
+     AND (v_empty IS NULL OR v_empty = '') AND (v_seqs IS NULL OR v_seqs = '') THEN
     SELECT 0;
     LEAVE proc;
   END IF;
@@ -429,10 +436,10 @@ proc: BEGIN
     WHERE FIND_IN_SET(id, v_empty) > 0;
     SET v_marks = 1;
   END IF;
-  IF v_next <> v_seen THEN
+  IF p_restart AND (v_next <> v_seen OR v_drift) THEN  -- (keeping counters: no matter)
     -- (counted below the position read first: a ticket taken since is not in the range)
     SELECT COUNT(*) INTO v_kept FROM {TICKETS} WHERE id >= v_seen AND id < v_next;
-    IF v_kept <> v_next - v_seen THEN
+    IF v_kept <> v_next - v_seen OR v_drift THEN
       INSERT IGNORE INTO {DIRTY} (tid, kind)
       SELECT t.id, 'a' FROM {TABLES} t JOIN information_schema.TABLES s
         ON s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = t.name
@@ -474,6 +481,13 @@ proc: BEGIN
           ITERATE tables;
         END IF;
         SET @cleandb_table = v_name;
+        IF NOT p_restart AND v_mode <> {TRUNCATE_ALWAYS} THEN
+          -- rows only, counters keep counting: DELETE (and the copy of a seeded table's
+          -- baseline) in the final transaction, no DDL at all (except for a table with DELETE
+          -- triggers of its own, which a DELETE would fire: truncated, its counter restarts)
+          SET v_later = CONCAT_WS(',', v_later, v_id), v_count = v_count + v_written;
+          ITERATE tables;
+        END IF;
         IF v_restore IS NULL THEN
           SET v_seeded = 0, v_ddl = v_reset;  -- empty at baseline: TRUNCATE (counter to 1)
           __CLEANDB_NOWAIT_TRUNCATE__
@@ -523,7 +537,17 @@ proc: BEGIN
           SELECT name, reset_sql, restore_sql, update_sql
           INTO v_fname, v_freset, v_frestore, v_fupdate FROM {TABLES} WHERE id = v_fid;
           SET @cleandb_table = v_fname, v_gone = 0;
-          __CLEANDB_IN_PLACE_LATER__
+          IF v_frestore IS NULL THEN  -- empty at baseline, counter kept (p_restart false)
+            BEGIN
+              DECLARE EXIT HANDLER FOR 1146 SET v_gone = 1;
+              SET @cleandb_sql = CONCAT('DELETE FROM `', REPLACE(v_fname, '`', '``'), '`');
+              PREPARE cleandb_stmt FROM @cleandb_sql;
+              EXECUTE cleandb_stmt;
+              DEALLOCATE PREPARE cleandb_stmt;
+            END;
+          ELSE
+            __CLEANDB_IN_PLACE_LATER__
+          END IF;
           IF v_gone THEN
             SET v_missing = CONCAT_WS(', ', v_missing, CONCAT('`', REPLACE(v_fname, '`', '``'), '`'));
           ELSE  -- its marks, its own statements' included, right after them (see passes)
@@ -601,8 +625,9 @@ proc: BEGIN
     END LOOP;
     CLOSE cur;
     SET @cleandb_table = NULL;
-    IF v_pass = 0 AND v_next <> v_seen THEN
-      UPDATE {CONFIG} SET tickets = v_next;
+    IF v_pass = 0 THEN  -- (drifted: whether counters may be past their baselines unmarked)
+      UPDATE {CONFIG} SET tickets = v_next, drifted = (NOT p_restart)
+      WHERE tickets <> v_next OR drifted <> (NOT p_restart);
     END IF;
     COMMIT;
     -- Each table's marks went right after its own statements: a mark of this connection's
@@ -618,8 +643,9 @@ proc: BEGIN
         'alembic-cleandb: triggers keep writing tracked tables while the reset restores them, {MAX_PASSES} passes in a row; their marks are kept.';
     END IF;
     END LOOP;
-  ELSEIF v_next <> v_seen THEN  -- (each pass above commits its own work)
-    UPDATE {CONFIG} SET tickets = v_next;
+  ELSE  -- (each pass above commits its own work)
+    UPDATE {CONFIG} SET tickets = v_next, drifted = (NOT p_restart)
+    WHERE tickets <> v_next OR drifted <> (NOT p_restart);
     COMMIT;
   END IF;
   IF v_marks THEN
@@ -639,6 +665,9 @@ proc: BEGIN
   END IF;
   SELECT v_count;
 END"""
+
+#: The reset as every version called it: restarting ids.
+_TRUNCATE = "CREATE PROCEDURE cleandb_truncate() CALL cleandb_reset(TRUE)"
 
 
 _DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
@@ -824,7 +853,8 @@ class MySQLBackend(ClientSideBackend):
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
         f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INT NOT NULL, "
         "database_name VARCHAR(64) NOT NULL, excluded TEXT NOT NULL, "
-        "tickets BIGINT NOT NULL DEFAULT 1) ENGINE=InnoDB " + _BINARY,
+        "tickets BIGINT NOT NULL DEFAULT 1, drifted BOOLEAN NOT NULL DEFAULT FALSE) "
+        "ENGINE=InnoDB " + _BINARY,
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INT AUTO_INCREMENT PRIMARY KEY, "
         "name VARCHAR(64) NOT NULL UNIQUE, baseline_rows BIGINT NOT NULL DEFAULT 0, "
         "counter BIGINT NULL, reset_sql TEXT NULL, restore_sql TEXT NULL, "
@@ -1031,7 +1061,9 @@ class MySQLBackend(ClientSideBackend):
             if name in versioned:
                 mode = NEVER_TRUNCATE
             else:
-                mode = TRUNCATE_ALWAYS if rows and name in deleting else DELETE_FIRST
+                # (empty at baseline, truncated anyway when counters restart; when they
+                # keep counting, TRUNCATE_ALWAYS still keeps DELETE off it)
+                mode = TRUNCATE_ALWAYS if name in deleting else DELETE_FIRST
             self._table_modes[name] = mode
             states.append(
                 TableState(
@@ -1251,7 +1283,8 @@ class MySQLBackend(ClientSideBackend):
                     "WHERE baseline_rows = 0 AND counter > 1 ORDER BY id",
                 )
             ]
-        ex("DROP PROCEDURE IF EXISTS cleandb_truncate")
+        for name in PROCEDURES:
+            ex(f"DROP PROCEDURE IF EXISTS {name}")
         # Created under NO_AUTO_VALUE_ON_ZERO (a routine runs under the sql_mode it was created
         # with): a baseline row whose AUTO_INCREMENT key is 0 is copied back with key 0 (not a
         # new key), as mysqldump restores rows for the same reason.
@@ -1274,6 +1307,7 @@ class MySQLBackend(ClientSideBackend):
             )
         finally:
             ex("SET SESSION sql_mode = @cleandb_mode")
+        ex(_TRUNCATE)
         if not fresh:
             return
         # The marks are cleared next: every ticket taken so far is accounted for.
@@ -1357,8 +1391,8 @@ class MySQLBackend(ClientSideBackend):
         ]
         return [(kind, name) for kind, name in found if self.own_table(name)]
 
-    def resetter(self, connection: Connection) -> Callable[[], int]:
-        call = driver_call(connection, "CALL cleandb_truncate()")
+    def resetter(self, connection: Connection, restart_ids: bool = True) -> Callable[[], int]:
+        call = driver_call(connection, f"CALL cleandb_reset({'TRUE' if restart_ids else 'FALSE'})")
 
         def reset() -> int:
             return int(call() or 0)

@@ -144,10 +144,11 @@ CREATE TABLE IF NOT EXISTS cleandb.layer_sequences (
 CREATE TABLE IF NOT EXISTS cleandb.dirty (relid oid NOT NULL);
 CREATE INDEX IF NOT EXISTS dirty_relid ON cleandb.dirty (relid);
 CREATE SEQUENCE IF NOT EXISTS cleandb.tickets;
+CREATE SEQUENCE IF NOT EXISTS cleandb.drift;
 CREATE SEQUENCE IF NOT EXISTS cleandb.epoch;
 SELECT setval('cleandb.epoch', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
 GRANT USAGE ON SCHEMA cleandb TO PUBLIC;
-GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets TO PUBLIC;
+GRANT SELECT ON SEQUENCE cleandb.epoch, cleandb.tickets, cleandb.drift TO PUBLIC;
 GRANT SELECT ON cleandb.dirty, cleandb.config, cleandb.layers TO PUBLIC"""
 # (Any role that may write a tracked table must be able to mark it: the mark trigger runs as
 # the writer, reads the epoch and calls cleandb.mark_table(), which runs as the installing role
@@ -639,7 +640,7 @@ _MARKED_UNITS = """IF EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = ANY 
 # most) its heap holds every mark deleted since, so the nothing-written probe reads the
 # index (min(relid): one index probe; dead entries are flagged the first time they are met)
 # rather than scanning that heap.
-_RESET = f"""CREATE OR REPLACE FUNCTION cleandb.reset() RETURNS integer
+_RESET = f"""CREATE OR REPLACE FUNCTION cleandb.reset(restart_ids boolean) RETURNS integer
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET row_security = off AS $cleandb$
 DECLARE
   issued bigint := coalesce(pg_sequence_last_value('cleandb.tickets'), 0);
@@ -709,18 +710,35 @@ BEGIN
   IF current_setting('session_replication_role') <> role THEN
     PERFORM set_config('session_replication_role', role, true);
   END IF;
-  IF marks = issued THEN  -- the usual case: the dirty units' sequences, by index, and the
-    -- sequences tied to no table that moved (cleandb.free_sequences())
+  IF NOT restart_ids THEN
+    -- Rows only: every sequence keeps counting - but never below its baseline, which a test
+    -- that restarted one (TRUNCATE ... RESTART IDENTITY, ALTER SEQUENCE ... RESTART) would
+    -- leave below the restored rows' keys. cleandb.drift remembers that sequences may now be
+    -- past their baselines without a mark, for the next reset that restarts them.
+    PERFORM setval(s.seq, s.last_value, s.is_called)
+    FROM cleandb.sequences s, cleandb.position(s.seq) p
+    WHERE s.unit = ANY (units) AND (SELECT true FROM pg_class c WHERE c.oid = s.seq)
+      AND p.last_value + p.is_called::int < s.last_value + s.is_called::int;
+    IF pg_sequence_last_value('cleandb.drift') IS NULL THEN
+      PERFORM setval('cleandb.drift', 1, true);
+    END IF;
+  ELSIF marks = issued AND pg_sequence_last_value('cleandb.drift') IS NULL THEN
+    -- the usual case: the dirty units' sequences, by index, and the sequences tied to no
+    -- table that moved (cleandb.free_sequences())
     PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
     WHERE s.unit = ANY (units || 'cleandb.sequences'::regclass)
       AND (SELECT true FROM pg_class c WHERE c.oid = s.seq)
       AND (s.unit <> 'cleandb.sequences'::regclass
            OR pg_sequence_last_value(s.seq) IS DISTINCT FROM CASE WHEN s.is_called THEN s.last_value END);
-  ELSE  -- a writer rolled back: also every tracked sequence that moved
+  ELSE  -- a writer rolled back, or resets that kept counting came before: also every
+    -- tracked sequence that moved
     PERFORM setval(s.seq, s.last_value, s.is_called) FROM cleandb.sequences s
     WHERE (s.unit = ANY (units)
            OR pg_sequence_last_value(s.seq) IS DISTINCT FROM CASE WHEN s.is_called THEN s.last_value END)
       AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.seq);
+    IF pg_sequence_last_value('cleandb.drift') IS NOT NULL THEN
+      PERFORM setval('cleandb.drift', 1, false);
+    END IF;
   END IF;
   RETURN coalesce(cardinality(units), 0);
 END
@@ -806,14 +824,15 @@ $cleandb$"""
 # The public entry point: the nothing-written probe alone (no ticket taken, no mark), which is
 # what most tests need; the reset proper is cleandb.reset() (whose SET clause would cost the
 # probe a configuration save and restore).
-_TRUNCATE = """CREATE OR REPLACE FUNCTION cleandb_truncate() RETURNS integer
-LANGUAGE plpgsql AS $cleandb$
+_TRUNCATE = """CREATE OR REPLACE FUNCTION cleandb_truncate(restart_ids boolean DEFAULT true)
+RETURNS integer LANGUAGE plpgsql AS $cleandb$
 BEGIN
   IF pg_sequence_last_value('cleandb.tickets') IS NULL
-     AND (SELECT min(relid) FROM cleandb.dirty) IS NULL THEN
+     AND (SELECT min(relid) FROM cleandb.dirty) IS NULL
+     AND (NOT restart_ids OR pg_sequence_last_value('cleandb.drift') IS NULL) THEN
     RETURN 0;
   END IF;
-  RETURN cleandb.reset();
+  RETURN cleandb.reset(restart_ids);
 END
 $cleandb$"""
 
@@ -1126,9 +1145,14 @@ class PostgreSQLBackend(Backend):
     def current_database(self, connection: Connection) -> str:
         return str(execute(connection, "SELECT current_database()").scalar())
 
-    def resetter(self, connection: Connection) -> Callable[[], int]:
+    def resetter(self, connection: Connection, restart_ids: bool = True) -> Callable[[], int]:
+        # (the default argument, true, spelled out only when it differs: the call stays the
+        # one SELECT cleandb_truncate() every version sent)
         call = driver_call(
-            connection, SQL("SELECT {}()").format(self._routine(connection, "cleandb_truncate"))
+            connection,
+            SQL("SELECT {}()" if restart_ids else "SELECT {}(false)").format(
+                self._routine(connection, "cleandb_truncate")
+            ),
         )
 
         def reset() -> int:

@@ -74,7 +74,7 @@ class SQLiteBackend(ClientSideBackend):
 
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
         f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INTEGER NOT NULL, "
-        "database_name TEXT NOT NULL, excluded TEXT NOT NULL)",
+        "database_name TEXT NOT NULL, excluded TEXT NOT NULL, drifted INTEGER NOT NULL DEFAULT 0)",
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
         "UNIQUE, baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
         "restore_sql TEXT, counter_sql TEXT, update_sql TEXT, check_sql TEXT, check_names TEXT, "
@@ -242,7 +242,7 @@ class SQLiteBackend(ClientSideBackend):
             if self.own_table(str(name))
         ]
 
-    def resetter(self, connection: Connection) -> Callable[[], int]:
+    def resetter(self, connection: Connection, restart_ids: bool = True) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
         find = (
@@ -256,9 +256,16 @@ class SQLiteBackend(ClientSideBackend):
             f"WHERE t.check_sql IS NOT NULL AND t.id IN (SELECT tid FROM {DIRTY}) ORDER BY t.id"
         )
 
+        # Resets that keep counting (restart_ids False) leave sqlite_sequence where the tests
+        # took it and say so in the configuration row (drifted); the next reset that restarts
+        # ids puts every AUTOINCREMENT counter back, dirty or not (one statement per table).
+        drift = f"SELECT drifted FROM {CONFIG}"
+        counters = f"SELECT name, counter_sql FROM {TABLES} WHERE counter_sql IS NOT NULL"
+
         def reset() -> int:
             dirty = dbapi.execute(find).fetchall()
-            if not dirty:
+            drifted = restart_ids and bool((dbapi.execute(drift).fetchone() or (0,))[0])
+            if not dirty and not drifted:
                 return 0
             # Foreign keys are off for the reset: no row of an untracked table may reference
             # a row it would remove (see ClientSideBackend._relations).
@@ -307,7 +314,7 @@ class SQLiteBackend(ClientSideBackend):
                             dbapi.execute(reset_sql)
                             if restore_sql:
                                 dbapi.execute(restore_sql)
-                            if counter_sql and inserted:
+                            if counter_sql and inserted and restart_ids:
                                 dbapi.execute(counter_sql, (name,))
                             # its marks, its own statements' included: what is marked from
                             # here on was written by a trigger, and gets the next pass
@@ -325,6 +332,12 @@ class SQLiteBackend(ClientSideBackend):
                             "nothing changes, or exclude their tables from tracking"
                         )
                     dbapi.execute(f"DELETE FROM {DIRTY}")  # (marks of tables no longer tracked)
+                    if not restart_ids:
+                        dbapi.execute(f"UPDATE {CONFIG} SET drifted = 1 WHERE drifted = 0")
+                    elif drifted:
+                        for name, counter_sql in dbapi.execute(counters).fetchall():
+                            dbapi.execute(counter_sql, (name,))
+                        dbapi.execute(f"UPDATE {CONFIG} SET drifted = 0")
                     for sql in dropped:
                         dbapi.execute(sql)
                 except BaseException:

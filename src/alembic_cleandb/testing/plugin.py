@@ -44,6 +44,8 @@ __all__ = ["Option", "OPTIONS", "Settings", "worker_url"]
 
 ENV_URLS = "CLEANDB_URLS"
 ON_FAILURE = ("fail", "exit")
+#: cleandb_restart_ids: its values, and what each means for Cleaner(restart_ids=...).
+RESTART_IDS = {"always": True, "never": False}
 worker_url = _xdist.worker_url
 
 
@@ -99,6 +101,15 @@ OPTIONS = (
         "enabled. Empty (default): the databases must be migrated already.",
     ),
     Option(
+        "cleandb_restart_ids",
+        "Whether each reset also restarts the id counters of the tables it resets (sequences, "
+        "AUTO_INCREMENT, sqlite_sequence): 'always' (default: a test's first insert gets the "
+        "id the seed's next row would, so tests may assert on ids); 'never' (rows back to the "
+        "baseline with DELETE and INSERT only, counters keep counting and never hand out an id "
+        "twice - no DDL per table on MySQL/MariaDB, for suites that never assert on ids).",
+        default="always",
+    ),
+    Option(
         "cleandb_report",
         "Print a report after the run: reset time in total and per test, the tables written "
         "most often, the tests that wrote the most tables, and writes to untracked tables.",
@@ -118,6 +129,7 @@ class Settings:
     worker_dbs: str = "recreate"
     migrate: tuple[Path, str | None] | None = None
     report: bool = False
+    restart_ids: bool = True
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -181,7 +193,22 @@ class Settings:
                     f"file, --cleandb-url, or {ENV_URLS}"
                 )
         report = bool(config.getoption("cleandb_report") or config.getini("cleandb_report"))
-        return cls(tuple(urls), lock_timeout, on_failure, url_env, worker_dbs, migrate, report)
+        restart_ids = str(value("cleandb_restart_ids") or "").strip()
+        if restart_ids not in RESTART_IDS:
+            raise pytest.UsageError(
+                f"cleandb_restart_ids must be one of {', '.join(RESTART_IDS)}, "
+                f"not {restart_ids!r}"
+            )
+        return cls(
+            tuple(urls),
+            lock_timeout,
+            on_failure,
+            url_env,
+            worker_dbs,
+            migrate,
+            report,
+            RESTART_IDS[restart_ids],
+        )
 
 
 def _ini_dir(config: pytest.Config) -> Path:
@@ -307,7 +334,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 _end_open_scopes_before_migrating(url, state)
                 migrate(url, *settings.migrate, url_env=settings.url_env)
         for url in settings.urls:
-            with Cleaner(url, lock_timeout=settings.lock_timeout) as cleaner:
+            with Cleaner(
+                url, lock_timeout=settings.lock_timeout, restart_ids=settings.restart_ids
+            ) as cleaner:
                 cleaner.reset()
                 _end_open_scopes(cleaner, state)
                 state.infos.append(cleaner.info)
@@ -527,6 +556,7 @@ def cleandb_cleaners(
                     url,
                     lock_timeout=cleandb_settings.lock_timeout,
                     allowed_database=allowed.get(url),
+                    restart_ids=cleandb_settings.restart_ids,
                 )
             except CleanDBError as exc:
                 pytest.exit(f"{exc}", returncode=pytest.ExitCode.USAGE_ERROR)
