@@ -450,3 +450,23 @@ def test_virtual_tables_seeded_by_a_migration_after_install_keep_those_rows(
     assert alembic_cleandb.clean(db_url) > 0
     assert raw(db_url, names) == migrated
     assert in_subprocess(db_url, [], queries) == [[[1, "alpha"]], [[1], [2]], [["alpha"]]]
+
+
+def test_fts_writes_of_the_callers_open_transaction_are_reset(db_url: str) -> None:
+    """clean(connection) inside the caller's transaction: the terms FTS3/FTS4 and FTS5 still
+    keep in memory are written out (the reset's savepoint) before it copies anything back."""
+    track(
+        db_url,
+        "CREATE VIRTUAL TABLE docs USING fts5(title, body)",
+        "CREATE VIRTUAL TABLE old4 USING fts4(title, body)",
+        "INSERT INTO docs (title, body) VALUES ('alpha', 'seeded apple')",
+    )
+    names = [*FTS5_SHADOWS, *(f"old4_{s}" for s in ("content", "docsize", "segdir", "stat"))]
+    baseline = raw(db_url, names)
+    with connect(db_url) as c:  # a few small writes: no crash to fear in this process
+        # as many rows and tokens as before
+        c.exec_driver_sql("UPDATE docs SET body = 'seeded cherry' WHERE title = 'alpha'")
+        c.exec_driver_sql("INSERT INTO old4 (title, body) VALUES ('gamma', 'test cherry')")
+        assert alembic_cleandb.clean(c) == len(names)
+    assert raw(db_url, names) == baseline
+    assert in_subprocess(db_url, [], [search("cherry"), search("apple")]) == [[], [[1, "alpha"]]]

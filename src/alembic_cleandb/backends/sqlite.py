@@ -78,7 +78,10 @@ _EXTERNAL_CONTENT = re.compile(r"\bcontent\s*=", re.IGNORECASE)
 #: counts) and structure (segments, write counter, configuration cookie).
 _FTS5_RECORDS = (1, 10)
 #: A savepoint makes every virtual table written in the open transaction flush what it keeps
-#: in memory to its shadow tables (FTS3/FTS4 pending terms, the FTS5 hash).
+#: in memory to its shadow tables (FTS3/FTS4 pending terms, the FTS5 hash). The reset needs no
+#: such step in a caller's transaction: what the probe reads (FTS5's averages, FTS3/FTS4's
+#: content and statistics) is written at once, and the reset's own savepoint flushes the rest
+#: before it copies anything back.
 _FLUSH_VIRTUAL_TABLES = ("SAVEPOINT cleandb_flush", "RELEASE cleandb_flush")
 #: The first tracking schema version whose ``cleandb_config`` has ``probe_sql``.
 _PROBES_SINCE = 7
@@ -442,9 +445,6 @@ class SQLiteBackend(ClientSideBackend):
         )
 
         def reset() -> int:
-            if dbapi.in_transaction:  # the caller's: its virtual tables' writes flushed first
-                for statement in _FLUSH_VIRTUAL_TABLES:
-                    dbapi.execute(statement)
             dirty = find()
             if not dirty:
                 return 0
