@@ -307,9 +307,9 @@ def test_fts5_external_content_index_stays_consistent_with_its_table(db_url: str
         assert raw(db_url, ["doc", *shadows]) == baseline
         assert in_subprocess(
             db_url,
-            # 'rebuild' rebuilds the index from the content table in another database: the
-            # same answers, so the index restored matches the rows restored
-            [],
+            # a sound index (SQLite 3.40 does not compare it with the content table: the
+            # searches do, each word of the baseline rows finding its row and no other)
+            ["INSERT INTO docs (docs) VALUES ('integrity-check')"],
             [
                 search("seeded"),
                 search("apple"),
