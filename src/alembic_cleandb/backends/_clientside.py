@@ -203,6 +203,14 @@ class ClientSideBackend(Backend):
     def wrap_error(self, exc: Exception, database: str) -> Exception | None:
         return None
 
+    def trackable(
+        self, connection: Connection, tables: Sequence[str], excluded: set[str]
+    ) -> dict[str, bool]:
+        """The tables to track, in order, each with whether it gets the marking triggers
+        (``False``: the backend finds its writes another way, set up in :meth:`after_sync`).
+        May refuse, before the sync creates anything, a schema it cannot track."""
+        return {t: True for t in tables if t not in excluded and not self.own_table(t)}
+
     @abstractmethod
     def own_objects(self, connection: Connection) -> list[tuple[str, str]]:
         """``(kind, name)`` of every object whose name has the library's prefix, as the
@@ -532,7 +540,8 @@ class ClientSideBackend(Backend):
         excluded = self._excluded(connection)
         tables = self.list_tables(connection)
         existing = set(tables)
-        present = [t for t in tables if t not in excluded and not self.own_table(t)]
+        with_triggers = self.trackable(connection, tables, excluded)
+        present = list(with_triggers)
         tracked: dict[str, int] = {
             str(n): int(i) for n, i in execute(connection, f"SELECT name, id FROM {TABLES}")
         }
@@ -553,7 +562,7 @@ class ClientSideBackend(Backend):
             )
             q = quote_name(connection.dialect, name)
             try:
-                for kind, event in KINDS:
+                for kind, event in KINDS if with_triggers[name] else ():
                     ex(self.trigger_ddl(q, table_id, kind, event))
             except Exception:
                 # All three triggers or none: a later run (once the cause is fixed) sees the
@@ -585,7 +594,11 @@ class ClientSideBackend(Backend):
             if everything
             or name in new
             or name in moved
-            or (fresh and (table_id in dirty or table_id in seeded_before))
+            # a table without triggers has no marks to say it was written: take it again
+            or (
+                fresh
+                and (table_id in dirty or table_id in seeded_before or not with_triggers[name])
+            )
         ]
         for state in self.table_states(connection, todo):
             self._snapshot(ex, connection, tracked[state.name], state, existing)

@@ -5,17 +5,29 @@ tables (nothing more happens when none is), then one transaction deletes their r
 the baselines back and restores ``sqlite_sequence`` - and does it again for any table that an
 application's trigger wrote to meanwhile. The reset connection turns foreign keys
 off for that transaction, so neither their order nor ``ON DELETE CASCADE`` matters.
+
+Virtual tables (FTS5, FTS3/FTS4, R*Tree, ...) keep their rows in ordinary "shadow" tables
+(``docs_data``, ``docs_idx``, ...). A virtual table cannot have triggers, and row triggers on
+shadow tables crash SQLite 3.40 with a segmentation fault on the next FTS write, so neither
+gets any: the shadow tables are tracked, with a baseline copy each, and the reset finds their
+writes by comparing them with the baseline (``probe_sql``, built at every sync): for FTS5 the
+index's structure and averages records, which every write that changes the index rewrites;
+for the other modules every row. A written virtual table is reset by copying its shadow
+tables back byte for byte: the index exactly as the migrations left it, consistent with its
+external-content table (reset from its own baseline), cheaper than an FTS ``'rebuild'``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy.engine import URL, Connection
 
@@ -42,11 +54,68 @@ from ._clientside import (
     ClientSideBackend,
     ForeignKey,
     TableState,
+    shadow_name,
     trigger_name,
 )
-from .base import LOCK_TIMEOUT, MISSING_TABLE
+from .base import LOCK_TIMEOUT, MISSING_TABLE, Executor, TrackingOptions
 
 _SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED = 1, 5, 6
+
+#: The shadow tables of SQLite's own virtual-table modules, by module: ``<table>_<suffix>``
+#: (https://sqlite.org/fts5.html, fts3.html, rtree.html, geopoly.html). Of any other module,
+#: every table named ``<table>_...`` is taken for one (compared row by row: exact either way).
+_SHADOW_SUFFIXES = {
+    "fts5": ("config", "content", "data", "docsize", "idx"),
+    "fts4": ("content", "docsize", "segdir", "segments", "stat"),
+    "fts3": ("content", "docsize", "segdir", "segments", "stat"),
+    "rtree": ("node", "parent", "rowid"),
+    "rtree_i32": ("node", "parent", "rowid"),
+    "geopoly": ("node", "parent", "rowid"),
+}
+_MODULE = re.compile(r"\bUSING\s+[\"'`\[]?(\w+)", re.IGNORECASE)
+#: An FTS5 option naming an external content table (or none): no ``_content`` shadow table.
+_EXTERNAL_CONTENT = re.compile(r"\bcontent\s*=", re.IGNORECASE)
+#: The FTS5 records every write that changes the index rewrites: averages (row and token
+#: counts) and structure (segments, write counter, configuration cookie).
+_FTS5_RECORDS = (1, 10)
+#: A savepoint makes every virtual table written in the open transaction flush what it keeps
+#: in memory to its shadow tables (FTS3/FTS4 pending terms, the FTS5 hash). The reset needs no
+#: such step in a caller's transaction: what the probe reads (FTS5's averages, FTS3/FTS4's
+#: content and statistics) is written at once, and the reset's own savepoint flushes the rest
+#: before it copies anything back.
+_FLUSH_VIRTUAL_TABLES = ("SAVEPOINT cleandb_flush", "RELEASE cleandb_flush")
+#: The first tracking schema version whose ``cleandb_config`` has ``probe_sql``.
+_PROBES_SINCE = 7
+
+
+@dataclass(frozen=True)
+class VirtualTable:
+    """A virtual table and the shadow tables that hold its rows."""
+
+    name: str
+    module: str
+    shadows: tuple[str, ...]
+
+
+def virtual_tables(connection: Connection, tables: Sequence[str]) -> list[VirtualTable]:
+    """The database's virtual tables (``tables``: every table of the database)."""
+    found = []
+    for name, sql in execute(
+        connection,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND "
+        "upper(substr(sql, 1, 20)) = 'CREATE VIRTUAL TABLE' ORDER BY name",
+    ):
+        match = _MODULE.search(str(sql))
+        module = match.group(1).lower() if match else ""
+        suffixes = _SHADOW_SUFFIXES.get(module)
+        if suffixes is None:
+            shadows = [t for t in tables if t.startswith(f"{name}_")]
+        else:
+            if module == "fts5" and _EXTERNAL_CONTENT.search(str(sql)):
+                suffixes = tuple(s for s in suffixes if s != "content")
+            shadows = [f"{name}_{s}" for s in suffixes if f"{name}_{s}" in tables]
+        found.append(VirtualTable(str(name), module, tuple(shadows)))
+    return found
 
 
 class SQLiteBackend(ClientSideBackend):
@@ -74,7 +143,8 @@ class SQLiteBackend(ClientSideBackend):
 
     bookkeeping_ddl: ClassVar[tuple[str, ...]] = (
         f"CREATE TABLE IF NOT EXISTS {CONFIG} (schema_version INTEGER NOT NULL, "
-        "database_name TEXT NOT NULL, excluded TEXT NOT NULL, drifted INTEGER NOT NULL DEFAULT 0)",
+        "database_name TEXT NOT NULL, excluded TEXT NOT NULL, drifted INTEGER NOT NULL DEFAULT 0, "
+        "probe_sql TEXT)",
         f"CREATE TABLE IF NOT EXISTS {TABLES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
         "UNIQUE, baseline_rows INTEGER NOT NULL DEFAULT 0, counter INTEGER, reset_sql TEXT, "
         "restore_sql TEXT, counter_sql TEXT, update_sql TEXT, check_sql TEXT, check_names TEXT, "
@@ -106,6 +176,149 @@ class SQLiteBackend(ClientSideBackend):
             if foreign_keys:
                 execute(connection, "PRAGMA foreign_keys = ON")
 
+    def install(self, ex: Executor, options: TrackingOptions) -> None:
+        # Python's sqlite3 runs DDL outside a transaction unless one is open: a savepoint makes
+        # the whole install one (joined to the caller's, if any), so a refused or failed install
+        # leaves no object behind.
+        connection = self._require_online(ex, "install tracking")
+        dbapi = connection.connection.driver_connection
+        assert dbapi is not None
+        dbapi.execute("SAVEPOINT cleandb_install")
+        try:
+            super().install(ex, options)
+        except BaseException:
+            dbapi.execute("ROLLBACK TO cleandb_install")
+            dbapi.execute("RELEASE cleandb_install")
+            raise
+        dbapi.execute("RELEASE cleandb_install")
+
+    def trackable(
+        self, connection: Connection, tables: Sequence[str], excluded: set[str]
+    ) -> dict[str, bool]:
+        """Virtual tables are not tracked themselves (their rows are in their shadow tables);
+        shadow tables are, without triggers, unless their virtual table is excluded."""
+        virtual = virtual_tables(connection, tables)
+        owners = {shadow: vt for vt in virtual for shadow in vt.shadows}
+        for name in sorted(excluded & set(owners)):
+            vt = owners[name]
+            if vt.name not in excluded:
+                raise ConfigurationError(
+                    f"alembic-cleandb: exclude names {name!r}, but {name!r} is a shadow table "
+                    f"of the {vt.module.upper() or 'virtual'} virtual table {vt.name!r}: it "
+                    "holds part of that table's rows, which are reset together or not at "
+                    f"all. Nothing was changed. Exclude the virtual table instead: "
+                    f"exclude=[{vt.name!r}] (its shadow tables go with it)"
+                )
+        skipped = {vt.name for vt in virtual} | {
+            shadow for shadow, vt in owners.items() if vt.name in excluded
+        }
+        return {
+            t: t not in owners
+            for t in tables
+            if t not in excluded and t not in skipped and not self.own_table(t)
+        }
+
+    def after_sync(
+        self, ex: Executor, seeded: Sequence[tuple[int, str]], fresh: bool = True
+    ) -> None:
+        """Store ``probe_sql``: the statement that finds the tracked shadow tables written
+        since the baseline, with the columns of the reset's query (see :meth:`resetter`)."""
+        connection = ex.connection
+        assert connection is not None
+        tracked = {
+            str(n): (int(i), int(r))
+            for n, i, r in execute(connection, f"SELECT name, id, baseline_rows FROM {TABLES}")
+        }
+        select = (
+            "SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, 0, "
+            f"t.check_sql IS NOT NULL, t.app_triggers FROM {TABLES} t WHERE "
+        )
+        probes = []
+        for vt in virtual_tables(connection, self.list_tables(connection)):
+            members = [(tracked[n][0], n, tracked[n][1]) for n in vt.shadows if n in tracked]
+            data = f"{vt.name}_data"
+            if vt.module == "fts5" and data in tracked:
+                # The records every index write rewrites, as the baseline has them (quote():
+                # SQLite's own literal; the probe is stored text, run without parameters).
+                data_id, data_rows = tracked[data]
+                stored = (
+                    {
+                        int(i): str(v)
+                        for i, v in execute(
+                            connection,
+                            f"SELECT id, quote(block) FROM {shadow_name(data_id)} WHERE id IN "
+                            f"({', '.join(map(str, _FTS5_RECORDS))})",
+                        )
+                    }
+                    if data_rows
+                    else {}
+                )
+                q = quote_name(connection.dialect, data)
+                changed = " OR ".join(
+                    f"(SELECT block FROM {q} WHERE id = {r}) IS NOT {stored.get(r, 'NULL')}"
+                    for r in _FTS5_RECORDS
+                )
+                ids = ", ".join(str(i) for i, _, _ in members)
+                probes.append(f"{select}t.id IN ({ids}) AND ({changed})")
+                continue
+            for table_id, name, rows in members:
+                q = quote_name(connection.dialect, name)
+                base = shadow_name(table_id)
+                changed = (
+                    f"EXISTS (SELECT * FROM {q} EXCEPT SELECT * FROM {base}) OR "
+                    f"EXISTS (SELECT * FROM {base} EXCEPT SELECT * FROM {q})"
+                    if rows
+                    else f"EXISTS (SELECT 1 FROM {q})"
+                )
+                probes.append(f"{select}t.id = {table_id} AND ({changed})")
+        execute(
+            connection,
+            SQL(f"UPDATE {CONFIG} SET probe_sql = {{}}").format(
+                Value(" UNION ALL ".join(probes) or None)
+            ),
+        )
+
+    def _probed(self, connection: Connection) -> list[str]:
+        """The tracked shadow tables written since the baseline (their writes leave no mark)."""
+        version = self.installed_version(connection)
+        if version is None or version < _PROBES_SINCE:
+            return []
+        probe = execute(connection, f"SELECT probe_sql FROM {CONFIG}").scalar()
+        return [str(row[1]) for row in execute(connection, str(probe))] if probe else []
+
+    def written_unmarked(self, connection: Connection) -> list[int]:
+        """A scoped baseline does not cover virtual tables (their shadow tables are found by
+        a probe of the baseline's copies, not by marks): a push after a write to one refuses,
+        and the layer is not started."""
+        written = self._probed(connection)
+        if written:
+            owners = {
+                shadow: vt.name
+                for vt in virtual_tables(connection, self.list_tables(connection))
+                for shadow in vt.shadows
+            }
+            names = ", ".join(sorted({repr(owners.get(n, n)) for n in written}))
+            raise ConfigurationError(
+                f"alembic-cleandb: a scoped baseline cannot include SQLite virtual tables "
+                f"(FTS5, FTS3/4, R*Tree): {names} written since the last reset; nothing was "
+                "started. Write virtual tables' seed rows in a migration, or before "
+                "alembic_cleandb.set_baseline(url) in a session fixture, or exclude them"
+            )
+        return []
+
+    def dirty_tables(self, connection: Connection) -> list[str]:
+        written = self._probed(connection)
+        owners = {
+            shadow: vt.name
+            for vt in virtual_tables(connection, self.list_tables(connection))
+            for shadow in vt.shadows
+        }
+        probed = [owners.get(name, name) for name in written]
+        return list(dict.fromkeys([*super().dirty_tables(connection), *probed]))
+
+    def has_marks(self, connection: Connection) -> bool:
+        return super().has_marks(connection) or bool(self._probed(connection))
+
     def list_tables(self, connection: Connection) -> list[str]:
         rows = execute(
             connection,
@@ -131,6 +344,10 @@ class SQLiteBackend(ClientSideBackend):
         return ":memory:"
 
     def table_states(self, connection: Connection, names: Sequence[str]) -> list[TableState]:
+        # FTS3/FTS4 keep the terms of this transaction's writes in memory until it commits or
+        # a savepoint opens: their shadow tables are read (and copied) after that.
+        for statement in _FLUSH_VIRTUAL_TABLES:
+            execute(connection, statement)
         counters: dict[str, int] = {}
         if "sqlite_sequence" in {
             r[0] for r in execute(connection, "SELECT name FROM sqlite_master")
@@ -174,7 +391,9 @@ class SQLiteBackend(ClientSideBackend):
 
     def foreign_keys(self, connection: Connection) -> list[ForeignKey]:
         found = []
-        for child in self.list_tables(connection):
+        tables = self.list_tables(connection)
+        virtual = {vt.name for vt in virtual_tables(connection, tables)}
+        for child in (t for t in tables if t not in virtual):
             keys: dict[int, list[tuple[str, str | None]]] = {}
             rules: dict[int, tuple[str, str]] = {}
             for row in execute(connection, SQL("PRAGMA foreign_key_list({})").format(child)):
@@ -245,11 +464,25 @@ class SQLiteBackend(ClientSideBackend):
     def resetter(self, connection: Connection, restart_ids: bool = True) -> Callable[[], int]:
         dbapi = connection.connection.driver_connection
         assert dbapi is not None
-        find = (
+        # The marked tables, and the probe of the shadow tables (one row, id NULL) if any.
+        find_marked = (
             f"SELECT t.id, t.name, t.reset_sql, t.restore_sql, t.counter_sql, MAX(d.kind = 'i'), "
             f"t.check_sql IS NOT NULL, t.app_triggers "
-            f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id"
+            f"FROM {DIRTY} d JOIN {TABLES} t ON t.id = d.tid GROUP BY t.id UNION ALL "
+            f"SELECT NULL, probe_sql, NULL, NULL, NULL, NULL, NULL, NULL FROM {CONFIG} "
+            "WHERE probe_sql IS NOT NULL"
         )
+
+        def find() -> list[tuple[Any, ...]]:
+            found: list[tuple[Any, ...]] = dbapi.execute(find_marked).fetchall()
+            probes = [str(row[1]) for row in found if row[0] is None]
+            if not probes:
+                return found
+            marked = {row[0] for row in found if row[0] is not None}
+            written = dbapi.execute(probes[0]).fetchall()
+            return [row for row in found if row[0] is not None] + [
+                row for row in written if row[0] not in marked
+            ]
 
         checks = (
             f"SELECT t.name, t.check_sql, t.check_names FROM {TABLES} t "
@@ -263,7 +496,7 @@ class SQLiteBackend(ClientSideBackend):
         counters = f"SELECT name, counter_sql FROM {TABLES} WHERE counter_sql IS NOT NULL"
 
         def reset() -> int:
-            dirty = dbapi.execute(find).fetchall()
+            dirty = find()
             drifted = restart_ids and bool((dbapi.execute(drift).fetchone() or (0,))[0])
             if not dirty and not drifted:
                 return 0
@@ -320,7 +553,7 @@ class SQLiteBackend(ClientSideBackend):
                             # here on was written by a trigger, and gets the next pass
                             dbapi.execute(f"DELETE FROM {DIRTY} WHERE tid = ?", (table_id,))
                             done.add(table_id)
-                        dirty = dbapi.execute(find).fetchall()
+                        dirty = find()
                         if not dirty:
                             break
                     else:
