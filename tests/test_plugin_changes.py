@@ -96,32 +96,27 @@ def test_a_failed_test_shows_what_it_wrote(
 
 
 @slow
-def test_a_passing_test_shows_nothing_by_default(pytester: pytest.Pytester, migrated: str) -> None:
-    pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\n")
-    pytester.makepyfile(test_it=TESTS)
-    result = pytester.runpytest("-p", "no:randomly", "-rP", "-k", "passes")
-    result.assert_outcomes(passed=1)
-    assert SECTION not in result.stdout.str()
-
-
-@slow
-def test_all_shows_passing_tests_too(pytester: pytest.Pytester, migrated: str) -> None:
+@pytest.mark.parametrize(
+    "ini, flag, which, shown",
+    [
+        ("", "", "passes", False),  # the default: a passing test, nothing to show
+        ("all", "", "passes", True),  # all: a passing test too (-rP prints its sections)
+        ("failed", "--cleandb-show-changes=never", "fails", False),  # the flag wins over ini
+    ],
+)
+def test_which_tests_show_it(
+    pytester: pytest.Pytester, migrated: str, ini: str, flag: str, which: str, shown: bool
+) -> None:
     _seed(migrated)
-    pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\ncleandb_show_changes = all\n")
+    setting = f"cleandb_show_changes = {ini}\n" if ini else ""
+    pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\n{setting}")
     pytester.makepyfile(test_it=TESTS)
-    result = pytester.runpytest("-p", "no:randomly", "-rP", "-k", "passes")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(_expected(migrated), consecutive=True)
-
-
-@slow
-def test_never_shows_nothing(pytester: pytest.Pytester, migrated: str) -> None:
-    pytester.makeini(f"[pytest]\ncleandb_urls = {migrated}\ncleandb_show_changes = failed\n")
-    pytester.makepyfile(test_it=TESTS)
-    result = pytester.runpytest("-p", "no:randomly", "--cleandb-show-changes=never", "-k", "fails")
-    result.assert_outcomes(failed=1)
-    assert SECTION not in result.stdout.str()
-    result.stdout.fnmatch_lines(["*AssertionError: the test's own failure"])
+    result = pytester.runpytest("-p", "no:randomly", "-rP", "-k", which, *filter(None, [flag]))
+    result.assert_outcomes(**{"passed" if which == "passes" else "failed": 1})
+    if shown:
+        result.stdout.fnmatch_lines(_expected(migrated), consecutive=True)
+    else:
+        assert SECTION not in result.stdout.str()
 
 
 @slow
