@@ -11,7 +11,8 @@ Public API:
 - :func:`migrate` — create and migrate a test database known only at run time, tracking
   included (``migrate(url, "alembic.ini")``);
 - :func:`clean`, :func:`set_baseline`, :func:`sync`, :func:`adopt` — run-time calls;
-- :class:`Cleaner` — an open connection whose ``reset()`` is the per-test call;
+- :class:`Cleaner` — an open connection whose ``reset()`` is the per-test call, and whose
+  ``scope()`` (a :class:`Scope`) makes seed data the baseline until the scope ends;
 - ``op.install_clean_tracking()`` / ``op.drop_clean_tracking()`` — registered by
   :func:`env_options` or ``import alembic_cleandb.operations``;
 - :class:`CleanDBError` and its subclasses.
@@ -23,7 +24,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import SCHEMA_VERSION
-from .cleaner import Cleaner, DatabaseInfo, adopt, clean, set_baseline, sync
+from .cleaner import Cleaner, DatabaseInfo, Scope, adopt, clean, set_baseline, sync
 from .errors import (
     CleanDBError,
     ConfigurationError,
@@ -64,6 +65,7 @@ __all__ = [
     "DatabaseInfo",
     "NotInstalledError",
     "ResetError",
+    "Scope",
     "UnsafeDatabaseError",
     "VersionMismatchError",
     "adopt",

@@ -15,9 +15,9 @@ from ._guard import check_database_name
 from .backends import Backend, backend_for
 from .backends.base import Executor, require_installed
 from .changes import DEFAULT_LIMIT, TableChanges
-from .errors import ConfigurationError, ResetError
+from .errors import CleanDBError, ConfigurationError, ResetError
 
-__all__ = ["Cleaner", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
+__all__ = ["Cleaner", "Scope", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
 
 DEFAULT_LOCK_TIMEOUT = 5.0
 
@@ -100,6 +100,51 @@ class Cleaner:
 
         Waits at most ``lock_timeout`` for a lock; a failure raises the driver's error."""
         return self.backend.changes(self._connection, limit)
+    def _layer(self, action: str, call: Callable[[Connection], int]) -> int:
+        try:
+            depth = call(self._connection)
+        except CleanDBError:
+            raise
+        except Exception as exc:
+            self.pending = True
+            raise ResetError(
+                self.backend.explain(exc, self.display, self._connection, action)
+            ) from exc
+        self.pending = False
+        return depth
+
+    def push_baseline(self) -> int:
+        """Start a scoped baseline: every table written since the last reset takes its
+        current rows and counters (sequences, AUTO_INCREMENT) as its baseline until
+        :meth:`pop_baseline`; the baseline it had is kept. Returns the number of scopes now
+        open. Costs in proportion to the tables written, not to the tables tracked.
+
+        :meth:`scope` wraps this and :meth:`pop_baseline` in a with-block."""
+        return self._layer("starting a scoped baseline in", self.backend.push_baseline)
+
+    def pop_baseline(self) -> int:
+        """End the innermost scoped baseline: the tables it seeded get their previous
+        baseline back (rows and counters) and every table written since is reset. Raises
+        :class:`ConfigurationError` when no scope is open; a failure (a lock timeout, say)
+        raises :class:`ResetError`, like :meth:`reset`. Returns the number of scopes still
+        open."""
+        return self._layer("ending a scoped baseline in", self.backend.pop_baseline)
+
+    def baseline_depth(self) -> int:
+        """How many scoped baselines are open (0: the migrations' or set_baseline()'s)."""
+        return self.backend.baseline_depth(self._connection)
+
+    def scope(self) -> Scope:
+        """A scoped baseline of seed data, for use outside pytest (in pytest, the
+        ``cleandb_scope`` fixture does this for a fixture's scope)::
+
+            scope = cleaner.scope()
+            with scope:
+                load_catalog()  # through any connection: becomes the baseline
+            ...                 # every cleaner.reset() restores the catalog
+            scope.end()         # the catalog is gone, the previous baseline is back
+        """
+        return Scope(self)
 
     def close(self) -> None:
         try:
@@ -119,6 +164,66 @@ class Cleaner:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Scope:
+    """Seed data that is the baseline from the end of its with-block until :meth:`end`.
+
+    Entering resets what was written and not reset yet (only the block's own writes become
+    the scope's baseline). A block that raises is reset too, and no scope starts. After the
+    block, :meth:`Cleaner.reset` restores the block's rows (and sequence positions) instead
+    of the previous baseline; :meth:`end` brings the previous baseline back. Scopes nest;
+    the innermost ends first. Made by :meth:`Cleaner.scope`.
+    """
+
+    def __init__(self, cleaner: Cleaner):
+        self.cleaner = cleaner
+        #: The scope's depth while it is open (1 for the outermost), else ``None``.
+        self.depth: int | None = None
+        self._entered = False
+
+    def __enter__(self) -> Scope:
+        if self.depth is not None or self._entered:
+            raise ConfigurationError(
+                "alembic-cleandb: this scope was started already; make a new one with "
+                "Cleaner.scope() for each with-block"
+            )
+        self._entered = True
+        self.cleaner.reset()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            # Nothing of a failed seed is left behind (the original error propagates; a
+            # failing reset sets cleaner.pending, so the next reset tries again).
+            try:
+                self.cleaner.reset()
+            except ResetError as reset_error:
+                note = getattr(exc, "add_note", None)  # (Python 3.11+)
+                if note is not None:
+                    note(str(reset_error))
+            return
+        self.depth = self.cleaner.push_baseline()
+
+    def end(self) -> None:
+        """Bring back the baseline the scope replaced (a no-op for a scope never started or
+        ended already). Refuses while a scope started inside this one is still open."""
+        if self.depth is None:
+            return
+        depth = self.cleaner.baseline_depth()
+        if depth != self.depth:
+            raise ConfigurationError(
+                f"alembic-cleandb: cannot end the scoped baseline {self.depth} of "
+                f"{self.cleaner.display}: {depth} are open (scopes end innermost first; end "
+                "the inner ones before this one)"
+            )
+        self.cleaner.pop_baseline()
+        self.depth = None
 
 
 @contextmanager

@@ -112,6 +112,17 @@ IDLE_IN_TRANSACTION = (
 )
 
 
+def layers_open_error(depth: int, display: str, action: str) -> ConfigurationError:
+    """The refusal of anything that would take a new baseline while scoped baselines
+    (layers) are open: what to do to end them."""
+    return ConfigurationError(
+        f"alembic-cleandb: cannot {action} {display}: {depth} scoped baseline(s) are open "
+        "(cleandb_scope / Cleaner.scope(), or a run killed inside one); nothing was changed. End "
+        "the scopes first: Cleaner(url).pop_baseline() once per open scope (a pytest run with "
+        "the plugin ends those a killed run left open when it starts)."
+    )
+
+
 def require_schema_version(version: int, display: str) -> None:
     """Raise :class:`VersionMismatchError` unless tracking has this library's schema version."""
     if version > SCHEMA_VERSION:
@@ -305,6 +316,15 @@ class Backend(ABC):
     # scope": push_baseline() after its writes, pop_baseline() when its scope ends. Layers
     # nest; both cost in proportion to the tables the layer's writes touched, never to the
     # number of tracked tables. The default refuses (a backend that has no layers yet).
+    #
+    # While layers are open, everything that would take a new baseline of its own refuses,
+    # changing nothing, with :func:`layers_open_error`'s message: set_baseline(), the sync
+    # after a migration step (so a migration run fails, and is rolled back where the backend
+    # can), an upgrade of tracking and a re-install. The layers are never dropped silently:
+    # their saved baselines are the only copy of the rows the scopes replaced. The pytest
+    # plugin ends every layer a killed run left open before it migrates or resets (and says
+    # so in the header); outside pytest, Cleaner.baseline_depth() tells, and pop_baseline()
+    # ends them.
     def push_baseline(self, connection: Connection) -> int:
         """Start a layer: every tracked table marked dirty now takes its current rows and
         counters as its baseline; the baseline it had is kept in the new layer; its marks are
@@ -386,12 +406,17 @@ class Backend(ABC):
     dangling_markers: ClassVar[tuple[str, ...]] = ("references a row a test wrote to",)
 
     def explain(
-        self, exc: BaseException, display: str, connection: Connection | None = None
+        self,
+        exc: BaseException,
+        display: str,
+        connection: Connection | None = None,
+        action: str = "resetting",
     ) -> str:
         """One message for a failed reset: what happened and how to fix it.
 
         With the reset's ``connection`` (still usable after most failures), a lock timeout
-        also names the table and the sessions that hold locks on it.
+        also names the table and the sessions that hold locks on it. ``action`` names what
+        failed (the start or end of a scoped baseline is a reset too).
         """
         reason = message(exc)
         kind = self.error_kind(exc)
@@ -433,7 +458,7 @@ class Backend(ABC):
             )
         else:
             hint = "the database keeps its dirty marks, so the next reset tries again"
-        return f"alembic-cleandb: resetting {display} failed: {reason}. {hint}."
+        return f"alembic-cleandb: {action} {display} failed: {reason}. {hint}."
 
     def lock_details(self, exc: BaseException, connection: Connection) -> str:
         """After a lock timeout: which table, which sessions hold locks on it ('' if unknown)."""
