@@ -9,9 +9,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
 from alembic_cleandb import set_baseline
 from alembic_cleandb._connect import safe_url
+from alembic_cleandb._sql import SQL, inline
+from alembic_cleandb.backends.base import ChangeSource, difference_query
 from alembic_cleandb.changes import (
     ChangedRow,
     Row,
@@ -269,3 +272,23 @@ def test_format_changes() -> None:
     ]
     assert format_changes("x", [TableChanges("empty", ())]) == []
     assert format_changes("x", "gone") == ["x: could not compare with the baseline: gone"]
+
+
+def test_the_difference_query_on_mysql8() -> None:
+    """MySQL 8 cannot run here: the whole statement, as the MySQL dialect renders it (window
+    functions and CTEs: MySQL 8.0+, MariaDB 10.2+, SQLite 3.25+, PostgreSQL)."""
+    source = ChangeSource("Order", ("id", "note"), ("id",), SQL("SELECT c0, c1, 1 AS cleandb_n"))
+    assert inline(difference_query(source, 20), MySQLDialect_pymysql()) == (
+        "WITH cleandb_d AS (SELECT c0, c1, 1 AS cleandb_n), "
+        "cleandb_k AS (SELECT cleandb_d.*, CASE WHEN count(*) OVER (PARTITION BY c0) > 1 "
+        "THEN 0 WHEN cleandb_n > 0 THEN 1 ELSE 2 END AS cleandb_kind FROM cleandb_d), "
+        "cleandb_r AS (SELECT cleandb_k.*, dense_rank() OVER (PARTITION BY cleandb_kind "
+        "ORDER BY c0) AS cleandb_rank, sum(abs(cleandb_n)) OVER (PARTITION BY cleandb_kind) "
+        "AS cleandb_total FROM cleandb_k) SELECT c0, c1, cleandb_n, cleandb_kind, cleandb_total "
+        "FROM cleandb_r WHERE cleandb_rank <= 20 ORDER BY cleandb_kind, c0, cleandb_n"
+    )
+    keyless = ChangeSource("log", ("m",), (), SQL("SELECT c0, 1 AS cleandb_n"))
+    text = inline(difference_query(keyless, 5), MySQLDialect_pymysql())
+    assert (
+        "CASE WHEN cleandb_n > 0 THEN 1 ELSE 2 END" in text and "ORDER BY cleandb_kind, c0," in text
+    )
