@@ -3,11 +3,12 @@
 
 A generated suite of ``--tests`` passing tests, each writing one row to two tables of the
 repository's test schema (tests/migrations), runs as a fresh ``python -m pytest``
-subprocess with ``--cleandb-show-changes=failed`` and with ``=never``, interleaved (A B B A
-...), ``--runs`` times each; the figure is pytest's own session time (the ``in N.NNs`` of its
-summary line: interpreter start-up excluded). Prints the medians, the ratio failed/never and
-the spread (p10-p90 of the per-pair ratios), and with ``--all`` the same for 'all' (which
-does compare every test's writes with the baseline: what a user pays who asks for it).
+subprocess with ``--cleandb-show-changes=failed`` and with ``=never``, interleaved (A B, B A,
+...; with ``--all`` the order rotates), ``--runs`` times each; the figure is pytest's own
+session time (the ``in N.NNs`` of its summary line: interpreter start-up excluded). Prints
+the medians, the ratio failed/never and the spread (p10-p90 of the per-pair ratios), and with
+``--all`` the same for 'all' (which does compare every test's writes with the baseline: what
+a user pays who asks for it).
 
     .venv/bin/python bench/changes_bench.py --backend postgresql,mariadb,sqlite --tests 200
 
@@ -37,13 +38,13 @@ SERVERS = {
     "mariadb": "mariadb+pymysql://root@127.0.0.1:3306/",
 }
 
-TEST = '''
+TEST = """
 def test_{i:04d}(db):
     with db.begin() as c:
         c.execute(USER.insert().values(name="u{i}"))
         c.execute(LOG.insert().values(message="m{i}"))
-'''
-CONFTEST = '''
+"""
+CONFTEST = """
 import os
 import pytest
 import sqlalchemy as sa
@@ -58,7 +59,7 @@ def db(cleandb_url):
     engine = sa.create_engine(cleandb_url)
     yield engine
     engine.dispose()
-'''
+"""
 
 
 def create(backend: str, tmp: Path) -> tuple[str, sa.Engine | None]:
@@ -144,7 +145,9 @@ def main() -> int:
                 times: dict[str, list[float]] = {m: [] for m in modes}
                 run(suite, url, "never")  # warm-up (caches, first connections)
                 for r in range(args.runs):
-                    order = modes if r % 2 == 0 else modes[::-1]
+                    order = modes[r % len(modes) :] + modes[: r % len(modes)]  # rotated
+                    if r % 2:
+                        order.reverse()
                     for mode in order:
                         times[mode].append(run(suite, url, mode))
                 ratios = [a / b for a, b in zip(times["failed"], times["never"], strict=True)]
