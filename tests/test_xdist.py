@@ -7,16 +7,18 @@ of their own), with the real plugin (entry point) and the real pytest-xdist.
 from __future__ import annotations
 
 import os
+import re
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from alembic_cleandb import Cleaner, UnsafeDatabaseError, clean
+from alembic_cleandb import Cleaner, ConfigurationError, UnsafeDatabaseError, clean
 from alembic_cleandb.backends import backend_for_url
 from alembic_cleandb.testing import xdist as _xdist
 from alembic_cleandb.testing.plugin import worker_url
-from conftest import upgrade
+from conftest import Databases, server_engine, upgrade
 from dbutil import count, execute
 
 pytestmark = pytest.mark.slow  # runs pytest -n 2 (three processes) several times
@@ -257,3 +259,25 @@ def test_a_session_on_the_base_blocks_the_copy_and_is_named(
     )
     assert "passed" not in result.stdout.str()
     assert not _exists(worker_url(migrated, "gw0")) and not _exists(worker_url(migrated, "gw1"))
+
+
+@pytest.mark.parametrize("backend", ["mariadb"])
+def test_a_mariadb_database_a_stray_trigger_backup_keeps_is_named_with_the_fix(
+    databases: Databases,
+) -> None:
+    """MariaDB 10.11 sometimes leaves a ``<table>.TRG-`` file behind (CREATE TRIGGERs in two
+    databases at once, under load) and then refuses to drop the database: dropping a worker
+    copy says what happened and how to fix it, not a bare "Directory not empty"."""
+    url = databases.create()
+    name = sa.make_url(url).database
+    assert name is not None and re.fullmatch(r"[a-z0-9-]+", name)
+    with server_engine("mariadb").connect() as c:
+        datadir = Path(c.exec_driver_sql("SELECT @@datadir").scalar_one())
+    directory = datadir / name.replace("-", "@002d")
+    if not directory.is_dir():
+        pytest.fail(f"this test needs the MariaDB server's datadir on this machine ({directory})")
+    execute(url, "CREATE TABLE t (id INT PRIMARY KEY)")
+    (directory / "t.TRG-").write_text("TYPE=TRIGGERS\n")
+    with pytest.raises(ConfigurationError, match=r"stray '<table>\.TRG-' file.*Delete the files"):
+        backend_for_url(url).drop(sa.make_url(url))
+    # (the fixture's teardown removes the file, as it does for one the server left)

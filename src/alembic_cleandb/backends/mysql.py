@@ -29,9 +29,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from .._connect import autocommit_connection
+from .._connect import autocommit_connection, safe_url
 from .._sql import (
     SQL,
     Identifier,
@@ -40,6 +41,7 @@ from .._sql import (
     error_number,
     execute,
     inline,
+    message,
     quote_name,
 )
 from ..errors import CleanDBError, ConfigurationError
@@ -1090,7 +1092,18 @@ class MySQLBackend(ClientSideBackend):
 
     def drop(self, url: URL) -> None:
         with self._server(url) as c:
-            execute(c, SQL("DROP DATABASE IF EXISTS {}").format(self.database(url)))
+            try:
+                execute(c, SQL("DROP DATABASE IF EXISTS {}").format(self.database(url)))
+            except sa.exc.DBAPIError as exc:
+                if error_number(exc) == 1010 and "Directory not empty" in message(exc):
+                    raise ConfigurationError(
+                        f"alembic-cleandb: cannot drop {safe_url(url)!r}: {message(exc)}. MariaDB "
+                        "sometimes leaves a stray '<table>.TRG-' file (a trigger file's backup) in "
+                        "the database's directory when CREATE TRIGGERs run at once; its tables are "
+                        "gone. Delete the files left in that directory of the server's datadir "
+                        "(SELECT @@datadir), then DROP DATABASE again."
+                    ) from None
+                raise
 
 
 def _word(value: object) -> str:
