@@ -6,7 +6,9 @@ repository's test schema (tests/migrations), runs as a fresh ``python -m pytest`
 subprocess with ``--cleandb-show-changes=failed`` and with ``=never``, interleaved (A B, B A,
 ...; with ``--all`` the order rotates), ``--runs`` times each; the figure is pytest's own
 session time (the ``in N.NNs`` of its summary line: interpreter start-up excluded). Prints
-the medians, the ratio failed/never and the spread (p10-p90 of the per-pair ratios), and with
+the medians, the ratio failed/never and the spread (p10-p90 of the per-pair ratios), the
+number of statements each run sent through SQLAlchemy (equal for 'failed' and 'never': a
+passing test costs no query more, whatever the machine's noise), and with
 ``--all`` the same for 'all' (which does compare every test's writes with the baseline: what
 a user pays who asks for it).
 
@@ -59,6 +61,19 @@ def db(cleandb_url):
     engine = sa.create_engine(cleandb_url)
     yield engine
     engine.dispose()
+
+# Every statement sent through SQLAlchemy, by any engine (the plugin's comparison included;
+# the reset call itself goes to the driver directly): the same count in 'failed' and 'never'
+# runs means a passing test costs no query more.
+STATEMENTS = [0]
+
+@sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+def _count(*args):
+    STATEMENTS[0] += 1
+
+def pytest_sessionfinish(session):
+    with open(os.environ["CLEANDB_BENCH_COUNT"], "w") as f:
+        f.write(str(STATEMENTS[0]))
 """
 
 
@@ -85,8 +100,13 @@ def drop(url: str, server: sa.Engine | None) -> None:
     server.dispose()
 
 
-def run(suite: Path, url: str, mode: str) -> float:
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+def run(suite: Path, url: str, mode: str, counts: dict[str, set[int]]) -> float:
+    count = suite / "statements.txt"
+    env = {
+        **os.environ,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "CLEANDB_BENCH_COUNT": str(count),
+    }
     out = subprocess.run(
         [
             sys.executable,
@@ -109,6 +129,7 @@ def run(suite: Path, url: str, mode: str) -> float:
     match = re.search(r"(\d+) passed.* in ([\d.]+)s", out.stdout)
     if out.returncode != 0 or match is None:
         raise SystemExit(f"suite failed ({mode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    counts.setdefault(mode, set()).add(int(count.read_text()))
     return float(match.group(2))
 
 
@@ -143,13 +164,14 @@ def main() -> int:
                 config.attributes["url"] = url
                 command.upgrade(config, "heads")
                 times: dict[str, list[float]] = {m: [] for m in modes}
-                run(suite, url, "never")  # warm-up (caches, first connections)
+                counts: dict[str, set[int]] = {}
+                run(suite, url, "never", {})  # warm-up (caches, first connections)
                 for r in range(args.runs):
                     order = modes[r % len(modes) :] + modes[: r % len(modes)]  # rotated
                     if r % 2:
                         order.reverse()
                     for mode in order:
-                        times[mode].append(run(suite, url, mode))
+                        times[mode].append(run(suite, url, mode, counts))
                 ratios = [a / b for a, b in zip(times["failed"], times["never"], strict=True)]
                 row = {
                     "median_s": {m: statistics.median(v) for m, v in times.items()},
@@ -157,6 +179,7 @@ def main() -> int:
                     "ratio_p10": quantile(ratios, 0.1),
                     "ratio_p90": quantile(ratios, 0.9),
                     "times": times,
+                    "statements": {m: sorted(c) for m, c in counts.items()},
                     "load": os.getloadavg(),
                 }
                 if args.all:
@@ -170,6 +193,7 @@ def main() -> int:
                     f"{backend}: {args.tests} passing tests, {args.runs} runs each: {medians}; "
                     f"failed/never {row['ratio_failed_never']:.3f}x "
                     f"(p10-p90 {row['ratio_p10']:.3f}-{row['ratio_p90']:.3f}){extra}; "
+                    f"statements per run (SQLAlchemy-level) {row['statements']}; "
                     f"load {row['load'][0]:.1f}",
                     flush=True,
                 )
