@@ -14,6 +14,7 @@ from ._connect import Target, autocommit_connection, connect, create_engine, saf
 from ._guard import check_database_name
 from .backends import Backend, backend_for
 from .backends.base import Executor, require_installed
+from .changes import DEFAULT_LIMIT, TableChanges
 from .errors import CleanDBError, ConfigurationError, ResetError
 
 __all__ = ["Cleaner", "Scope", "clean", "set_baseline", "sync", "adopt", "DatabaseInfo"]
@@ -101,6 +102,14 @@ class Cleaner:
             raise ResetError(self.backend.explain(exc, self.display, self._connection)) from exc
         self.pending = False
         return count
+
+    def changes(self, limit: int = DEFAULT_LIMIT) -> list[TableChanges]:
+        """How each table written since the last reset differs from its baseline: rows added,
+        removed and changed (by primary key; a table without one is compared as a multiset),
+        at most ``limit`` of each kind per table. Read-only: the marks stay for the reset.
+
+        Waits at most ``lock_timeout`` for a lock; a failure raises the driver's error."""
+        return self.backend.changes(self._connection, limit)
 
     def _layer(self, action: str, call: Callable[[Connection], int]) -> int:
         try:

@@ -41,6 +41,7 @@ from ..errors import ConfigurationError
 from .base import (
     SCHEMA_VERSION,
     Backend,
+    ChangeSource,
     Executor,
     TrackingOptions,
     check_sync_target,
@@ -524,6 +525,64 @@ class ClientSideBackend(Backend):
 
     def tracked_tables(self, connection: Connection) -> list[str]:
         return [str(r[0]) for r in execute(connection, f"SELECT name FROM {TABLES}")]
+
+    # -- what a test wrote ----------------------------------------------------------------
+    def changed_ids(self, connection: Connection) -> set[int]:
+        """The ids of the tables a test may have written: those marked dirty."""
+        return {int(r[0]) for r in execute(connection, f"SELECT DISTINCT tid FROM {DIRTY}")}
+
+    def change_key(self, connection: Connection, state: TableState) -> tuple[str, ...]:
+        """The primary key rows are matched by (empty: compared as a multiset)."""
+        return state.key
+
+    def group_column(self, column: str, state: TableState, name: str) -> str:
+        """How the comparison groups a column (``column``: its quoted alias; ``name``: the
+        table's column), so that values the collation calls equal stay apart."""
+        return column
+
+    def change_sources(self, connection: Connection) -> list[ChangeSource]:
+        """Each dirty table against its baseline copy (no copy: an empty baseline)."""
+        ids = self.changed_ids(connection)
+        if not ids:
+            return []
+        tables: dict[str, int] = {}
+        seeded: dict[str, bool] = {}
+        found = execute(connection, f"SELECT id, name, baseline_rows FROM {TABLES} ORDER BY name")
+        for table_id, name, rows in found:
+            if int(table_id) in ids:
+                tables[str(name)] = int(table_id)
+                seeded[str(name)] = int(rows) > 0
+        # (inside scoped baselines, a table's baseline is the copy of the innermost layer that
+        # took it again)
+        depths = {
+            int(t): int(d)
+            for t, d in execute(
+                connection, f"SELECT tid, MAX(depth) FROM {LAYERS} WHERE tid > 0 GROUP BY tid"
+            )
+        }
+        dialect = connection.dialect
+        sources = []
+        for state in self.table_states(connection, list(tables)):
+            key = self.change_key(connection, state)
+            aliases = [f"c{i}" for i in range(len(state.columns))]
+            cols = ", ".join(
+                f"{quote_name(dialect, c)} AS {a}" for c, a in zip(state.columns, aliases)
+            )
+            union = f"SELECT {cols}, 1 AS cleandb_s FROM {quote_name(dialect, state.name)}"
+            if seeded[state.name]:
+                table_id = tables[state.name]
+                shadow = quote_name(dialect, shadow_name(table_id, depths.get(table_id, 0)))
+                union += f" UNION ALL SELECT {cols}, -1 FROM {shadow}"
+            grouped = ", ".join(
+                self.group_column(f"cleandb_u.{a}", state, c)
+                for c, a in zip(state.columns, aliases)
+            )
+            differences = SQL(
+                f"SELECT {', '.join(aliases)}, sum(cleandb_s) AS cleandb_n FROM ({union}) "
+                f"cleandb_u GROUP BY {grouped} HAVING sum(cleandb_s) <> 0"
+            )
+            sources.append(ChangeSource(state.name, state.columns, key, differences))
+        return sources
 
     def _excluded(self, connection: Connection) -> set[str]:
         raw = execute(connection, f"SELECT excluded FROM {CONFIG}").scalar()

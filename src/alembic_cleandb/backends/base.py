@@ -15,7 +15,8 @@ from sqlalchemy.engine import URL, Connection, Dialect
 
 from .._connect import autocommit_connection, create_engine, safe_url
 from .._guard import check_database_name
-from .._sql import SQL, Statement, Value, execute, inline, message
+from .._sql import SQL, Composable, Literal, Statement, Value, execute, inline, message
+from ..changes import TableChanges
 from ..errors import (
     ConfigurationError,
     NotInstalledError,
@@ -207,6 +208,50 @@ def create_failed(url: URL, exc: BaseException) -> ConfigurationError:
         "The URL's user needs the right to create databases (PostgreSQL: CREATEDB; MySQL: "
         "CREATE), or create the database yourself."
     )
+
+
+@dataclass(frozen=True)
+class ChangeSource:
+    """One dirty table, as a backend compares it with its baseline.
+
+    ``differences`` selects, for every distinct row whose count now differs from its count in
+    the baseline, the row's values as ``c0``, ``c1``, ... (in the order of ``columns``) and
+    ``cleandb_n``: rows now minus rows in the baseline. ``order`` names the columns of that
+    result that order the rows of a table without a primary key (with one: the key's)."""
+
+    table: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    differences: Composable
+    order: tuple[str, ...] = ()
+
+    def alias(self, column: str) -> str:
+        return f"c{self.columns.index(column)}"
+
+
+def difference_query(source: ChangeSource, limit: int) -> Statement:
+    """The rows of :meth:`TableChanges.from_rows` for one table: which kind each difference
+    is (a key with two rows, the baseline's and the current one, is a changed row), at most
+    ``limit`` rows (keys, for changed rows) of each kind, and each kind's total."""
+    values = ", ".join(f"c{i}" for i in range(len(source.columns)))
+    keys = ", ".join(source.alias(k) for k in source.key)
+    order = keys or ", ".join(source.order or [f"c{i}" for i in range(len(source.columns))])
+    kind = (
+        f"CASE WHEN count(*) OVER (PARTITION BY {keys}) > 1 THEN 0 "
+        "WHEN cleandb_n > 0 THEN 1 ELSE 2 END"
+        if keys
+        else "CASE WHEN cleandb_n > 0 THEN 1 ELSE 2 END"
+    )
+    return SQL(
+        "WITH cleandb_d AS ({}), "
+        f"cleandb_k AS (SELECT cleandb_d.*, {kind} AS cleandb_kind FROM cleandb_d), "
+        "cleandb_r AS (SELECT cleandb_k.*, "
+        f"dense_rank() OVER (PARTITION BY cleandb_kind ORDER BY {order}) AS cleandb_rank, "
+        "sum(abs(cleandb_n)) OVER (PARTITION BY cleandb_kind) AS cleandb_total FROM cleandb_k) "
+        f"SELECT {values}, cleandb_n, cleandb_kind, cleandb_total FROM cleandb_r "
+        "WHERE cleandb_rank <= {} "
+        f"ORDER BY cleandb_kind, {order}, cleandb_n"
+    ).format(source.differences, Literal(int(limit)))
 
 
 class Backend(ABC):
@@ -441,6 +486,23 @@ class Backend(ABC):
     def tracked_tables(self, connection: Connection) -> list[str]:
         """Every table tracking is attached to."""
         return []
+
+    # -- what a test wrote (cleandb_show_changes) --------------------------------------
+    # Read-only, off the hot path: only for a failed test (or every test with
+    # ``cleandb_show_changes = all``), before its reset. The marks are read, not consumed.
+    def change_sources(self, connection: Connection) -> list[ChangeSource]:
+        """One :class:`ChangeSource` per tracked table marked dirty now (and, where writes
+        to it may change others without marking them, those too)."""
+        return []
+
+    def changes(self, connection: Connection, limit: int) -> list[TableChanges]:
+        """How each table marked dirty differs from its baseline, at most ``limit`` rows of
+        each kind per table (the totals count them all)."""
+        found = []
+        for source in self.change_sources(connection):
+            rows = execute(connection, difference_query(source, limit)).fetchall()
+            found.append(TableChanges.from_rows(source.table, source.columns, source.key, rows))
+        return found
 
     # -- whole test databases ---------------------------------------------------------
     #: Maintenance databases to connect to for CREATE/DROP DATABASE (``None``: the server's

@@ -59,6 +59,7 @@ from .base import (
     SCHEMA_VERSION,
     UNIQUE_CLASH,
     Backend,
+    ChangeSource,
     Executor,
     TrackingOptions,
     check_sync_target,
@@ -816,7 +817,7 @@ BEGIN
   DELETE FROM cleandb.layer_tables WHERE depth = d;
   DELETE FROM cleandb.layer_sequences WHERE depth = d;
   DELETE FROM cleandb.layers WHERE depth = d;
-  PERFORM cleandb.reset();
+  PERFORM cleandb.reset(true);  -- (the saved positions back: ending a scope restarts ids)
   RETURN d - 1;
 END
 $cleandb$"""
@@ -1185,6 +1186,49 @@ class PostgreSQLBackend(Backend):
 
     def tracked_tables(self, connection: Connection) -> list[str]:
         return self._names(connection, "cleandb.tables x")
+
+    def change_sources(self, connection: Connection) -> list[ChangeSource]:
+        """Each dirty unit (a table, or a partitioned table's root) against the row literals
+        of its baseline, compared as text under this session's settings (the baseline's are
+        cast to the row type and back, so a time zone or date style set since the snapshot
+        changes nothing). Generated columns are compared but not shown."""
+        units = execute(
+            connection,
+            "SELECT DISTINCT t.unit::oid, n.nspname, c.relname, c.relkind = 'p', "
+            f"{self._DISPLAY} FROM cleandb.dirty d JOIN cleandb.tables t ON t.relid = d.relid "
+            "JOIN pg_class c ON c.oid = t.unit JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "ORDER BY 5",
+        ).fetchall()
+        sources = []
+        for oid, schema, name, partitioned, display in units:
+            found = execute(
+                connection,
+                SQL(
+                    "SELECT a.attname, array_position(i.indkey::int2[], a.attnum) "
+                    "FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid "
+                    "AND i.indisprimary WHERE a.attrelid = {} AND a.attnum > 0 "
+                    "AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum"
+                ).format(Value(oid)),
+            ).fetchall()
+            columns = tuple(str(c) for c, _ in found)
+            key = tuple(str(c) for c, p in sorted(found, key=lambda r: r[1] or 0) if p is not None)
+            table = Identifier(str(schema), str(name))
+            only = SQL("" if partitioned else "ONLY ")
+            picked = SQL(", ").join(
+                SQL("(cleandb_v.cleandb_r).{} AS {}").format(c, f"c{i}")
+                for i, c in enumerate(columns)
+            )
+            differences = SQL(
+                "SELECT {}, cleandb_v.cleandb_n, cleandb_v.cleandb_l AS cleandb_o FROM ("
+                "SELECT cleandb_g.cleandb_l::{} AS cleandb_r, cleandb_g.* FROM ("
+                "SELECT cleandb_l, sum(cleandb_s) AS cleandb_n FROM ("
+                "SELECT cleandb_x.*::text AS cleandb_l, 1 AS cleandb_s FROM {}{} AS cleandb_x "
+                "UNION ALL SELECT (cleandb_b::{})::text, -1 FROM unnest((SELECT baseline FROM "
+                "cleandb.tables WHERE relid = {}::oid)) AS cleandb_b"
+                ") cleandb_u GROUP BY cleandb_l HAVING sum(cleandb_s) <> 0) cleandb_g) cleandb_v"
+            ).format(picked, table, only, table, table, Literal(int(oid)))
+            sources.append(ChangeSource(str(display), columns, key, differences, ("cleandb_o",)))
+        return sources
 
     @staticmethod
     def _routine(connection: Connection, name: str) -> Identifier:

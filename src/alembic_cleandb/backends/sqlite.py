@@ -377,6 +377,18 @@ class SQLiteBackend(ClientSideBackend):
             )
         return states
 
+    def change_key(self, connection: Connection, state: TableState) -> tuple[str, ...]:
+        found = sorted(
+            (int(r[5]), str(r[1]))
+            for r in execute(connection, SQL("PRAGMA table_info({})").format(state.name))
+            if r[5]
+        )
+        key = tuple(name for _, name in found)
+        return key if set(key) <= set(state.columns) else ()
+
+    def group_column(self, column: str, state: TableState, name: str) -> str:
+        return f"{column} COLLATE BINARY"  # a NOCASE column: 'a' -> 'A' is a change
+
     def application_triggers(self, connection: Connection) -> set[str]:
         return {
             str(t)

@@ -35,6 +35,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from .._connect import normalize_url, safe_url
+from .._sql import message
+from ..changes import DEFAULT_LIMIT, TableChanges, format_changes
 from ..cleaner import DEFAULT_LOCK_TIMEOUT, Cleaner, DatabaseInfo, add_note
 from ..errors import CleanDBError
 from . import xdist as _xdist
@@ -46,6 +48,10 @@ ENV_URLS = "CLEANDB_URLS"
 ON_FAILURE = ("fail", "exit")
 #: cleandb_restart_ids: its values, and what each means for Cleaner(restart_ids=...).
 RESTART_IDS = {"always": True, "never": False}
+SHOW_CHANGES = ("failed", "all", "never")
+#: The title of the report section that lists what a test wrote ("teardown" in it: pytest
+#: prints a teardown section of a test next to its failure).
+CHANGES_SECTION = "cleandb: rows written (before the reset in teardown)"
 worker_url = _xdist.worker_url
 
 
@@ -110,6 +116,14 @@ OPTIONS = (
         default="always",
     ),
     Option(
+        "cleandb_show_changes",
+        "Which tests' reports list the rows each wrote - added (+), removed (-) and changed "
+        "(~, old -> new) per database and table, compared with the baseline before the reset: "
+        f"'failed' (default; a test whose setup or call failed), 'all' (every test that wrote "
+        f"something), 'never'. At most {DEFAULT_LIMIT} rows per table and kind.",
+        default="failed",
+    ),
+    Option(
         "cleandb_report",
         "Print a report after the run: reset time in total and per test, the tables written "
         "most often, the tests that wrote the most tables, and writes to untracked tables.",
@@ -130,6 +144,7 @@ class Settings:
     migrate: tuple[Path, str | None] | None = None
     report: bool = False
     restart_ids: bool = True
+    show_changes: str = "failed"
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -199,6 +214,12 @@ class Settings:
                 f"cleandb_restart_ids must be one of {', '.join(RESTART_IDS)}, "
                 f"not {restart_ids!r}"
             )
+        show_changes = str(value("cleandb_show_changes")).strip()
+        if show_changes not in SHOW_CHANGES:
+            raise pytest.UsageError(
+                f"cleandb_show_changes must be one of {', '.join(SHOW_CHANGES)}, "
+                f"not {show_changes!r}"
+            )
         return cls(
             tuple(urls),
             lock_timeout,
@@ -208,6 +229,7 @@ class Settings:
             migrate,
             report,
             RESTART_IDS[restart_ids],
+            show_changes,
         )
 
 
@@ -245,6 +267,10 @@ class _State:
 settings_key = pytest.StashKey[Settings]()
 state_key = pytest.StashKey[_State]()
 record_key = pytest.StashKey[dict[str, Any]]()
+#: Whether the test's setup or call failed (set by pytest_runtest_makereport).
+failed_key = pytest.StashKey[bool]()
+#: The text of the "rows written" section, for the teardown report.
+changes_key = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -746,6 +772,7 @@ def cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) ->
         _retry_failed(cleaners, cleandb_settings)
         yield
         if cleaners:
+            _record_changes(request.node, cleaners, cleandb_settings)
             _reset_all(cleaners, cleandb_settings)
         return
     # --cleandb-report: the same reset, measured.
@@ -758,18 +785,48 @@ def cleandb_reset(request: pytest.FixtureRequest, cleandb_settings: Settings) ->
     probes: list[Probe] = request.getfixturevalue("_cleandb_probes")
     _retry_failed(cleaners, cleandb_settings)
     yield
+    _record_changes(request.node, cleaners, cleandb_settings)
     request.node.stash[record_key] = measure(
         probes, lambda: _reset_all(cleaners, cleandb_settings), time.perf_counter
     )
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     outcome = yield
+    report: pytest.TestReport = outcome.get_result()
     if call.when == "teardown":
         record = item.stash.get(record_key, None)
         if record is not None:
-            outcome.get_result().cleandb = record  # type: ignore[attr-defined]
+            report.cleandb = record  # type: ignore[attr-defined]
+        text = item.stash.get(changes_key, None)
+        if text is not None:
+            report.sections.append((CHANGES_SECTION, text))
+    elif report.failed:
+        item.stash[failed_key] = True
+
+
+def _record_changes(item: pytest.Item, cleaners: Sequence[Cleaner], settings: Settings) -> None:
+    """Before the reset: what the test wrote, for its report - only when it is to be shown
+    (a test that passed costs no query with the default 'failed'). Never fails the test: a
+    database whose rows cannot be compared gets a line saying why."""
+    show = settings.show_changes
+    if show == "never" or (show == "failed" and not item.stash.get(failed_key, False)):
+        return
+    lines: list[str] = []
+    for cleaner in cleaners:
+        try:
+            found: list[TableChanges] | str = cleaner.changes()
+        except Exception as exc:  # a dropped table, a lock wait, a lost connection
+            found = message(exc)
+        lines += format_changes(cleaner.display, found)
+    if lines:
+        text = "\n".join(lines) + "\n"
+        item.stash[changes_key] = text
+        # junitxml writes user properties of a test as <property> elements of its testcase.
+        item.user_properties.append(("cleandb_rows_written", text))
 
 
 class _ReportPlugin:
